@@ -1,0 +1,1 @@
+"""voice2fa: phone number verification by voice call."""

@@ -1,0 +1,102 @@
+"""The application factory: `create_app(settings)`.
+
+The lifespan owns what is shared: the async engine and sessionmaker, the one
+`httpx.AsyncClient`, and the flow built on them. Handlers reach them as
+request state. In sandbox mode (no MESSAGEBIRD_API_KEY) the client talks to
+the in-process sandbox through `httpx.ASGITransport`, so the real MessageBird
+client code runs, offline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from webapp.client_ip import client_ip, parse_networks
+from webapp.db import create_engine, create_sessionmaker
+from webapp.flow import Flow
+from webapp.headers import SecurityHeaders
+from webapp.pages import Pages
+from webapp.phone import CountryOptions
+from webapp.provider.messagebird import MessageBird
+from webapp.provider.sandbox import SandboxState, create_sandbox_app, viewing_routes
+from webapp.resources import STATIC
+from webapp.routes import routes
+from webapp.settings import Settings
+
+log = logging.getLogger("webapp")
+
+SANDBOX_URL = "http://sandbox.invalid"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Starlette:
+    """Build the app for `settings`; `clock` lets tests move time."""
+    settings.validate()
+    sandbox = SandboxState(clock=clock) if settings.sandbox else None
+    countries = CountryOptions(settings.locale)  # rendered once, here
+    if settings.default_region not in countries:
+        raise ValueError(f"DEFAULT_REGION {settings.default_region!r} is not a region phonenumbers knows")
+    pages = Pages(countries, settings.default_region, sandbox_calls=sandbox.calls if sandbox else None)
+    trusted = parse_networks(settings.trusted_proxies)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        engine = create_engine(settings.database_url)
+        timeout = httpx.Timeout(settings.provider_read_timeout, connect=settings.provider_connect_timeout)
+        if sandbox is not None:
+            log.warning("Sandbox mode: no MESSAGEBIRD_API_KEY, so no real calls are made.")
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_sandbox_app(sandbox)), timeout=timeout)
+            provider = MessageBird(http, "sandbox", SANDBOX_URL, deadline=settings.provider_deadline)
+        else:
+            assert settings.messagebird_api_key is not None
+            http = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=50))
+            provider = MessageBird(
+                http, str(settings.messagebird_api_key), settings.messagebird_base_url,
+                deadline=settings.provider_deadline,
+            )
+        flow = Flow(create_sessionmaker(engine), provider, settings, clock)
+        try:
+            yield {
+                "flow": flow,
+                "pages": pages,
+                "sandbox": sandbox,
+                "client_ip": partial(client_ip, trusted=trusted),
+            }
+        finally:
+            await http.aclose()
+            await engine.dispose()
+
+    app_routes = routes(sandbox=sandbox is not None)
+    if sandbox is not None:
+        app_routes += viewing_routes(sandbox)
+    app_routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(
+            SessionMiddleware,
+            secret_key=str(settings.secret_key),
+            session_cookie="voice2fa_session",
+            max_age=settings.session_max_age,
+            same_site="lax",
+            https_only=settings.secure_cookies,
+        ),
+    ]
+    app = Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.sandbox = sandbox
+    return app

@@ -1,0 +1,106 @@
+"""The errors of voice2fa, in one hierarchy.
+
+    Voice2faError
+     ├── ProviderError                 the Verify provider did not do what we asked
+     │    ├── ProviderUnavailable      5xx, timeout, connection error, malformed answer
+     │    ├── ProviderUnauthorized     401: the access key is wrong (a configuration error)
+     │    └── ProviderRejected         a 4xx with MessageBird's errors envelope
+     │         ├── InvalidToken        "The token is invalid."
+     │         ├── TokenExpired        "The token has expired."
+     │         ├── TokenProcessed      "The token has already been processed."
+     │         ├── NotFound            404: no such verification
+     │         └── InvalidParameter    any other 4xx (bad recipient, tokenLength, ...)
+     └── Refusal                       the flow said no to the person: an outcome
+                                       for the attempts log, a message, a status
+
+Provider errors never reach a template: the flow turns them into a Refusal
+with a message fit for the person, and routes map every Refusal to a response
+in one place (`webapp.routes`).
+"""
+
+from __future__ import annotations
+
+
+class Voice2faError(Exception):
+    """Base of every error voice2fa raises on purpose."""
+
+
+class ProviderError(Voice2faError):
+    """The Verify provider did not do what was asked."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached, timed out or answered nonsense."""
+
+
+class ProviderUnauthorized(ProviderError):
+    """The provider refused our access key: a configuration error."""
+
+
+class ProviderRejected(ProviderError):
+    """The provider answered a 4xx with an errors envelope."""
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        status_code: int,
+        code: int | None = None,
+        parameter: str | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.description = description
+        self.status_code = status_code
+        self.code = code
+        self.parameter = parameter
+
+
+class InvalidToken(ProviderRejected):
+    """The token does not match."""
+
+
+class TokenExpired(ProviderRejected):
+    """The verification's validity ran out."""
+
+
+class TokenProcessed(ProviderRejected):
+    """The verification was already verified or failed."""
+
+
+class NotFound(ProviderRejected):
+    """The provider knows no verification with that id."""
+
+
+class InvalidParameter(ProviderRejected):
+    """A request parameter was refused."""
+
+
+class Refusal(Voice2faError):
+    """The flow refused a request; everything a response and a log row need."""
+
+    #: which form the person sees again: "phone" or "code"
+    step: str = "phone"
+    status_code: int = 422
+
+    def __init__(
+        self,
+        outcome: str,
+        message: str,
+        *,
+        step: str | None = None,
+        status_code: int | None = None,
+        retry_after: int | None = None,
+        field: str | None = None,
+        pending: object | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.message = message
+        if step is not None:
+            self.step = step
+        if status_code is not None:
+            self.status_code = status_code
+        self.retry_after = retry_after
+        self.field = field
+        #: the verification still in progress, for re-rendering the code form
+        self.pending = pending

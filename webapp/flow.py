@@ -1,0 +1,449 @@
+"""The verification flow: start a call, check a code, call again.
+
+No HTTP here: functions take plain values (what was typed, the client IP, the
+verification id from the session) and return plain results or raise a
+`Refusal`. Every decision, allowed or refused, writes one attempts row, and
+the row is committed before the function returns.
+
+No database transaction is held open while the provider is called: the
+provider can take seconds, and SQLite has a single writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from webapp.errors import (
+    InvalidParameter,
+    InvalidToken,
+    NotFound,
+    ProviderError,
+    ProviderUnauthorized,
+    Refusal,
+    TokenExpired,
+    TokenProcessed,
+)
+from webapp.models import Attempt, Verification
+from webapp.phone import InvalidNumber, PhoneNumber, format_international, parse_phone
+from webapp.provider import CallOptions, Provider, ProviderVerification
+from webapp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+CALL_FAILED = "We couldn't place the call. Please try again later."
+GONE = "That verification has ended. Enter your number to get a new call."
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A verification waiting for its code, as the code form shows it."""
+
+    id: str
+    number: str
+    international: str
+    status: str
+    attempts_left: int
+    code_length: int
+    expires_at: datetime
+    resend_at: datetime
+    #: seconds until "Call me again" is allowed, when the flow last looked
+    resend_in: int
+
+    @property
+    def closed(self) -> bool:
+        """The code can no longer be checked; only a new call helps."""
+        return self.status != "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    number: str
+    international: str
+    verified_at: datetime
+
+
+class InvalidCode(Refusal):
+    """A code that cannot be right; it never reaches the provider."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid_code", message, step="code", field="code")
+
+
+def clean_code(raw: str, length: int) -> str:
+    """The code as ASCII digits, or InvalidCode if it cannot be right."""
+    text = "".join(ch for ch in raw if not ch.isspace() and ch not in "-.")
+    if not text:
+        raise InvalidCode("Type the code you heard.")
+    if len(text) > 4 * length:
+        raise InvalidCode(f"The code has {length} digits.")
+    digits = []
+    for ch in text:
+        value = unicodedata.decimal(ch, None)
+        if value is None:
+            raise InvalidCode("The code is made of digits only.")
+        digits.append(str(value))
+    if len(digits) != length:
+        raise InvalidCode(f"The code has {length} digits.")
+    return "".join(digits)
+
+
+def printable(raw: str, limit: int = 64) -> str:
+    """What a person typed, made safe to store: truncated, no control characters."""
+    text = raw[: limit * 2].encode("utf-8", "replace").decode("utf-8")
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    return text[:limit]
+
+
+class Flow:
+    """Start, check and repeat verifications, logging every decision."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        provider: Provider,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self._sessions = sessionmaker
+        self._provider = provider
+        self._settings = settings
+        self._options: CallOptions = settings.call
+        self._clock = clock
+
+    async def start(self, raw_number: str, region: str, ip: str) -> Pending:
+        """Parse the number and place a call; a new verification."""
+        region = printable(region.strip().upper(), 3)
+        try:
+            number = parse_phone(raw_number, region)
+        except InvalidNumber:
+            await self._log("start", "invalid_number", ip, raw_input=printable(raw_number), region=region or None)
+            raise
+        created, latency = await self._create(number, ip, kind="start", region=region)
+        now = self._clock()
+        verification = Verification(
+            id=secrets.token_urlsafe(16),
+            number=number.e164,
+            country=number.region,
+            channel="tts",
+            provider_ref=created.id,
+            status="pending",
+            code_attempts=0,
+            calls=1,
+            ip=ip,
+            created_at=now,
+            last_call_at=now,
+            expires_at=self._expiry(now, created),
+        )
+        async with self._sessions() as session:
+            session.add(verification)
+            await session.flush()
+            session.add(self._attempt("start", "sent", ip, number=number.e164, region=number.region,
+                                      verification=verification, latency=latency))
+            await session.commit()
+        return self._pending(verification)
+
+    async def resend(self, verification_id: str | None, ip: str) -> Pending:
+        """Place a new call for the verification in progress ("Call me again")."""
+        verification = await self._load(verification_id, "resend", ip)
+        if verification.status == "verified":
+            await self._log("resend", "already_verified", ip, verification=verification)
+            raise Refusal("already_verified", "This number is already verified.", step="phone", status_code=409)
+        now = self._clock()
+        wait = self._resend_wait(verification, now)
+        if wait > 0:
+            await self._log("resend", "resend_too_soon", ip, verification=verification)
+            raise Refusal(
+                "resend_too_soon",
+                f"You can ask for a new call in {wait} seconds.",
+                step="code",
+                status_code=429,
+                retry_after=wait,
+                pending=self._pending(verification),
+            )
+        if verification.status == "pending" and verification.provider_ref:
+            await self._cancel_quietly(verification.provider_ref)
+        number = PhoneNumber(
+            e164=verification.number,
+            region=verification.country,
+            international=format_international(verification.number),
+            number_type=-1,
+        )
+        created, latency = await self._create(number, ip, kind="resend", region=verification.country,
+                                              verification=verification)
+        now = self._clock()
+        async with self._sessions() as session:
+            verification = await self._locked(session, verification)
+            verification.provider_ref = created.id
+            verification.status = "pending"
+            verification.code_attempts = 0
+            verification.calls += 1
+            verification.last_call_at = now
+            verification.expires_at = self._expiry(now, created)
+            session.add(self._attempt("resend", "sent", ip, verification=verification, latency=latency))
+            await session.commit()
+        return self._pending(verification)
+
+    async def confirm(self, verification_id: str | None, raw_code: str, ip: str) -> Verified:
+        """Check a code; Verified only when the provider says "verified"."""
+        verification = await self._load(verification_id, "check", ip)
+        if verification.status == "verified":
+            return self._verified(verification)
+        if verification.status != "pending":
+            await self._log("check", "closed", ip, verification=verification)
+            raise self._closed(verification, "This code can no longer be used. Ask for a new call.")
+        try:
+            code = clean_code(raw_code, self._options.token_length)
+        except InvalidCode as refusal:
+            await self._log("check", "invalid_code", ip, verification=verification)
+            refusal.pending = self._pending(verification)
+            raise
+        if self._clock() >= verification.expires_at:
+            await self._close(verification, "expired", ip)
+            raise self._closed(verification, "The code has expired. Ask for a new call.")
+
+        started = time.perf_counter()
+        try:
+            checked = await self._provider.check(verification.provider_ref or "", code)
+        except InvalidToken:
+            raise await self._wrong_code(verification, ip, _ms(started)) from None
+        except (TokenExpired, NotFound):
+            await self._close(verification, "expired", ip, latency=_ms(started))
+            raise self._closed(verification, "The code has expired. Ask for a new call.") from None
+        except TokenProcessed:
+            await self._close(verification, "failed", ip, latency=_ms(started), outcome="closed")
+            raise self._closed(verification, "This code can no longer be used. Ask for a new call.") from None
+        except ProviderError as exc:
+            log.warning("code check failed at the provider: %s", exc)
+            await self._log("check", "provider_error", ip, verification=verification, latency=_ms(started))
+            raise Refusal(
+                "provider_error",
+                "We couldn't check the code just now. Please try again.",
+                step="code",
+                status_code=503,
+                pending=self._pending(verification),
+            ) from None
+        return await self._checked(verification, checked, ip, _ms(started))
+
+    async def pending(self, verification_id: str | None) -> Pending | None:
+        """The verification behind a session, if it is still worth showing."""
+        if not verification_id:
+            return None
+        async with self._sessions() as session:
+            verification = await session.get(Verification, verification_id)
+        if verification is None or verification.status in ("verified", "cancelled"):
+            return None
+        return self._pending(verification)
+
+    async def healthy(self) -> bool:
+        """The attempts log answers a trivial query."""
+        try:
+            async with self._sessions() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:  # any driver error means "not healthy", which is the answer
+            log.exception("health check: the database does not answer")
+            return False
+        return True
+
+    async def cancel(self, verification_id: str | None) -> None:
+        """Give up on a verification ("use a different number")."""
+        if not verification_id:
+            return
+        async with self._sessions() as session:
+            verification = await session.get(Verification, verification_id)
+            if verification is None or verification.status != "pending":
+                return
+            verification.status = "cancelled"
+            await session.commit()
+        if verification.provider_ref:
+            await self._cancel_quietly(verification.provider_ref)
+
+    # -- the parts -------------------------------------------------------------
+
+    async def _create(
+        self, number: PhoneNumber, ip: str, *, kind: str, region: str, verification: Verification | None = None
+    ) -> tuple[ProviderVerification, int]:
+        started = time.perf_counter()
+        try:
+            created = await self._provider.create(number.e164, "tts", self._options)
+        except ProviderError as exc:
+            latency = _ms(started)
+            if not isinstance(exc, ProviderUnauthorized):
+                log.warning("placing a call failed at the provider: %s", exc)
+            await self._log(kind, "provider_error", ip, number=number.e164, region=number.region,
+                            verification=verification, latency=latency)
+            if isinstance(exc, InvalidParameter) and exc.parameter == "recipient":
+                raise Refusal("provider_error", "We can't call this number. Check it and try again.",
+                              field="phone") from None
+            raise Refusal("provider_error", CALL_FAILED, status_code=503,
+                          step="code" if verification else "phone",
+                          pending=self._pending(verification) if verification else None) from None
+        latency = _ms(started)
+        if created.status != "sent":
+            log.warning("the provider could not place the call to %s: status %s", number.e164, created.status)
+            await self._log(kind, "call_failed", ip, number=number.e164, region=number.region,
+                            verification=verification, provider_ref=created.id, latency=latency)
+            raise Refusal("call_failed", CALL_FAILED, status_code=503,
+                          step="code" if verification else "phone",
+                          pending=self._pending(verification) if verification else None)
+        return created, latency
+
+    async def _checked(self, verification: Verification, checked: ProviderVerification, ip: str, latency: int) -> Verified:
+        if checked.status == "verified" and checked.id == verification.provider_ref:
+            now = self._clock()
+            async with self._sessions() as session:
+                verification = await self._locked(session, verification)
+                verification.status = "verified"
+                verification.verified_at = now
+                session.add(self._attempt("check", "verified", ip, verification=verification, latency=latency))
+                await session.commit()
+            return self._verified(verification)
+        if checked.status == "expired":
+            await self._close(verification, "expired", ip, latency=latency)
+            raise self._closed(verification, "The code has expired. Ask for a new call.")
+        if checked.status == "failed":
+            await self._close(verification, "failed", ip, latency=latency, outcome="attempts_exhausted")
+            raise self._closed(verification, "That code was wrong too many times. Ask for a new call.")
+        # A 200 that is not "verified" is not success, whatever else it says.
+        log.warning("provider answered a check with status %r for %s", checked.status, verification.provider_ref)
+        raise await self._wrong_code(verification, ip, latency, outcome="unverified")
+
+    async def _wrong_code(
+        self, verification: Verification, ip: str, latency: int, outcome: str = "wrong_code"
+    ) -> Refusal:
+        async with self._sessions() as session:
+            verification = await self._locked(session, verification)
+            verification.code_attempts += 1
+            exhausted = verification.code_attempts >= self._options.max_attempts
+            if exhausted:
+                verification.status = "failed"
+                outcome = "attempts_exhausted"
+            session.add(self._attempt("check", outcome, ip, verification=verification, latency=latency))
+            await session.commit()
+        if exhausted:
+            return self._closed(verification, "That code was wrong too many times. Ask for a new call.")
+        left = self._options.max_attempts - verification.code_attempts
+        return Refusal(
+            outcome,
+            f"That code is not right. {left} {'attempt' if left == 1 else 'attempts'} left.",
+            step="code",
+            field="code",
+            pending=self._pending(verification),
+        )
+
+    async def _load(self, verification_id: str | None, kind: str, ip: str) -> Verification:
+        verification = None
+        if verification_id:
+            async with self._sessions() as session:
+                verification = await session.get(Verification, verification_id)
+        if verification is None or verification.status == "cancelled":
+            await self._log(kind, "no_verification", ip)
+            raise Refusal("no_verification", GONE, step="phone", status_code=409)
+        return verification
+
+    async def _close(
+        self, verification: Verification, status: str, ip: str, *, latency: int | None = None, outcome: str | None = None
+    ) -> None:
+        async with self._sessions() as session:
+            merged = await self._locked(session, verification)
+            merged.status = status
+            session.add(self._attempt("check", outcome or status, ip, verification=merged, latency=latency))
+            await session.commit()
+        verification.status = status
+
+    @staticmethod
+    async def _locked(session: AsyncSession, verification: Verification) -> Verification:
+        # Re-read the row for update: concurrent checks must not lose a wrong attempt.
+        fresh = await session.get(Verification, verification.id, with_for_update=True, populate_existing=True)
+        if fresh is None:
+            raise Refusal("no_verification", GONE, step="phone", status_code=409)
+        return fresh
+
+    def _closed(self, verification: Verification, message: str) -> Refusal:
+        return Refusal("closed", message, step="code", status_code=422, pending=self._pending(verification))
+
+    async def _cancel_quietly(self, ref: str) -> None:
+        try:
+            await self._provider.cancel(ref)
+        except ProviderError as exc:
+            # The old call's code simply expires; nothing for the person to do.
+            log.info("cancelling verification %s at the provider failed: %s", ref, exc)
+
+    async def _log(self, kind: str, outcome: str, ip: str, **fields: object) -> None:
+        async with self._sessions() as session:
+            session.add(self._attempt(kind, outcome, ip, **fields))  # type: ignore[arg-type]
+            await session.commit()
+
+    def _attempt(
+        self,
+        kind: str,
+        outcome: str,
+        ip: str,
+        *,
+        number: str | None = None,
+        raw_input: str | None = None,
+        region: str | None = None,
+        verification: Verification | None = None,
+        provider_ref: str | None = None,
+        latency: int | None = None,
+    ) -> Attempt:
+        if verification is not None:
+            number = number or verification.number
+            region = region or verification.country
+            provider_ref = provider_ref or verification.provider_ref
+        return Attempt(
+            created_at=self._clock(),
+            kind=kind,
+            number=number,
+            raw_input=raw_input if number is None else None,
+            region=region,
+            ip=ip,
+            channel="tts",
+            outcome=outcome,
+            verification_id=verification.id if verification is not None else None,
+            provider_ref=provider_ref,
+            provider_latency_ms=latency,
+        )
+
+    def _expiry(self, now: datetime, created: ProviderVerification) -> datetime:
+        ours = now + timedelta(seconds=self._options.timeout)
+        return min(ours, created.valid_until) if created.valid_until else ours
+
+    def _resend_wait(self, verification: Verification, now: datetime) -> int:
+        ready = verification.last_call_at + timedelta(seconds=self._settings.resend_cooldown)
+        return max(0, int((ready - now).total_seconds() + 0.999))
+
+    def _pending(self, verification: Verification) -> Pending:
+        now = self._clock()
+        return Pending(
+            id=verification.id,
+            number=verification.number,
+            international=format_international(verification.number),
+            status=verification.status,
+            attempts_left=max(0, self._options.max_attempts - verification.code_attempts),
+            code_length=self._options.token_length,
+            expires_at=verification.expires_at,
+            resend_at=verification.last_call_at + timedelta(seconds=self._settings.resend_cooldown),
+            resend_in=self._resend_wait(verification, now),
+        )
+
+    def _verified(self, verification: Verification) -> Verified:
+        return Verified(
+            number=verification.number,
+            international=format_international(verification.number),
+            verified_at=verification.verified_at or self._clock(),
+        )
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

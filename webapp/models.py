@@ -1,0 +1,100 @@
+"""The attempts log: verifications in progress and one row per decision."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so Alembic migrations look the same on every database.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, also on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        # SQLite stores text: keep it naive there so comparisons sort as strings do.
+        return value.replace(tzinfo=None) if getattr(dialect, "name", "") == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Verification(Base):
+    """One number being verified: the server-side state behind the session cookie."""
+
+    __tablename__ = "verifications"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # opaque, random
+    number: Mapped[str] = mapped_column(String(16))  # E.164
+    country: Mapped[str] = mapped_column(String(3))
+    channel: Mapped[str] = mapped_column(String(8), default="tts")
+    provider_ref: Mapped[str | None] = mapped_column(String(64))
+    #: pending | verified | failed | expired | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    code_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    calls: Mapped[int] = mapped_column(Integer, default=1)
+    ip: Mapped[str] = mapped_column(String(45))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_call_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_verifications_number_created", "number", "created_at"),)
+
+
+class Attempt(Base):
+    """One decision of the flow, allowed or refused."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: start | check | resend
+    kind: Mapped[str] = mapped_column(String(8))
+    #: E.164 when the input parsed; otherwise None and raw_input holds it, truncated
+    number: Mapped[str | None] = mapped_column(String(16))
+    raw_input: Mapped[str | None] = mapped_column(String(64))
+    region: Mapped[str | None] = mapped_column(String(3))
+    ip: Mapped[str] = mapped_column(String(45))
+    channel: Mapped[str] = mapped_column(String(8), default="tts")
+    #: sent | verified | wrong_code | expired | invalid_number | invalid_code | provider_error | ...
+    outcome: Mapped[str] = mapped_column(String(24))
+    verification_id: Mapped[str | None] = mapped_column(ForeignKey("verifications.id", ondelete="SET NULL"))
+    provider_ref: Mapped[str | None] = mapped_column(String(64))
+    provider_latency_ms: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_attempts_created", "created_at", "id"),
+        Index("ix_attempts_number_created", "number", "created_at", "id"),
+        Index("ix_attempts_ip_created", "ip", "created_at", "id"),
+        Index("ix_attempts_outcome_created", "outcome", "created_at", "id"),
+        Index("ix_attempts_region_created", "region", "created_at", "id"),
+        Index("ix_attempts_verification", "verification_id"),
+    )

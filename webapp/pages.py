@@ -1,0 +1,102 @@
+"""Rendering: a whole page, or for an htmx request only the fragment that swaps.
+
+The page template's steps are blocks (`phone_form`, `code_form`, `result`);
+`Pages.render` is the one place that decides page vs fragment, from the
+`HX-Request` header, so handlers never think about element ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import jinja2
+from jinja2_fragments import render_block
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from webapp.phone import CountryOptions, format_international
+from webapp.resources import STATIC, TEMPLATES
+
+STEP_BLOCKS = {"phone": "phone_form", "code": "code_form", "result": "result"}
+
+
+def htmx_file() -> str:
+    """The pinned htmx build under webapp/static (its version is in the name)."""
+    return sorted(p.name for p in STATIC.glob("htmx-*.min.js"))[-1]
+
+
+class Pages:
+    """The Jinja2 environment and the page-or-fragment decision."""
+
+    def __init__(
+        self,
+        countries: CountryOptions,
+        default_region: str,
+        *,
+        sandbox_calls: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES),
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.globals.update(htmx_file=htmx_file(), sandbox=sandbox_calls is not None)
+        self.sandbox_calls = sandbox_calls
+        self.countries = countries
+        self.default_region = default_region
+
+    def render(
+        self,
+        request: Request,
+        step: str,
+        *,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        **context: Any,
+    ) -> HTMLResponse:
+        """The page showing `step`, or just its block when htmx asked."""
+        region = context.pop("region", None) or self.default_region
+        context.setdefault("message", "")
+        context.setdefault("message_kind", "error" if status_code >= 400 else "info")
+        context.update(
+            step=step,
+            root=request.scope.get("root_path", ""),
+            country_options=self.countries.html(region),
+        )
+        if is_htmx(request):
+            html = render_block(self.env, "page.html", STEP_BLOCKS[step], **context)
+            html += render_block(self.env, "page.html", "status_oob", **context)
+        else:
+            if self.sandbox_calls is not None:
+                context["calls"] = self.calls()
+            html = self.env.get_template("page.html").render(**context)
+        response = HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
+        response.headers["Vary"] = "HX-Request"
+        return response
+
+    def block(self, request: Request, template: str, block: str, **context: Any) -> HTMLResponse:
+        """One block of a template alone (e.g. the sandbox phone's call list)."""
+        context.setdefault("root", request.scope.get("root_path", ""))
+        if self.sandbox_calls is not None:
+            context.setdefault("calls", self.calls())
+        return HTMLResponse(render_block(self.env, template, block, **context))
+
+    def calls(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The sandbox's newest calls, shaped for the phone panel."""
+        assert self.sandbox_calls is not None
+        return [
+            {
+                **call,
+                "international": format_international("+" + call["recipient"]),
+                "time": datetime.fromisoformat(call["createdDatetime"]).strftime("%H:%M:%S"),
+            }
+            for call in self.sandbox_calls()[:limit]
+        ]
+
+
+def is_htmx(request: Request) -> bool:
+    # A history-restore request wants the whole page even though htmx sent it.
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"

@@ -1,0 +1,150 @@
+"""The MessageBird Verify REST client, over one injected `httpx.AsyncClient`.
+
+Maps MessageBird's answers onto `webapp.errors`: the errors envelope
+`{"errors": [{"code", "description", "parameter"}]}` becomes a typed
+`ProviderRejected`; 5xx, timeouts, connection errors and anything that is not
+the JSON we expect become `ProviderUnavailable`. A create is never retried:
+a retry could place a second call.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import anyio
+import httpx
+
+from webapp.errors import (
+    InvalidParameter,
+    InvalidToken,
+    NotFound,
+    ProviderRejected,
+    ProviderUnauthorized,
+    ProviderUnavailable,
+    TokenExpired,
+    TokenProcessed,
+)
+from webapp.provider import CallOptions, ProviderVerification
+
+log = logging.getLogger(__name__)
+
+# The descriptions MessageBird answers for a token check; the error code (10)
+# is the same for all three, so the text is what tells them apart.
+_TOKEN_ERRORS: dict[str, type[ProviderRejected]] = {
+    "the token is invalid.": InvalidToken,
+    "the token has expired.": TokenExpired,
+    "the token has already been processed.": TokenProcessed,
+}
+
+
+class MessageBird:
+    """Verify API calls: `create`, `check`, `cancel`."""
+
+    def __init__(self, client: httpx.AsyncClient, access_key: str, base_url: str, *, deadline: float = 15.0) -> None:
+        self._client = client
+        self._headers = {"Authorization": f"AccessKey {access_key}", "Accept": "application/json"}
+        self._base_url = base_url.rstrip("/")
+        # httpx's timeouts are per phase (and absent over ASGITransport); this
+        # bounds a whole request, so a hanging provider never hangs a person.
+        self._deadline = deadline
+
+    async def create(self, recipient: str, channel: str, options: CallOptions) -> ProviderVerification:
+        """POST /verify: place a call that reads a fresh code to `recipient` (E.164)."""
+        body: dict[str, Any] = {
+            "recipient": recipient.lstrip("+"),
+            "type": channel,
+            "template": options.template,
+            "language": options.language,
+            "voice": options.voice,
+            "tokenLength": options.token_length,
+            "timeout": options.timeout,
+            "maxAttempts": options.max_attempts,
+        }
+        if options.originator:
+            body["originator"] = options.originator
+        data = await self._request("POST", "/verify", json=body)
+        return _verification(data)
+
+    async def check(self, ref: str, code: str) -> ProviderVerification:
+        """GET /verify/{id}?token=: check a code; the answer's status says if it verified."""
+        data = await self._request("GET", f"/verify/{_path_id(ref)}", params={"token": code})
+        return _verification(data)
+
+    async def cancel(self, ref: str) -> None:
+        """DELETE /verify/{id}."""
+        await self._request("DELETE", f"/verify/{_path_id(ref)}")
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            with anyio.fail_after(self._deadline):
+                response = await self._client.request(method, self._base_url + path, headers=self._headers, **kwargs)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise ProviderUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code == 204:
+            return {}
+        if response.status_code == 401:
+            log.error(
+                "MessageBird refused the access key (401) on %s %s: check MESSAGEBIRD_API_KEY. "
+                "No calls can be placed until it is fixed.",
+                method,
+                path,
+            )
+            raise ProviderUnauthorized("MessageBird refused the access key")
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"{method} {path}: HTTP {response.status_code}")
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise ProviderUnavailable(f"{method} {path}: HTTP {response.status_code} with a body that is not JSON") from exc
+        if not isinstance(data, dict):
+            raise ProviderUnavailable(f"{method} {path}: HTTP {response.status_code} with unexpected JSON")
+        if 200 <= response.status_code < 300:
+            return data
+        if 400 <= response.status_code < 500:
+            raise _rejected(response.status_code, data)
+        raise ProviderUnavailable(f"{method} {path}: unexpected HTTP {response.status_code}")
+
+
+def _path_id(ref: str) -> str:
+    # A provider id is hex; refuse anything that could change the path.
+    if not ref or not ref.isalnum():
+        raise NotFound("not a verification id", status_code=404)
+    return ref
+
+
+def _rejected(status_code: int, data: dict[str, Any]) -> ProviderRejected:
+    errors = data.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    description = str(first.get("description") or f"HTTP {status_code}")
+    code = first.get("code") if isinstance(first.get("code"), int) else None
+    parameter = first.get("parameter") if isinstance(first.get("parameter"), str) else None
+    if status_code == 404 or code == 20:
+        kind: type[ProviderRejected] = NotFound
+    else:
+        kind = _TOKEN_ERRORS.get(description.strip().lower(), InvalidParameter)
+    return kind(description, status_code=status_code, code=code, parameter=parameter)
+
+
+def _verification(data: dict[str, Any]) -> ProviderVerification:
+    try:
+        ref = data["id"]
+        status = data["status"]
+        if not isinstance(ref, str) or not isinstance(status, str):
+            raise TypeError("id and status must be strings")
+        return ProviderVerification(
+            id=ref,
+            recipient=str(data.get("recipient", "")),
+            status=status,
+            created=_datetime(data.get("createdDatetime")),
+            valid_until=_datetime(data.get("validUntilDatetime")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProviderUnavailable(f"unexpected verify object: {exc}") from exc
+
+
+def _datetime(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -1,0 +1,121 @@
+"""Settings, read once from the environment (or a `.env` file) with typed casts.
+
+Every setting has a safe default: with nothing set, voice2fa runs in sandbox
+mode on a SQLite file in the working directory and places no real calls.
+Tests build their own `Settings(...)`; nothing patches a global.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.config import Config
+from starlette.datastructures import CommaSeparatedStrings, Secret
+
+from webapp.provider import CallOptions
+
+DEFAULT_BASE_URL = "https://rest.messagebird.com"
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: None means sandbox mode: calls go to the in-process sandbox.
+    messagebird_api_key: Secret | None = None
+    messagebird_base_url: str = DEFAULT_BASE_URL
+    database_url: str = "sqlite+aiosqlite:///voice2fa.db"
+    ratelimit_storage_url: str = "memory://"
+    #: Signs the session cookie. Unset: a random key per process (sessions
+    #: end on restart); `voice2fa serve` shares one across its workers.
+    secret_key: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(32)))
+    #: None: secure cookies whenever a real key is set (production), not in sandbox mode.
+    cookie_secure: bool | None = None
+    session_max_age: int = 3600
+    trusted_proxies: tuple[str, ...] = ()
+
+    default_region: str = "NL"
+    locale: str = "en"
+    call: CallOptions = CallOptions()
+    #: Seconds before "Call me again" is allowed.
+    resend_cooldown: int = 30
+
+    #: httpx timeouts towards the provider, and a hard deadline per request.
+    provider_connect_timeout: float = 5.0
+    provider_read_timeout: float = 10.0
+    provider_deadline: float = 15.0
+
+    @property
+    def sandbox(self) -> bool:
+        return self.messagebird_api_key is None
+
+    @property
+    def secure_cookies(self) -> bool:
+        return (not self.sandbox) if self.cookie_secure is None else self.cookie_secure
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+        """Read the settings from `environ` (default os.environ) and `env_file`."""
+        path = Path(env_file) if env_file else None
+        config = Config(path if path and path.is_file() else None, environ=os.environ if environ is None else environ)
+        api_key = config("MESSAGEBIRD_API_KEY", cast=str, default="").strip()
+        secret = config("SECRET_KEY", cast=str, default="")
+        defaults = cls()
+        call = CallOptions(
+            template=config("VERIFY_TEMPLATE", cast=str, default=defaults.call.template),
+            language=config("VERIFY_LANGUAGE", cast=str, default=defaults.call.language),
+            voice=config("VERIFY_VOICE", cast=str, default=defaults.call.voice),
+            token_length=config("VERIFY_TOKEN_LENGTH", cast=int, default=defaults.call.token_length),
+            timeout=config("VERIFY_TIMEOUT", cast=int, default=defaults.call.timeout),
+            max_attempts=config("VERIFY_MAX_ATTEMPTS", cast=int, default=defaults.call.max_attempts),
+            originator=config("VERIFY_ORIGINATOR", cast=str, default="") or None,
+        )
+        settings = cls(
+            messagebird_api_key=Secret(api_key) if api_key else None,
+            messagebird_base_url=config("MESSAGEBIRD_BASE_URL", cast=str, default=DEFAULT_BASE_URL),
+            database_url=config("DATABASE_URL", cast=str, default=defaults.database_url),
+            ratelimit_storage_url=config("RATELIMIT_STORAGE_URL", cast=str, default=defaults.ratelimit_storage_url),
+            secret_key=Secret(secret) if secret else defaults.secret_key,
+            cookie_secure=config("COOKIE_SECURE", cast=_optional_bool, default=None),
+            session_max_age=config("SESSION_MAX_AGE", cast=int, default=defaults.session_max_age),
+            trusted_proxies=tuple(config("TRUSTED_PROXIES", cast=CommaSeparatedStrings, default="")),
+            default_region=config("DEFAULT_REGION", cast=str, default=defaults.default_region).upper(),
+            locale=config("LOCALE", cast=str, default=defaults.locale),
+            call=call,
+            resend_cooldown=config("RESEND_COOLDOWN", cast=int, default=defaults.resend_cooldown),
+            provider_connect_timeout=config("PROVIDER_CONNECT_TIMEOUT", cast=float, default=5.0),
+            provider_read_timeout=config("PROVIDER_READ_TIMEOUT", cast=float, default=10.0),
+            provider_deadline=config("PROVIDER_DEADLINE", cast=float, default=15.0),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse settings the provider or the flow cannot work with, at start-up."""
+        if not 6 <= self.call.token_length <= 10:
+            raise ValueError("VERIFY_TOKEN_LENGTH must be between 6 and 10")
+        if not 1 <= self.call.max_attempts <= 10:
+            raise ValueError("VERIFY_MAX_ATTEMPTS must be between 1 and 10")
+        if self.call.timeout < 30:
+            raise ValueError("VERIFY_TIMEOUT must be at least 30 seconds")
+        if "%token" not in self.call.template:
+            raise ValueError("VERIFY_TEMPLATE must contain %token")
+        if self.call.voice not in ("male", "female"):
+            raise ValueError("VERIFY_VOICE must be male or female")
+
+
+def _optional_bool(value: str) -> bool | None:
+    value = value.strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true, false or auto, got {value!r}")
