@@ -44,8 +44,18 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Starlette:
-    """Build the app for `settings`; `clock` lets tests move time."""
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    provider_transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """Build the app for `settings`; `clock` lets tests move time.
+
+    `provider_transport` replaces how the provider is reached (by default the
+    network, or the in-process sandbox in sandbox mode): tests put an
+    `httpx.MockTransport` in front of the sandbox to make it misbehave.
+    """
     settings.validate()
     sandbox = SandboxState(clock=clock) if settings.sandbox else None
     countries = CountryOptions(settings.locale)  # rendered once, here
@@ -60,11 +70,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         timeout = httpx.Timeout(settings.provider_read_timeout, connect=settings.provider_connect_timeout)
         if sandbox is not None:
             log.warning("Sandbox mode: no MESSAGEBIRD_API_KEY, so no real calls are made.")
-            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_sandbox_app(sandbox)), timeout=timeout)
+            transport = provider_transport or httpx.ASGITransport(app=create_sandbox_app(sandbox))
+            http = httpx.AsyncClient(transport=transport, timeout=timeout)
             provider = MessageBird(http, "sandbox", SANDBOX_URL, deadline=settings.provider_deadline)
         else:
             assert settings.messagebird_api_key is not None
-            http = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=50))
+            http = httpx.AsyncClient(transport=provider_transport, timeout=timeout, limits=httpx.Limits(max_connections=50))
             provider = MessageBird(
                 http, str(settings.messagebird_api_key), settings.messagebird_base_url,
                 deadline=settings.provider_deadline,

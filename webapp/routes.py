@@ -17,7 +17,7 @@ from webapp.errors import Refusal
 from webapp.flow import Flow
 from webapp.pages import Pages, is_htmx
 
-MAX_FORM_BYTES = 8 * 1024
+MAX_FORM_BYTES = 32 * 1024
 SESSION_KEY = "verification"
 
 
@@ -31,13 +31,13 @@ class BadForm(Refusal):
 async def read_form(request: Request) -> dict[str, str]:
     """The urlencoded form, bounded in size and strictly UTF-8."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise BadForm("Send the form as application/x-www-form-urlencoded.", 415)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             raise BadForm("That form is far too big.", 413)
+    if body and content_type != "application/x-www-form-urlencoded":
+        raise BadForm("Send the form as application/x-www-form-urlencoded.", 415)
     try:
         pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",
                           max_num_fields=20)

@@ -44,7 +44,10 @@ class MessageBird:
 
     def __init__(self, client: httpx.AsyncClient, access_key: str, base_url: str, *, deadline: float = 15.0) -> None:
         self._client = client
-        self._headers = {"Authorization": f"AccessKey {access_key}", "Accept": "application/json"}
+        # Stripped so an empty key still reaches the provider and comes back a
+        # 401 (ProviderUnauthorized, logged): "AccessKey " with its trailing
+        # space is an illegal header value that h11 refuses before sending.
+        self._headers = {"Authorization": f"AccessKey {access_key}".strip(), "Accept": "application/json"}
         self._base_url = base_url.rstrip("/")
         # httpx's timeouts are per phase (and absent over ASGITransport); this
         # bounds a whole request, so a hanging provider never hangs a person.

@@ -1,0 +1,32 @@
+# voice2fa: `make run` serves the app, `make test` runs the whole suite.
+# Both set up .venv first (Python 3.11+ from PATH, or PYTHON=...).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run sandbox test migrate clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## serve on http://127.0.0.1:8000 (SQLite, in-memory limits, sandbox unless MESSAGEBIRD_API_KEY is set)
+	$(BIN)/voice2fa serve
+
+sandbox: install  ## the MessageBird Verify sandbox alone on http://127.0.0.1:8001
+	$(BIN)/voice2fa sandbox
+
+migrate: install  ## bring DATABASE_URL's schema to head
+	$(BIN)/alembic upgrade head
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info
