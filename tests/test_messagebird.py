@@ -271,8 +271,11 @@ class FarSide:
         return self.respond(request)
 
 
+Answer = Callable[[Handler], tuple[MessageBird, FarSide]]
+
+
 @pytest.fixture
-async def answer() -> AsyncIterator[Callable[[Handler], tuple[MessageBird, FarSide]]]:
+async def answer() -> AsyncIterator[Answer]:
     """Make a client whose far side answers with a given handler: `answer(handler)`."""
     clients: list[httpx.AsyncClient] = []
 
@@ -296,7 +299,7 @@ def envelope(description: str, code: int = 10, parameter: str | None = None) -> 
     return {"errors": [{"code": code, "description": description, "parameter": parameter}]}
 
 
-async def test_create_posts_the_call_options_as_json(answer) -> None:
+async def test_create_posts_the_call_options_as_json(answer: Answer) -> None:
     messagebird, far_side = answer(always(201, json=VERIFY_OBJECT))
     options = CallOptions(language="nl-nl", voice="male", token_length=7, timeout=90, max_attempts=4)
 
@@ -318,7 +321,7 @@ async def test_create_posts_the_call_options_as_json(answer) -> None:
     }
 
 
-async def test_create_accepts_200_as_well_as_201(answer) -> None:
+async def test_create_accepts_200_as_well_as_201(answer: Answer) -> None:
     messagebird, _ = answer(always(200, json=VERIFY_OBJECT))
 
     created = await messagebird.create(RECIPIENT, "tts", CallOptions())
@@ -326,7 +329,7 @@ async def test_create_accepts_200_as_well_as_201(answer) -> None:
     assert created.id == REF
 
 
-async def test_every_request_carries_the_access_key(answer) -> None:
+async def test_every_request_carries_the_access_key(answer: Answer) -> None:
     messagebird, far_side = answer(always(200, json=VERIFY_OBJECT))
 
     await messagebird.create(RECIPIENT, "tts", CallOptions())
@@ -335,7 +338,7 @@ async def test_every_request_carries_the_access_key(answer) -> None:
     assert [request.headers["authorization"] for request in far_side.requests] == [f"AccessKey {KEY}"] * 2
 
 
-async def test_check_sends_the_token_as_a_query_parameter(answer) -> None:
+async def test_check_sends_the_token_as_a_query_parameter(answer: Answer) -> None:
     messagebird, far_side = answer(always(200, json={**VERIFY_OBJECT, "status": "verified"}))
 
     checked = await messagebird.check(REF, "123456")
@@ -348,7 +351,7 @@ async def test_check_sends_the_token_as_a_query_parameter(answer) -> None:
     assert request.content == b""
 
 
-async def test_cancel_accepts_204(answer) -> None:
+async def test_cancel_accepts_204(answer: Answer) -> None:
     messagebird, far_side = answer(always(204))
 
     assert await messagebird.cancel(REF) is None
@@ -359,7 +362,9 @@ async def test_cancel_accepts_204(answer) -> None:
 
 @pytest.mark.parametrize("ref", ["abc/def", "abc?token=1", "../verify", "abc#x", "abc%2F", ""])
 @pytest.mark.parametrize("call", ["check", "cancel"])
-async def test_a_ref_that_could_change_the_path_is_refused_without_a_request(answer, ref: str, call: str) -> None:
+async def test_a_ref_that_could_change_the_path_is_refused_without_a_request(
+    answer: Answer, ref: str, call: str
+) -> None:
     messagebird, far_side = answer(always(200, json=VERIFY_OBJECT))
 
     with pytest.raises(NotFound):
@@ -371,7 +376,7 @@ async def test_a_ref_that_could_change_the_path_is_refused_without_a_request(ans
     assert far_side.requests == []
 
 
-async def test_create_is_never_retried(answer) -> None:
+async def test_create_is_never_retried(answer: Answer) -> None:
     answers = iter([httpx.Response(500, json=envelope("Internal error", code=99))])
     messagebird, far_side = answer(lambda request: next(answers, httpx.Response(201, json=VERIFY_OBJECT)))
 
@@ -381,8 +386,9 @@ async def test_create_is_never_retried(answer) -> None:
     assert len(far_side.requests) == 1
 
 
-async def test_malformed_json_with_200_raises_unavailable(answer) -> None:
-    messagebird, _ = answer(always(200, content=b'{"id": "abc", "status": ', headers={"content-type": "application/json"}))
+async def test_malformed_json_with_200_raises_unavailable(answer: Answer) -> None:
+    truncated = b'{"id": "abc", "status": '
+    messagebird, _ = answer(always(200, content=truncated, headers={"content-type": "application/json"}))
 
     with pytest.raises(ProviderUnavailable):
         await messagebird.check(REF, "123456")
@@ -402,14 +408,14 @@ async def test_malformed_json_with_200_raises_unavailable(answer) -> None:
     ],
     ids=["list", "no-id", "no-status", "id-not-a-string", "status-null", "bad-date", "string", "null"],
 )
-async def test_unexpected_json_with_200_raises_unavailable(answer, body: object) -> None:
+async def test_unexpected_json_with_200_raises_unavailable(answer: Answer, body: object) -> None:
     messagebird, _ = answer(always(200, json=body))
 
     with pytest.raises(ProviderUnavailable):
         await messagebird.check(REF, "123456")
 
 
-async def test_an_empty_200_on_create_raises_unavailable(answer) -> None:
+async def test_an_empty_200_on_create_raises_unavailable(answer: Answer) -> None:
     messagebird, _ = answer(always(200))
 
     with pytest.raises(ProviderUnavailable):
@@ -417,7 +423,7 @@ async def test_an_empty_200_on_create_raises_unavailable(answer) -> None:
 
 
 @pytest.mark.parametrize("status_code", [500, 502, 503, 504])
-async def test_an_html_error_page_raises_unavailable(answer, status_code: int) -> None:
+async def test_an_html_error_page_raises_unavailable(answer: Answer, status_code: int) -> None:
     page = b"<html><body><h1>Bad Gateway</h1></body></html>"
     messagebird, _ = answer(always(status_code, content=page, headers={"content-type": "text/html"}))
 
@@ -425,7 +431,7 @@ async def test_an_html_error_page_raises_unavailable(answer, status_code: int) -
         await messagebird.create(RECIPIENT, "tts", CallOptions())
 
 
-async def test_a_422_invalid_token_envelope_raises_invalid_token(answer) -> None:
+async def test_a_422_invalid_token_envelope_raises_invalid_token(answer: Answer) -> None:
     messagebird, _ = answer(always(422, json=envelope("The token is invalid.", code=10, parameter="token")))
 
     with pytest.raises(InvalidToken) as caught:
@@ -435,7 +441,7 @@ async def test_a_422_invalid_token_envelope_raises_invalid_token(answer) -> None
     assert caught.value.description == "The token is invalid."
 
 
-async def test_a_422_with_another_description_raises_invalid_parameter(answer) -> None:
+async def test_a_422_with_another_description_raises_invalid_parameter(answer: Answer) -> None:
     messagebird, _ = answer(always(422, json=envelope("no (correct) recipients found", code=9, parameter="recipient")))
 
     with pytest.raises(InvalidParameter) as caught:
@@ -444,14 +450,14 @@ async def test_a_422_with_another_description_raises_invalid_parameter(answer) -
     assert (caught.value.code, caught.value.parameter) == (9, "recipient")
 
 
-async def test_a_404_raises_not_found(answer) -> None:
+async def test_a_404_raises_not_found(answer: Answer) -> None:
     messagebird, _ = answer(always(404, json=envelope("verify object not found", code=20)))
 
     with pytest.raises(NotFound):
         await messagebird.check(REF, "123456")
 
 
-async def test_a_404_without_a_body_raises_unavailable(answer) -> None:
+async def test_a_404_without_a_body_raises_unavailable(answer: Answer) -> None:
     # The body is read before the status is looked at: a bare 404 (a proxy, a
     # wrong base URL) is "unavailable", not "no such verification".
     messagebird, _ = answer(always(404, content=b"Not Found"))
@@ -460,7 +466,7 @@ async def test_a_404_without_a_body_raises_unavailable(answer) -> None:
         await messagebird.check(REF, "123456")
 
 
-async def test_a_400_with_a_body_that_is_not_json_raises_unavailable(answer) -> None:
+async def test_a_400_with_a_body_that_is_not_json_raises_unavailable(answer: Answer) -> None:
     # Without the errors envelope the answer is not MessageBird's: the client
     # treats it like any malformed answer, ProviderUnavailable.
     messagebird, _ = answer(always(400, content=b"Bad Request", headers={"content-type": "text/plain"}))
@@ -482,14 +488,14 @@ async def test_a_400_with_a_body_that_is_not_json_raises_unavailable(answer) -> 
     ],
     ids=["302-bare", "302-json", "418-text", "418-errors-not-a-list", "418-errors-null-entry", "304", "299-list"],
 )
-async def test_an_odd_status_code_raises_a_provider_error(answer, status_code: int, kwargs: dict) -> None:
+async def test_an_odd_status_code_raises_a_provider_error(answer: Answer, status_code: int, kwargs: dict) -> None:
     messagebird, _ = answer(always(status_code, **kwargs))
 
     with pytest.raises(ProviderError):
         await messagebird.check(REF, "123456")
 
 
-async def test_a_read_timeout_raises_unavailable(answer) -> None:
+async def test_a_read_timeout_raises_unavailable(answer: Answer) -> None:
     def time_out(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out", request=request)
 
@@ -499,7 +505,7 @@ async def test_a_read_timeout_raises_unavailable(answer) -> None:
         await messagebird.check(REF, "123456")
 
 
-async def test_a_401_raises_unauthorized(answer, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_401_raises_unauthorized(answer: Answer, caplog: pytest.LogCaptureFixture) -> None:
     messagebird, _ = answer(always(401, json=envelope("Request not allowed (incorrect access_key)", code=2)))
 
     with caplog.at_level(logging.ERROR, logger="webapp.provider.messagebird"):
@@ -507,3 +513,33 @@ async def test_a_401_raises_unauthorized(answer, caplog: pytest.LogCaptureFixtur
             await messagebird.cancel(REF)
 
     assert "MESSAGEBIRD_API_KEY" in caplog.text
+
+
+async def test_a_429_from_the_provider_raises_unavailable(answer: Answer) -> None:
+    # The provider's own rate limit is temporary: an outage, not a bad parameter.
+    messagebird, _ = answer(always(429, json=envelope("Too many requests", code=21)))
+
+    with pytest.raises(ProviderUnavailable):
+        await messagebird.check(REF, "123456")
+
+
+@pytest.mark.parametrize("key", ["clé", "live key", "key\n"])
+def test_an_access_key_that_cannot_be_a_header_is_refused_at_once(key: str) -> None:
+    with pytest.raises(ValueError, match="printable ASCII"):
+        MessageBird(httpx.AsyncClient(), key, "https://rest.messagebird.test")
+
+
+async def test_a_ref_with_non_ascii_letters_is_refused_without_a_request(answer: Answer) -> None:
+    messagebird, far_side = answer(always(200, json=VERIFY_OBJECT))
+
+    with pytest.raises(NotFound):
+        await messagebird.check("é²", "123456")
+    assert far_side.requests == []
+
+
+async def test_a_datetime_without_a_zone_is_read_as_utc(answer: Answer) -> None:
+    messagebird, _ = answer(always(200, json={**VERIFY_OBJECT, "validUntilDatetime": "2026-11-26T12:05:00"}))
+
+    checked = await messagebird.check(REF, "123456")
+
+    assert checked.valid_until is not None and checked.valid_until.utcoffset() == timedelta(0)

@@ -10,7 +10,8 @@ a retry could place a second call.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import re
+from datetime import datetime, timezone
 from typing import Any
 
 import anyio
@@ -43,6 +44,8 @@ class MessageBird:
     """Verify API calls: `create`, `check`, `cancel`."""
 
     def __init__(self, client: httpx.AsyncClient, access_key: str, base_url: str, *, deadline: float = 15.0) -> None:
+        if not all(" " < ch < "\x7f" for ch in access_key):
+            raise ValueError("the MessageBird access key must be printable ASCII without spaces")
         self._client = client
         # Stripped so an empty key still reaches the provider and comes back a
         # 401 (ProviderUnauthorized, logged): "AccessKey " with its trailing
@@ -95,7 +98,8 @@ class MessageBird:
                 path,
             )
             raise ProviderUnauthorized("MessageBird refused the access key")
-        if response.status_code >= 500:
+        if response.status_code >= 500 or response.status_code == 429:
+            # A 429 is the provider's rate limit: temporary, like an outage.
             raise ProviderUnavailable(f"{method} {path}: HTTP {response.status_code}")
         try:
             data = response.json()
@@ -112,9 +116,12 @@ class MessageBird:
 
 def _path_id(ref: str) -> str:
     # A provider id is hex; refuse anything that could change the path.
-    if not ref or not ref.isalnum():
+    if not _ID.fullmatch(ref):
         raise NotFound("not a verification id", status_code=404)
     return ref
+
+
+_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 
 
 def _rejected(status_code: int, data: dict[str, Any]) -> ProviderRejected:
@@ -150,4 +157,5 @@ def _verification(data: dict[str, Any]) -> ProviderVerification:
 def _datetime(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
