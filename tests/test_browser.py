@@ -24,8 +24,10 @@ from webapp.settings import Settings
 
 pytestmark = pytest.mark.browser
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-expect = playwright_sync.expect
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # the browser fixture says so, through require()
+    expect = sync_playwright = None  # type: ignore[assignment]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -73,9 +75,10 @@ def live_server(settings: Settings) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """Headless Debian Chromium for this module (no browser downloads on these machines)."""
+    require(sync_playwright is not None, "playwright for Python is not installed (pip install -e '.[test]')")
     require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
     try:
-        manager = playwright_sync.sync_playwright().start()
+        manager = sync_playwright().start()
     except Exception as exc:  # noqa: BLE001 - any failure means "no browser here"
         require(False, f"Playwright could not start: {exc}")
     try:

@@ -1,0 +1,152 @@
+"""The `voice2fa` command, run as a real process: serve and sandbox."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import messagebird
+import pytest
+from messagebird.http_client import HttpClient
+
+pytestmark = pytest.mark.slow
+
+VOICE2FA = Path(sys.executable).with_name("voice2fa")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any voice2fa setting, plus `extra`."""
+    names = ("MESSAGEBIRD_", "DATABASE_URL", "SECRET_KEY", "VERIFY_", "RATELIMIT_", "TRUSTED_PROXIES")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(names)}
+    env.update(extra)
+    return env
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """`voice2fa serve` started in an empty working directory; its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(VOICE2FA), "serve", "--port", str(port), "--log-level", "warning"],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base + "/healthz", process)
+        yield base
+    finally:
+        stop(process)
+
+
+@pytest.fixture
+def sandbox_url() -> Iterator[str]:
+    """`voice2fa sandbox` on its own port; its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(VOICE2FA), "sandbox", "--port", str(port), "--log-level", "warning"],
+        env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base + "/_sandbox/calls", process)
+        yield base
+    finally:
+        stop(process)
+
+
+def test_serve_makes_its_database_in_the_working_directory_and_works(served: str, tmp_path: Path) -> None:
+    assert (tmp_path / "voice2fa.db").is_file()
+    with httpx.Client(base_url=served) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        response = client.post("/verify", data={"country": "NL", "phone": "0612345678"})
+        assert response.status_code == 303
+        page = client.get("/")
+        assert "Calling +31 6 12345678 now" in page.text
+        [call] = client.get("/_sandbox/calls").json()
+        verified = client.post("/confirm", data={"code": call["token"]}, follow_redirects=True)
+        assert "is verified" in verified.text
+
+
+def test_serve_refuses_bad_settings_with_a_message(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(VOICE2FA), "serve", "--port", str(free_port())],
+        cwd=tmp_path, env=clean_env(VERIFY_TOKEN_LENGTH="3"), capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "VERIFY_TOKEN_LENGTH must be between 6 and 10" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_messagebirds_own_sdk_works_against_the_sandbox(sandbox_url: str) -> None:
+    """MessageBird's Python SDK, pointed at `voice2fa sandbox` with any key."""
+    key = "any-key"
+    client = messagebird.Client(key, http_client=HttpClient(sandbox_url + "/", key, "voice2fa-test"))
+    verify = client.verify_create("31612345678", {"type": "tts", "template": "Code %token", "tokenLength": 7, "maxAttempts": 3})
+    assert verify.status == "sent" and verify.id
+    [call] = httpx.get(sandbox_url + "/_sandbox/calls").json()
+    assert call["id"] == verify.id and len(call["token"]) == 7 and call["body"] == f"Code {call['token']}"
+
+    with pytest.raises(messagebird.client.ErrorException) as wrong:
+        client.verify_verify(verify.id, "0000000" if call["token"] != "0000000" else "1111111")
+    assert wrong.value.errors[0].description == "The token is invalid."
+
+    assert client.verify_verify(verify.id, call["token"]).status == "verified"
+    assert client.verify(verify.id).status == "verified"
+    client.verify_delete(verify.id)
+    with pytest.raises(messagebird.client.ErrorException):
+        client.verify(verify.id)
+
+
+def test_the_wheel_carries_templates_and_migrations(tmp_path: Path) -> None:
+    """A plain `pip install .` must serve from anywhere: templates/ and migrations/ ship inside."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(root)],
+        check=True, capture_output=True, timeout=120,
+    )
+    [wheel] = tmp_path.glob("voice2fa-*.whl")
+    unpacked = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "zipfile", "-e", str(wheel), str(unpacked)], check=True, timeout=60)
+    for name in ("templates/page.html", "templates/base.html", "migrations/env.py", "alembic.ini"):
+        assert (unpacked / "webapp/_bundled" / name).is_file(), name
+    assert list((unpacked / "webapp/_bundled/migrations/versions").glob("0001_*.py"))
+    assert list((unpacked / "webapp/static").glob("htmx-*.min.js"))
+    found = subprocess.run(
+        [sys.executable, "-c", "from webapp import resources; print(resources.TEMPLATES, resources.MIGRATIONS)"],
+        cwd=tmp_path, env={**clean_env(), "PYTHONPATH": str(unpacked)}, capture_output=True, text=True, check=True,
+    ).stdout
+    assert found.split() == [str(unpacked / "webapp/_bundled/templates"), str(unpacked / "webapp/_bundled/migrations")]
