@@ -62,7 +62,8 @@ async def test_htmx_happy_path_ends_verified(htmx: httpx.AsyncClient, app: objec
     await call_me(htmx)
     response = await htmx.post("/confirm", data={"code": spoken_code(app)})
     assert response.status_code == 200
-    assert "+31 6 12345678</strong> is verified" in response.text
+    assert "+31 6 12345678</strong> is confirmed" in response.text
+    assert '<p class="message ok">+31 6 12345678 is verified.</p>' in response.text
     assert "<html" not in response.text
     [verification] = await verifications(db)
     assert verification.status == "verified" and verification.verified_at is not None
@@ -123,7 +124,7 @@ async def test_wrong_code_then_right_code(htmx: httpx.AsyncClient, app: object, 
     wrong = "000000" if code != "000000" else "111111"
     response = await htmx.post("/confirm", data={"code": wrong})
     assert response.status_code == 422
-    assert "That code is not right. 2 attempts left." in response.text
+    assert '<p class="message error">That code is not right. 2 attempts left.</p>' in response.text
     assert 'name="code"' in response.text and 'aria-invalid="true"' in response.text
     response = await htmx.post("/confirm", data={"code": code})
     assert response.status_code == 200 and "is verified" in response.text

@@ -19,6 +19,9 @@ from starlette.responses import HTMLResponse
 from webapp.phone import CountryOptions, format_international
 from webapp.resources import STATIC, TEMPLATES
 
+#: How the sandbox phone labels a call that is no longer simply "sent".
+CALL_STATUS = {"verified": "verified", "failed": "call failed", "expired": "expired", "deleted": "cancelled"}
+
 STEP_BLOCKS = {"phone": "phone_form", "code": "code_form", "result": "result"}
 
 
@@ -43,7 +46,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.globals.update(htmx_file=htmx_file(), sandbox=sandbox_calls is not None)
+        self.env.globals.update(htmx_file=htmx_file(), sandbox=sandbox_calls is not None, CALL_STATUS=CALL_STATUS)
         self.sandbox_calls = sandbox_calls
         self.countries = countries
         self.default_region = default_region
@@ -60,7 +63,7 @@ class Pages:
         """The page showing `step`, or just its block when htmx asked."""
         region = context.pop("region", None) or self.default_region
         context.setdefault("message", "")
-        context.setdefault("message_kind", "error" if status_code >= 400 else "info")
+        context.setdefault("message_kind", "error" if status_code >= 400 else "ok" if step == "result" else "info")
         context.update(
             step=step,
             root=request.scope.get("root_path", ""),
@@ -75,6 +78,8 @@ class Pages:
             html = self.env.get_template("page.html").render(**context)
         response = HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
         response.headers["Vary"] = "HX-Request"
+        if self.sandbox_calls is not None and is_htmx(request):
+            response.headers["HX-Trigger"] = "verify-changed"  # the sandbox phone panel refreshes
         return response
 
     def block(self, request: Request, template: str, block: str, **context: Any) -> HTMLResponse:

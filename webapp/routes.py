@@ -119,9 +119,7 @@ async def verify_start(request: Request) -> Response:
     except Refusal as refusal:
         return refused(request, refusal, phone_value=phone[:64], region=region)
     request.session[SESSION_KEY] = pending.id
-    response = _done(request, "code", f"Calling {pending.international} now…", pending=pending)
-    response.headers["HX-Trigger"] = "verify-started"
-    return response
+    return _done(request, "code", f"Calling {pending.international} now…", pending=pending)
 
 
 async def verify_confirm(request: Request) -> Response:

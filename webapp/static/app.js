@@ -29,18 +29,25 @@
     for (var i = 0; i < buttons.length; i++) startCooldown(buttons[i]);
   }
 
+  function say(text) {
+    var status = document.getElementById("status");
+    if (!status) return;
+    var message = document.createElement("p");
+    message.className = "message error";
+    message.textContent = text;
+    status.replaceChildren(message);
+  }
+
   function onReady() {
     init(document);
     if (window.htmx) {
       htmx.onLoad(init);
       // A 5xx we did not plan for is not swapped: say so instead of doing nothing.
       document.body.addEventListener("htmx:responseError", function () {
-        var status = document.getElementById("status");
-        if (status) status.textContent = "Something went wrong on our side. Please try again.";
+        say("Something went wrong on our side. Please try again.");
       });
       document.body.addEventListener("htmx:sendError", function () {
-        var status = document.getElementById("status");
-        if (status) status.textContent = "We couldn't reach the server. Check your connection and try again.";
+        say("We couldn't reach the server. Check your connection and try again.");
       });
     }
   }
