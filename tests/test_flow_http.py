@@ -534,3 +534,18 @@ async def test_sandbox_calls_lists_the_spoken_code(htmx: httpx.AsyncClient, app:
 async def test_unknown_path_is_a_404(client: httpx.AsyncClient) -> None:
     assert (await client.get("/nope")).status_code == 404
     assert (await client.get("/verify")).status_code == 405
+
+
+async def test_a_cross_site_post_places_no_call(client: httpx.AsyncClient, app: object, db) -> None:
+    response = await client.post(
+        "/verify", data={"country": "NL", "phone": "0612345678"}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert response.status_code == 403 and "Cross-site" in response.text
+    assert calls_placed(app) == 0
+
+
+async def test_a_very_long_country_is_refused_clearly(htmx: httpx.AsyncClient, db) -> None:
+    response = await call_me(htmx, phone="0612345678", country="X" * 10_000)
+    assert response.status_code == 422 and "Choose a country" in response.text
+    [row] = await attempts(db)
+    assert row.region == "XXX"

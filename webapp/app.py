@@ -24,6 +24,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from webapp.client_ip import client_ip, parse_networks
+from webapp.cross_origin import CrossOriginProtection
 from webapp.db import create_engine, create_sessionmaker
 from webapp.flow import Flow
 from webapp.headers import SecurityHeaders
@@ -98,6 +99,7 @@ def create_app(
     app_routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     middleware = [
         Middleware(SecurityHeaders),
+        Middleware(CrossOriginProtection),
         Middleware(
             SessionMiddleware,
             secret_key=str(settings.secret_key),
