@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
+import limits.storage.memory
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select
@@ -69,9 +70,22 @@ def database_url(tmp_path: Path, migrated_template: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+class _FakeTimeModule:
+    """Stands in for the `time` module inside limits' memory storage."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self._clock = clock
+
+    def time(self) -> float:
+        return self._clock.now.timestamp()
+
+
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The one clock of the test: the app, the sandbox and the rate-limit counters follow it."""
+    fake = FakeClock()
+    monkeypatch.setattr(limits.storage.memory, "time", _FakeTimeModule(fake))
+    return fake
 
 
 @pytest.fixture

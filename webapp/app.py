@@ -27,7 +27,9 @@ from webapp.client_ip import client_ip, parse_networks
 from webapp.cross_origin import CrossOriginProtection
 from webapp.db import create_engine, create_sessionmaker
 from webapp.flow import Flow
+from webapp.guard import Guard
 from webapp.headers import SecurityHeaders
+from webapp.limits import RateLimits
 from webapp.pages import Pages
 from webapp.phone import CountryOptions
 from webapp.provider.messagebird import MessageBird
@@ -81,13 +83,20 @@ def create_app(
                 http, str(settings.messagebird_api_key), settings.messagebird_base_url,
                 deadline=settings.provider_deadline,
             )
-        flow = Flow(create_sessionmaker(engine), provider, settings, clock)
+        sessions = create_sessionmaker(engine)
+        limits = RateLimits(
+            settings.ratelimit_storage_url,
+            key_prefix=settings.ratelimit_key_prefix,
+            now=lambda: clock().timestamp(),
+        )
+        flow = Flow(sessions, provider, Guard(settings, limits, sessions, clock), settings, clock)
         try:
             yield {
                 "flow": flow,
                 "pages": pages,
                 "sandbox": sandbox,
                 "client_ip": partial(client_ip, trusted=trusted),
+                "limits": limits,
             }
         finally:
             await http.aclose()

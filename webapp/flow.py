@@ -12,14 +12,16 @@ provider can take seconds, and SQLite has a single writer.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.errors import (
@@ -33,7 +35,8 @@ from webapp.errors import (
     TokenProcessed,
 )
 from webapp.models import Attempt, Verification
-from webapp.phone import InvalidNumber, PhoneNumber, format_international, parse_phone
+from webapp.guard import Guard, wait_text
+from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
 from webapp.provider import CallOptions, Provider, ProviderVerification
 from webapp.settings import Settings
 
@@ -59,6 +62,8 @@ class Pending:
     resend_at: datetime
     #: seconds until "Call me again" is allowed, when the flow last looked
     resend_in: int
+    #: the person asked again for a number already being called: no new call
+    reused: bool = False
 
     @property
     def closed(self) -> bool:
@@ -112,44 +117,62 @@ class Flow:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         provider: Provider,
+        guard: Guard,
         settings: Settings,
         clock: Clock,
     ) -> None:
         self._sessions = sessionmaker
         self._provider = provider
+        self._guard = guard
         self._settings = settings
         self._options: CallOptions = settings.call
         self._clock = clock
 
-    async def start(self, raw_number: str, region: str, ip: str) -> Pending:
-        """Parse the number and place a call; a new verification."""
+    async def admit(self, kind: str, ip: str, verification_id: str | None = None) -> None:
+        """The client's own limits (deny list, per-IP counters), before its form is read."""
+        try:
+            await self._guard.admit_ip(kind, ip)
+        except Refusal as refusal:
+            await self._log(kind, refusal.outcome, ip)
+            if refusal.step == "code":
+                refusal.pending = await self.pending(verification_id)
+            raise
+
+    async def start(self, raw_number: str, region: str, ip: str, current_id: str | None = None) -> Pending:
+        """Parse the number, pass the guard and place a call; a new verification.
+
+        `current_id` is the session's verification: asked again for the same
+        number while its code is still good, it is re-used rather than called twice.
+        """
         region = printable(region.strip().upper(), 3)
         try:
             number = parse_phone(raw_number, region)
         except InvalidNumber:
             await self._log("start", "invalid_number", ip, raw_input=printable(raw_number), region=region or None)
             raise
-        created, latency = await self._create(number, ip, kind="start", region=region)
+        current = await self._get(current_id)
         now = self._clock()
-        verification = Verification(
-            id=secrets.token_urlsafe(16),
-            number=number.e164,
-            country=number.region,
-            channel="tts",
-            provider_ref=created.id,
-            status="pending",
-            code_attempts=0,
-            calls=1,
-            ip=ip,
-            created_at=now,
-            last_call_at=now,
-            expires_at=self._expiry(now, created),
-        )
+        if current is not None and current.status == "pending" and now < current.expires_at:
+            if current.number == number.e164:
+                await self._log("start", "reused", ip, verification=current)
+                return replace(self._pending(current), reused=True)
+        try:
+            await self._guard.check_number(number)
+            await self._refuse_if_live(number.e164)
+            await self._guard.count_call(number)
+            verification = await self._reserve(number, ip)
+        except Refusal as refusal:
+            await self._log("start", refusal.outcome, ip, number=number.e164, region=number.region)
+            raise
+        if current is not None:
+            await self.cancel(current.id)
+        created, latency = await self._create(number, ip, "start", verification)
+        now = self._clock()
         async with self._sessions() as session:
-            session.add(verification)
-            await session.flush()
-            session.add(self._attempt("start", "sent", ip, number=number.e164, region=number.region,
-                                      verification=verification, latency=latency))
+            verification = await self._locked(session, verification)
+            verification.provider_ref = created.id
+            verification.expires_at = self._expiry(now, created)
+            session.add(self._attempt("start", "sent", ip, verification=verification, latency=latency))
             await session.commit()
         return self._pending(verification)
 
@@ -159,28 +182,31 @@ class Flow:
         if verification.status == "verified":
             await self._log("resend", "already_verified", ip, verification=verification)
             raise Refusal("already_verified", "This number is already verified.", step="phone", status_code=409)
-        now = self._clock()
-        wait = self._resend_wait(verification, now)
+        wait = self._resend_wait(verification, self._clock())
         if wait > 0:
             await self._log("resend", "resend_too_soon", ip, verification=verification)
             raise Refusal(
                 "resend_too_soon",
-                f"You can ask for a new call in {wait} seconds.",
+                f"You can ask for a new call in {wait_text(wait)}.",
                 step="code",
                 status_code=429,
                 retry_after=wait,
                 pending=self._pending(verification),
             )
-        if verification.status == "pending" and verification.provider_ref:
+        number = number_from_e164(verification.number)
+        was_live = verification.status == "pending"
+        try:
+            await self._guard.check_number(number)
+            await self._guard.count_call(number)
+            if not was_live:
+                verification = await self._reopen(verification)
+        except Refusal as refusal:
+            await self._log("resend", refusal.outcome, ip, verification=verification)
+            refusal.step, refusal.pending = "code", self._pending(verification)
+            raise
+        if was_live and verification.provider_ref:
             await self._cancel_quietly(verification.provider_ref)
-        number = PhoneNumber(
-            e164=verification.number,
-            region=verification.country,
-            international=format_international(verification.number),
-            number_type=-1,
-        )
-        created, latency = await self._create(number, ip, kind="resend", region=verification.country,
-                                              verification=verification)
+        created, latency = await self._create(number, ip, "resend", verification)
         now = self._clock()
         async with self._sessions() as session:
             verification = await self._locked(session, verification)
@@ -271,32 +297,111 @@ class Flow:
     # -- the parts -------------------------------------------------------------
 
     async def _create(
-        self, number: PhoneNumber, ip: str, *, kind: str, region: str, verification: Verification | None = None
+        self, number: PhoneNumber, ip: str, kind: str, verification: Verification
     ) -> tuple[ProviderVerification, int]:
+        """Ask the provider to call; on failure the verification is closed and the refusal logged."""
         started = time.perf_counter()
         try:
             created = await self._provider.create(number.e164, "tts", self._options)
         except ProviderError as exc:
-            latency = _ms(started)
             if not isinstance(exc, ProviderUnauthorized):
                 log.warning("placing a call failed at the provider: %s", exc)
-            await self._log(kind, "provider_error", ip, number=number.e164, region=number.region,
-                            verification=verification, latency=latency)
+            await self._close(verification, "failed", ip, kind=kind, outcome="provider_error", latency=_ms(started))
             if isinstance(exc, InvalidParameter) and exc.parameter == "recipient":
                 raise Refusal("provider_error", "We can't call this number. Check it and try again.",
                               field="phone") from None
-            raise Refusal("provider_error", CALL_FAILED, status_code=503,
-                          step="code" if verification else "phone",
-                          pending=self._pending(verification) if verification else None) from None
-        latency = _ms(started)
+            raise self._call_failed(kind, "provider_error", verification) from None
         if created.status != "sent":
             log.warning("the provider could not place the call to %s: status %s", number.e164, created.status)
-            await self._log(kind, "call_failed", ip, number=number.e164, region=number.region,
-                            verification=verification, provider_ref=created.id, latency=latency)
-            raise Refusal("call_failed", CALL_FAILED, status_code=503,
-                          step="code" if verification else "phone",
-                          pending=self._pending(verification) if verification else None)
-        return created, latency
+            verification.provider_ref = created.id
+            await self._close(verification, "failed", ip, kind=kind, outcome="call_failed", latency=_ms(started))
+            raise self._call_failed(kind, "call_failed", verification)
+        return created, _ms(started)
+
+    def _call_failed(self, kind: str, outcome: str, verification: Verification) -> Refusal:
+        if kind == "start":
+            return Refusal(outcome, CALL_FAILED, status_code=503)
+        return Refusal(outcome, CALL_FAILED, status_code=503, step="code", pending=self._pending(verification))
+
+    async def _refuse_if_live(self, e164: str) -> None:
+        """Another session's verification for this number is still waiting for its code."""
+        now = self._clock()
+        async with self._sessions() as session:
+            live = await session.scalar(
+                select(Verification.expires_at)
+                .where(Verification.number == e164, Verification.status == "pending", Verification.expires_at > now)
+                .limit(1)
+            )
+        if live is not None:
+            raise self._busy_number(live)
+
+    def _busy_number(self, expires_at: datetime | None) -> Refusal:
+        wait = max(1, math.ceil((expires_at - self._clock()).total_seconds())) if expires_at else self._options.timeout
+        return Refusal(
+            "blocked_pending",
+            f"A call to this number is already in progress. Try again in {wait_text(wait)}.",
+            status_code=429,
+            retry_after=wait,
+            field="phone",
+        )
+
+    async def _reserve(self, number: PhoneNumber, ip: str) -> Verification:
+        """Claim the number: the database lets one live verification per number exist."""
+        now = self._clock()
+        verification = Verification(
+            id=secrets.token_urlsafe(16),
+            number=number.e164,
+            country=number.region,
+            channel="tts",
+            provider_ref=None,
+            status="pending",
+            code_attempts=0,
+            calls=1,
+            ip=ip,
+            created_at=now,
+            last_call_at=now,
+            expires_at=now + timedelta(seconds=self._options.timeout),
+        )
+        async with self._sessions() as session:
+            await self._expire_stale(session, number.e164, now)
+            session.add(verification)
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                live = await self._live_expiry(session, number.e164)
+                raise self._busy_number(live) from None
+        return verification
+
+    async def _reopen(self, verification: Verification) -> Verification:
+        """A closed verification becomes live again for a new call, if its number is free."""
+        now = self._clock()
+        async with self._sessions() as session:
+            await self._expire_stale(session, verification.number, now)
+            fresh = await self._locked(session, verification)
+            fresh.status = "pending"
+            fresh.expires_at = now + timedelta(seconds=self._options.timeout)
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                raise self._busy_number(await self._live_expiry(session, verification.number)) from None
+        return fresh
+
+    @staticmethod
+    async def _expire_stale(session: AsyncSession, e164: str, now: datetime) -> None:
+        # A live verification whose code has run out no longer holds the number.
+        await session.execute(
+            update(Verification)
+            .where(Verification.number == e164, Verification.status == "pending", Verification.expires_at <= now)
+            .values(status="expired")
+        )
+
+    @staticmethod
+    async def _live_expiry(session: AsyncSession, e164: str) -> datetime | None:
+        return await session.scalar(
+            select(Verification.expires_at).where(Verification.number == e164, Verification.status == "pending").limit(1)
+        )
 
     async def _checked(self, verification: Verification, checked: ProviderVerification, ip: str, latency: int) -> Verified:
         if checked.status == "verified" and checked.id == verification.provider_ref:
@@ -341,23 +446,35 @@ class Flow:
             pending=self._pending(verification),
         )
 
+    async def _get(self, verification_id: str | None) -> Verification | None:
+        if not verification_id:
+            return None
+        async with self._sessions() as session:
+            return await session.get(Verification, verification_id)
+
     async def _load(self, verification_id: str | None, kind: str, ip: str) -> Verification:
-        verification = None
-        if verification_id:
-            async with self._sessions() as session:
-                verification = await session.get(Verification, verification_id)
+        verification = await self._get(verification_id)
         if verification is None or verification.status == "cancelled":
             await self._log(kind, "no_verification", ip)
             raise Refusal("no_verification", GONE, step="phone", status_code=409)
         return verification
 
     async def _close(
-        self, verification: Verification, status: str, ip: str, *, latency: int | None = None, outcome: str | None = None
+        self,
+        verification: Verification,
+        status: str,
+        ip: str,
+        *,
+        kind: str = "check",
+        latency: int | None = None,
+        outcome: str | None = None,
     ) -> None:
         async with self._sessions() as session:
             merged = await self._locked(session, verification)
             merged.status = status
-            session.add(self._attempt("check", outcome or status, ip, verification=merged, latency=latency))
+            if verification.provider_ref:
+                merged.provider_ref = verification.provider_ref
+            session.add(self._attempt(kind, outcome or status, ip, verification=merged, latency=latency))
             await session.commit()
         verification.status = status
 

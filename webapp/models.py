@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names, so Alembic migrations look the same on every database.
@@ -66,7 +78,19 @@ class Verification(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_verifications_number_created", "number", "created_at"),)
+    __table_args__ = (
+        Index("ix_verifications_number_created", "number", "created_at"),
+        Index("ix_verifications_country_created", "country", "created_at"),
+        # One live verification per number, held by the database itself so
+        # that concurrent starts in several processes cannot both call.
+        Index(
+            "uq_verifications_live_number",
+            "number",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
 
 
 class Attempt(Base):
@@ -98,3 +122,35 @@ class Attempt(Base):
         Index("ix_attempts_region_created", "region", "created_at", "id"),
         Index("ix_attempts_verification", "verification_id"),
     )
+
+
+class DenyEntry(Base):
+    """An operator's deny-list entry: a number, a number prefix or an IP network."""
+
+    __tablename__ = "deny_entries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: number (E.164) | prefix ("+3197") | ip (an address or CIDR)
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_deny_entries_kind_value"),)
+
+
+class CircuitBreak(Base):
+    """A country whose calls were stopped because too few of them ended verified."""
+
+    __tablename__ = "circuit_breaks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    country: Mapped[str] = mapped_column(String(3))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    until: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the share of the last `window` settled calls that ended verified
+    verified_share: Mapped[float] = mapped_column(Float)
+    window: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_circuit_breaks_country_until", "country", "until"),)

@@ -82,6 +82,17 @@ class Pages:
             response.headers["HX-Trigger"] = "verify-changed"  # the sandbox phone panel refreshes
         return response
 
+    def status_only(
+        self, request: Request, message: str, *, status_code: int, headers: Mapping[str, str] | None = None
+    ) -> HTMLResponse:
+        """For htmx: a new status message and nothing else swapped (`HX-Reswap: none`)."""
+        html = render_block(
+            self.env, "page.html", "status_oob", message=message, message_kind="error" if status_code >= 400 else "info"
+        )
+        response = HTMLResponse(html, status_code=status_code, headers={**(headers or {}), "HX-Reswap": "none"})
+        response.headers["Vary"] = "HX-Request"
+        return response
+
     def block(self, request: Request, template: str, block: str, **context: Any) -> HTMLResponse:
         """One block of a template alone (e.g. the sandbox phone's call list)."""
         context.setdefault("root", request.scope.get("root_path", ""))

@@ -29,6 +29,22 @@ __all__ = [
     "parse_phone",
 ]
 
+#: phonenumbers' number types by the names the settings use.
+NUMBER_TYPES: dict[str, int] = {
+    "fixed_line": phonenumbers.PhoneNumberType.FIXED_LINE,
+    "mobile": phonenumbers.PhoneNumberType.MOBILE,
+    "fixed_line_or_mobile": phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    "toll_free": phonenumbers.PhoneNumberType.TOLL_FREE,
+    "premium_rate": phonenumbers.PhoneNumberType.PREMIUM_RATE,
+    "shared_cost": phonenumbers.PhoneNumberType.SHARED_COST,
+    "voip": phonenumbers.PhoneNumberType.VOIP,
+    "personal_number": phonenumbers.PhoneNumberType.PERSONAL_NUMBER,
+    "pager": phonenumbers.PhoneNumberType.PAGER,
+    "uan": phonenumbers.PhoneNumberType.UAN,
+    "voicemail": phonenumbers.PhoneNumberType.VOICEMAIL,
+    "unknown": phonenumbers.PhoneNumberType.UNKNOWN,
+}
+
 MAX_INPUT_CHARS = 64
 # E.164 allows 15 digits; a two-digit international prefix such as 00 adds two.
 MAX_DIGITS = 17
@@ -169,6 +185,17 @@ def format_international(e164: str) -> str:
     except NumberParseException:
         return e164
     return phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
+
+
+def number_from_e164(e164: str) -> PhoneNumber:
+    """A stored E.164 number, parsed again (its type and region may matter to policy)."""
+    number = phonenumbers.parse(e164, None)
+    return PhoneNumber(
+        e164=e164,
+        region=phonenumbers.region_code_for_number(number) or "001",
+        international=phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL),
+        number_type=phonenumbers.number_type(number),
+    )
 
 
 # The country select

@@ -76,9 +76,15 @@ def _done(request: Request, step: str, message: str, **context: Any) -> Response
     return RedirectResponse(request.scope.get("root_path", "") + "/", status_code=303)
 
 
-def refused(request: Request, refusal: Refusal, **context: Any) -> Response:
-    """The one mapping from a Refusal to a response: its step, message and status."""
+def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **context: Any) -> Response:
+    """The one mapping from a Refusal to a response: its step, message and status.
+
+    `keep_form`: refused before the form was read, so with htmx only the status
+    changes and what the person typed stays where it is.
+    """
     headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
+    if keep_form and is_htmx(request):
+        return _pages(request).status_only(request, refusal.message, status_code=refusal.status_code, headers=headers)
     step = refusal.step if refusal.pending is not None or refusal.step == "phone" else "phone"
     if step == "phone" and refusal.outcome in ("no_verification", "already_verified"):
         request.session.pop(SESSION_KEY, None)
@@ -109,21 +115,32 @@ async def page(request: Request) -> Response:
 
 async def verify_start(request: Request) -> Response:
     """POST /verify: parse the number and place the call."""
+    try:
+        await _flow(request).admit("start", _ip(request))
+    except Refusal as refusal:
+        return refused(request, refusal, keep_form=True)
     region = ""
     phone = ""
     try:
         form = await read_form(request)
         phone, region = form.get("phone", ""), form.get("country", "")
-        await _flow(request).cancel(_session_id(request))
-        pending = await _flow(request).start(phone, region, _ip(request))
+        pending = await _flow(request).start(phone, region, _ip(request), current_id=_session_id(request))
     except Refusal as refusal:
         return refused(request, refusal, phone_value=phone[:64], region=region)
     request.session[SESSION_KEY] = pending.id
-    return _done(request, "code", f"Calling {pending.international} now…", pending=pending)
+    if pending.reused:
+        message = f"We're already calling {pending.international}. Type the code from that call."
+    else:
+        message = f"Calling {pending.international} now…"
+    return _done(request, "code", message, pending=pending)
 
 
 async def verify_confirm(request: Request) -> Response:
     """POST /confirm: check the code typed."""
+    try:
+        await _flow(request).admit("check", _ip(request), _session_id(request))
+    except Refusal as refusal:
+        return refused(request, refusal, keep_form=True)
     try:
         form = await read_form(request)
         verified = await _flow(request).confirm(_session_id(request), form.get("code", ""), _ip(request))
@@ -139,6 +156,10 @@ async def verify_confirm(request: Request) -> Response:
 
 async def verify_resend(request: Request) -> Response:
     """POST /resend: "Call me again" for the verification in progress."""
+    try:
+        await _flow(request).admit("resend", _ip(request), _session_id(request))
+    except Refusal as refusal:
+        return refused(request, refusal, keep_form=True)
     try:
         await read_form(request)
         pending = await _flow(request).resend(_session_id(request), _ip(request))

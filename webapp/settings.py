@@ -17,6 +17,9 @@ from pathlib import Path
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
+from limits import parse_many
+
+from webapp.phone import NUMBER_TYPES
 from webapp.provider import CallOptions
 
 DEFAULT_BASE_URL = "https://rest.messagebird.com"
@@ -42,6 +45,28 @@ class Settings:
     call: CallOptions = CallOptions()
     #: Seconds before "Call me again" is allowed.
     resend_cooldown: int = 30
+
+    # -- the abuse guard (README: "Abuse protection" gives the reason for each) --
+    #: Fail closed: with the limiter storage unreachable, no call is placed.
+    ratelimit_fail_open: bool = False
+    ratelimit_key_prefix: str = "voice2fa"
+    limit_start_per_ip: str = "5/minute;20/hour"
+    limit_start_per_number: str = "1/30seconds;3/10minutes;5/hour;10/day"
+    limit_check_per_ip: str = "10/minute"
+    limit_calls_global: str = "60/minute;600/hour"
+    limit_calls_per_country: str = "100/hour"
+    #: Empty: every country phonenumbers knows.
+    allowed_countries: tuple[str, ...] = ()
+    denied_countries: tuple[str, ...] = ()
+    blocked_number_types: tuple[str, ...] = (
+        "premium_rate", "shared_cost", "uan", "pager", "voicemail", "personal_number",
+    )
+    allow_voip: bool = True
+    #: Stop calling a country when fewer than circuit_min_verified of its
+    #: last circuit_window settled calls ended verified, for circuit_cooloff s.
+    circuit_window: int = 20
+    circuit_min_verified: float = 0.2
+    circuit_cooloff: int = 3600
 
     #: httpx timeouts towards the provider, and a hard deadline per request.
     provider_connect_timeout: float = 5.0
@@ -92,6 +117,25 @@ class Settings:
             provider_connect_timeout=config("PROVIDER_CONNECT_TIMEOUT", cast=float, default=5.0),
             provider_read_timeout=config("PROVIDER_READ_TIMEOUT", cast=float, default=10.0),
             provider_deadline=config("PROVIDER_DEADLINE", cast=float, default=15.0),
+            ratelimit_fail_open=config("RATELIMIT_FAIL_OPEN", cast=bool, default=False),
+            ratelimit_key_prefix=config("RATELIMIT_KEY_PREFIX", cast=str, default=defaults.ratelimit_key_prefix),
+            limit_start_per_ip=config("LIMIT_START_PER_IP", cast=str, default=defaults.limit_start_per_ip),
+            limit_start_per_number=config("LIMIT_START_PER_NUMBER", cast=str, default=defaults.limit_start_per_number),
+            limit_check_per_ip=config("LIMIT_CHECK_PER_IP", cast=str, default=defaults.limit_check_per_ip),
+            limit_calls_global=config("LIMIT_CALLS_GLOBAL", cast=str, default=defaults.limit_calls_global),
+            limit_calls_per_country=config("LIMIT_CALLS_PER_COUNTRY", cast=str, default=defaults.limit_calls_per_country),
+            allowed_countries=_regions(config("ALLOWED_COUNTRIES", cast=str, default="")),
+            denied_countries=_regions(config("DENIED_COUNTRIES", cast=str, default="")),
+            blocked_number_types=tuple(
+                t.strip().lower()
+                for t in config("BLOCKED_NUMBER_TYPES", cast=CommaSeparatedStrings,
+                                default=",".join(defaults.blocked_number_types))
+                if t.strip()
+            ),
+            allow_voip=config("ALLOW_VOIP", cast=bool, default=True),
+            circuit_window=config("CIRCUIT_WINDOW", cast=int, default=defaults.circuit_window),
+            circuit_min_verified=config("CIRCUIT_MIN_VERIFIED", cast=float, default=defaults.circuit_min_verified),
+            circuit_cooloff=config("CIRCUIT_COOLOFF", cast=int, default=defaults.circuit_cooloff),
         )
         settings.validate()
         return settings
@@ -108,6 +152,24 @@ class Settings:
             raise ValueError("VERIFY_TEMPLATE must contain %token")
         if self.call.voice not in ("male", "female"):
             raise ValueError("VERIFY_VOICE must be male or female")
+        for name in ("limit_start_per_ip", "limit_start_per_number", "limit_check_per_ip",
+                     "limit_calls_global", "limit_calls_per_country"):
+            value = getattr(self, name)
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(f"{name.upper()} is not a list of limits like '5/minute;20/hour': {value!r}") from None
+        unknown = set(self.blocked_number_types) - set(NUMBER_TYPES)
+        if unknown:
+            raise ValueError(f"BLOCKED_NUMBER_TYPES has unknown types {sorted(unknown)}; known: {sorted(NUMBER_TYPES)}")
+        if not 1 <= self.circuit_window <= 1000:
+            raise ValueError("CIRCUIT_WINDOW must be between 1 and 1000")
+        if not 0 <= self.circuit_min_verified <= 1:
+            raise ValueError("CIRCUIT_MIN_VERIFIED is a share between 0 and 1, e.g. 0.2")
+
+
+def _regions(value: str) -> tuple[str, ...]:
+    return tuple(region.strip().upper() for region in value.split(",") if region.strip())
 
 
 def _optional_bool(value: str) -> bool | None:

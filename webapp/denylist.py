@@ -1,0 +1,96 @@
+"""The operators' deny list: numbers, number prefixes and IP networks.
+
+Stored in the database (`deny_entries`) so every process sees a change at
+once; checked before anything else a start could cost.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, literal, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from webapp.models import DenyEntry
+from webapp.phone import InvalidNumber, parse_phone
+
+_PREFIX = re.compile(r"\+[1-9][0-9]{0,14}")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    kind: str  # number | prefix | ip
+    value: str
+
+
+def parse_entry(text: str) -> Entry:
+    """What an operator typed, as an entry: "+31612345678", "+3197*" or "+3197…", "203.0.113.0/24"."""
+    text = text.strip()
+    if not text:
+        raise ValueError("Give a number (+31612345678), a prefix (+3197*) or an IP address or network.")
+    if text.endswith("*"):
+        prefix = re.sub(r"[\s\-.()/]", "", text[:-1])
+        if not _PREFIX.fullmatch(prefix):
+            raise ValueError(f"{text!r} is not a number prefix like +3197*")
+        return Entry("prefix", prefix)
+    if text.startswith(("+", "00")):
+        try:
+            return Entry("number", parse_phone(text, "").e164)
+        except InvalidNumber:
+            prefix = re.sub(r"[\s\-.()/]", "", text)
+            if _PREFIX.fullmatch(prefix):
+                return Entry("prefix", prefix)  # not a whole number: a range of them
+            raise ValueError(f"{text!r} is neither a valid number nor a number prefix") from None
+    try:
+        return Entry("ip", str(ipaddress.ip_network(text, strict=False)))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number (with +country code), a prefix or an IP address/network") from None
+
+
+async def add(session: AsyncSession, entry: Entry, *, reason: str | None, by: str, now: datetime) -> bool:
+    """Add `entry`; False if it was there already."""
+    session.add(DenyEntry(kind=entry.kind, value=entry.value, reason=(reason or None), created_at=now, created_by=by[:64]))
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
+
+
+async def remove(session: AsyncSession, entry: Entry) -> bool:
+    """Remove `entry`; False if it was not there."""
+    result = await session.execute(delete(DenyEntry).where(DenyEntry.kind == entry.kind, DenyEntry.value == entry.value))
+    await session.commit()
+    return bool(result.rowcount)
+
+
+async def entries(session: AsyncSession) -> list[DenyEntry]:
+    return list((await session.scalars(select(DenyEntry).order_by(DenyEntry.kind, DenyEntry.value))).all())
+
+
+async def number_denied(session: AsyncSession, e164: str) -> bool:
+    """Whether `e164` is denied, itself or by a prefix."""
+    query = select(DenyEntry.id).where(
+        or_(
+            (DenyEntry.kind == "number") & (DenyEntry.value == e164),
+            (DenyEntry.kind == "prefix") & literal(e164).startswith(DenyEntry.value, autoescape=False),
+        )
+    ).limit(1)
+    return (await session.scalar(query)) is not None
+
+
+async def ip_denied(session: AsyncSession, ip: str) -> bool:
+    """Whether `ip` is in a denied address or network."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    for value in (await session.scalars(select(DenyEntry.value).where(DenyEntry.kind == "ip"))).all():
+        if address in ipaddress.ip_network(value, strict=False):
+            return True
+    return False

@@ -1,0 +1,114 @@
+"""The guard: everything that can refuse a call runs here, before the provider.
+
+Order, cheapest and most certain first: the deny list, number policy, the
+country's circuit breaker, then the counters (per IP, per number, overall,
+per country). Counters are only spent on calls that policy would allow.
+Messages help an honest person without naming the rule that fired.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from datetime import datetime
+
+from limits import RateLimitItem
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from webapp import circuit, denylist, policy
+from webapp.errors import Refusal
+from webapp.limits import LimiterUnavailable, RateLimits, parse
+from webapp.phone import PhoneNumber
+from webapp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LIMITER_DOWN = "We can't place calls right now. Please try again in a few minutes."
+DENIED = "We can't place this call."
+BUSY = "We're placing too many calls right now. Please try again in a few minutes."
+CIRCUIT = "We can't call numbers in this country right now. Please try again later."
+
+
+def wait_text(seconds: int) -> str:
+    """A wait in words: "30 seconds", "7 minutes", "2 hours"."""
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    if seconds < 3600:
+        minutes = math.ceil(seconds / 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = math.ceil(seconds / 3600)
+    return f"{hours} hour{'s' if hours != 1 else ''}"
+
+
+class Guard:
+    """Admit or refuse: a Refusal names the outcome for the attempts log."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        limits: RateLimits,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._settings = settings
+        self._limits = limits
+        self._sessions = sessionmaker
+        self._clock = clock
+        self._start_per_ip = parse(settings.limit_start_per_ip)
+        self._check_per_ip = parse(settings.limit_check_per_ip)
+        self._per_number = parse(settings.limit_start_per_number)
+        self._global = parse(settings.limit_calls_global)
+        self._per_country = parse(settings.limit_calls_per_country)
+
+    async def admit_ip(self, kind: str, ip: str) -> None:
+        """The client's own limits, before its request body is even read."""
+        if kind == "check":
+            wait = await self._hit(self._check_per_ip, "check-ip", ip)
+            if wait:
+                raise Refusal("blocked_ip", f"Too many tries. Please wait {wait_text(wait)} and try again.",
+                              step="code", status_code=429, retry_after=wait)
+            return
+        async with self._sessions() as session:
+            if await denylist.ip_denied(session, ip):
+                raise Refusal("blocked_denylist", DENIED, status_code=422)
+        wait = await self._hit(self._start_per_ip, "start-ip", ip)
+        if wait:
+            raise Refusal("blocked_ip", f"Too many calls requested from your network. Try again in {wait_text(wait)}.",
+                          status_code=429, retry_after=wait)
+
+    async def check_number(self, number: PhoneNumber) -> None:
+        """Deny list, number policy and the country's circuit breaker: no counter spent."""
+        async with self._sessions() as session:
+            if await denylist.number_denied(session, number.e164):
+                raise Refusal("blocked_denylist", DENIED, field="phone")
+        policy.check_number(number, self._settings)
+        now = self._clock()
+        async with self._sessions() as session:
+            stopped = await circuit.open_break(session, number.region, now)
+            if stopped is None:
+                stopped = await circuit.trip_if_pumped(session, number.region, now, self._settings)
+        if stopped is not None:
+            wait = max(1, math.ceil((stopped.until - now).total_seconds()))
+            raise Refusal("blocked_circuit", CIRCUIT, status_code=429, retry_after=wait, field="phone")
+
+    async def count_call(self, number: PhoneNumber) -> None:
+        """Spend the counters of one call: per number, overall, per country."""
+        wait = await self._hit(self._per_number, "number", number.e164)
+        if wait:
+            raise Refusal("blocked_number", f"Too many calls to this number. Try again in {wait_text(wait)}.",
+                          status_code=429, retry_after=wait, field="phone")
+        wait = await self._hit(self._global, "global")
+        if not wait:
+            wait = await self._hit(self._per_country, "country", number.region)
+        if wait:
+            raise Refusal("blocked_global", BUSY, status_code=429, retry_after=wait)
+
+    async def _hit(self, items: list[RateLimitItem], *key: str) -> int | None:
+        try:
+            return await self._limits.hit(items, *key)
+        except LimiterUnavailable:
+            if self._settings.ratelimit_fail_open:
+                log.warning("limiter storage down and RATELIMIT_FAIL_OPEN is set: admitting %s unlimited", key[0])
+                return None
+            raise Refusal("limiter_unavailable", LIMITER_DOWN, status_code=503) from None

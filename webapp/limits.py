@@ -1,0 +1,83 @@
+"""Rate limits: counters per IP, per number, per country and overall.
+
+One slowapi `Limiter` (moving window, storage from RATELIMIT_STORAGE_URL:
+`memory://` in one process, `redis://…` across several) holds every counter;
+its `limits` strategy does the counting. Each `hit` is atomic in the storage,
+so limits stay exact when many processes start calls for one number at once.
+
+slowapi's route decorator talks to the storage synchronously on the event
+loop, which a Redis round trip must not block, so hits run here in a worker
+thread instead, through the same Limiter and storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import anyio.to_thread
+from limits import RateLimitItem, parse_many
+from slowapi import Limiter
+from starlette.requests import Request
+
+log = logging.getLogger(__name__)
+
+
+class LimiterUnavailable(Exception):
+    """The limiter's storage did not answer."""
+
+
+def _unused_key(request: Request) -> str:  # pragma: no cover - keys are passed explicitly
+    raise RuntimeError("voice2fa passes limit keys explicitly")
+
+
+class RateLimits:
+    """Named limits over one limiter storage."""
+
+    def __init__(
+        self,
+        storage_url: str,
+        *,
+        key_prefix: str = "voice2fa",
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        options = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0} if storage_url.startswith("redis") else {}
+        self.limiter = Limiter(
+            key_func=_unused_key,
+            storage_uri=storage_url,
+            storage_options=options,
+            strategy="moving-window",
+            key_prefix=key_prefix,
+        )
+        self._prefix = key_prefix
+        # The storage's own notion of now (tests move it), for Retry-After.
+        self._now = now
+
+    async def hit(self, items: Sequence[RateLimitItem], *key: str) -> int | None:
+        """Count one event for `key` against every item; seconds to wait if one is full, else None."""
+        try:
+            return await anyio.to_thread.run_sync(self._hit, items, key)
+        except Exception as exc:
+            # Whatever the storage raised (connection refused, timeout, …): the
+            # caller decides between failing closed and failing open.
+            log.error("rate limit storage unavailable: %s: %s", type(exc).__name__, exc)
+            raise LimiterUnavailable(str(exc)) from exc
+
+    def _hit(self, items: Sequence[RateLimitItem], key: tuple[str, ...]) -> int | None:
+        strategy = self.limiter.limiter
+        for item in items:
+            if not strategy.hit(item, self._prefix, *key):
+                reset, _remaining = strategy.get_window_stats(item, self._prefix, *key)
+                return max(1, math.ceil(reset - self._now()))
+        return None
+
+    async def reset(self) -> None:
+        """Forget every counter (tests, and an operator's clean slate)."""
+        await anyio.to_thread.run_sync(self.limiter.reset)
+
+
+def parse(value: str) -> list[RateLimitItem]:
+    """"5/minute;20/hour" as limit items, strictest window first."""
+    return sorted(parse_many(value), key=lambda item: item.get_expiry())

@@ -1,0 +1,27 @@
+"""Number policy: which numbers voice2fa will call at all.
+
+Premium-rate, shared-cost and the like are where toll fraud pays out
+("pumping"), so they are refused before any limit is counted.
+"""
+
+from __future__ import annotations
+
+from webapp.errors import Refusal
+from webapp.phone import NUMBER_TYPES, PhoneNumber
+from webapp.settings import Settings
+
+COUNTRY_MESSAGE = "We can't call numbers in this country."
+TYPE_MESSAGE = "We can't call this kind of number. Please use a mobile or landline number."
+
+
+def check_number(number: PhoneNumber, settings: Settings) -> None:
+    """Raise a Refusal if policy forbids calling `number`."""
+    if settings.allowed_countries and number.region not in settings.allowed_countries:
+        raise Refusal("blocked_country", COUNTRY_MESSAGE, field="phone")
+    if number.region in settings.denied_countries:
+        raise Refusal("blocked_country", COUNTRY_MESSAGE, field="phone")
+    blocked = {NUMBER_TYPES[name] for name in settings.blocked_number_types}
+    if not settings.allow_voip:
+        blocked.add(NUMBER_TYPES["voip"])
+    if number.number_type in blocked:
+        raise Refusal("blocked_number_type", TYPE_MESSAGE, field="phone")
