@@ -89,15 +89,21 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    """Sandbox-mode settings on this test's database; tests `.replace()` what they need."""
+def settings_changes() -> dict[str, object]:
+    """Settings a test changes: `@pytest.mark.parametrize("settings_changes", [{...}])`."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, settings_changes: dict[str, object]) -> Settings:
+    """Sandbox-mode settings on this test's database, with the test's changes."""
     return Settings(
         database_url=database_url,
         secret_key=Settings().secret_key,
         call=CallOptions(max_attempts=3),
         resend_cooldown=30,
         provider_deadline=0.5,
-    )
+    ).replace(**settings_changes)
 
 
 @pytest.fixture
