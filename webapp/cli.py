@@ -1,16 +1,24 @@
-"""The `voice2fa` command: serve the app, or the sandbox alone."""
+"""The `voice2fa` command: serve the app, the sandbox alone, or edit the deny list."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import logging
 import os
 import secrets
 import sys
+from datetime import datetime, timezone
 
 import uvicorn
+from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
+from webapp import denylist
+from webapp.db import create_engine, create_sessionmaker
+from webapp.models import DenyEntry
 from webapp.settings import Settings
 
 log = logging.getLogger("webapp")
@@ -49,6 +57,71 @@ def sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_REASON = DenyEntry.__table__.c.reason.type.length
+
+
+def deny(args: argparse.Namespace) -> int:
+    """Add, remove or list the operators' deny-list entries."""
+    settings = Settings.from_env()
+    entry = denylist.parse_entry(args.value) if args.action != "list" else None
+    reason = " ".join((getattr(args, "reason", None) or "").split()) or None
+    if reason and len(reason) > MAX_REASON:
+        raise ValueError(f"--reason is at most {MAX_REASON} characters")
+    url = settings.database_url
+    try:
+        if make_url(url).get_backend_name() == "sqlite":
+            logging.getLogger("alembic").setLevel(logging.WARNING)  # no migration chatter around the answer
+            from webapp.migrate import upgrade
+
+            upgrade(url)  # the embedded default is ready to use, as for `serve`
+        return asyncio.run(_deny(url, args.action, entry, reason))
+    except (OSError, SQLAlchemyError) as exc:  # an unreachable or refusing database: say so, not a traceback
+        print(f"voice2fa: database {make_url(url).render_as_string(hide_password=True)}: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _deny(url: str, action: str, entry: denylist.Entry | None, reason: str | None) -> int:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            if not await connection.run_sync(lambda sync: inspect(sync).has_table(DenyEntry.__tablename__)):
+                print("voice2fa: the database has no deny list yet: run `alembic upgrade head` first", file=sys.stderr)
+                return 2
+        async with create_sessionmaker(engine)() as session:
+            if entry is None:
+                print(_deny_table(await denylist.entries(session)))
+                return 0
+            described = f"{entry.kind} {entry.value}"
+            if action == "add":
+                added = await denylist.add(session, entry, reason=reason, by=f"cli:{_os_user()}", now=datetime.now(timezone.utc))
+                print(f"denied {described}" if added else f"already denied: {described}")
+                return 0
+            if await denylist.remove(session, entry):
+                print(f"removed {described}")
+                return 0
+            print(f"not on the deny list: {described}", file=sys.stderr)
+            return 1
+    finally:
+        await engine.dispose()
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment nor the password database
+        return "cli"
+
+
+def _deny_table(rows: list[DenyEntry]) -> str:
+    if not rows:
+        return "(the deny list is empty)"
+    table = [("kind", "value", "reason", "added (UTC)", "by")] + [
+        (row.kind, row.value, row.reason or "-", f"{row.created_at:%Y-%m-%d %H:%M:%S}", row.created_by) for row in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] for line in table)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voice2fa", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -66,11 +139,20 @@ def main(argv: list[str] | None = None) -> int:
     sandbox_parser.add_argument("--log-level", default="info")
     sandbox_parser.set_defaults(handler=sandbox)
 
+    deny_parser = commands.add_parser("deny", help="the operators' deny list: numbers, prefixes, IP networks")
+    actions = deny_parser.add_subparsers(dest="action", required=True)
+    add_parser = actions.add_parser("add", help="deny a number (+31612345678), a prefix (+3197*) or an IP network")
+    add_parser.add_argument("value", metavar="VALUE", help="+31612345678, 0031612345678, +3197*, 203.0.113.7, 2001:db8::/32")
+    add_parser.add_argument("--reason", help="why, for the other operators")
+    actions.add_parser("remove", help="take an entry off the deny list").add_argument("value", metavar="VALUE")
+    actions.add_parser("list", help="show the deny list")
+    deny_parser.set_defaults(handler=deny)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except ValueError as exc:  # bad settings: say which, not a traceback
+    except ValueError as exc:  # bad settings or a bad deny-list value: say which, not a traceback
         print(f"voice2fa: {exc}", file=sys.stderr)
         return 2
 

@@ -27,9 +27,11 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     elif text.count(":") == 1:  # "203.0.113.7:1234"
         text = text.split(":", 1)[0]
     try:
-        return ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    # A server on "::" sees IPv4 clients as ::ffff:a.b.c.d: one client, one key.
+    return getattr(address, "ipv4_mapped", None) or address
 
 
 def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None, trusted: tuple[Network, ...]) -> bool:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, literal, or_, select
+from sqlalchemy import delete, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,23 +28,25 @@ class Entry:
 
 
 def parse_entry(text: str) -> Entry:
-    """What an operator typed, as an entry: "+31612345678", "+3197*" or "+3197…", "203.0.113.0/24"."""
+    """What an operator typed, as an entry: "+31612345678", "+3197*" (a prefix), "203.0.113.0/24"."""
     text = text.strip()
     if not text:
         raise ValueError("Give a number (+31612345678), a prefix (+3197*) or an IP address or network.")
-    if text.endswith("*"):
-        prefix = re.sub(r"[\s\-.()/]", "", text[:-1])
+    # 00 dials abroad as + does; an IPv6 address may start with 00 too, but has colons.
+    number = "+" + text[2:] if text.startswith("00") and ":" not in text else text
+    # "+31 (0)6…" writes the trunk zero that international dialling drops.
+    number = number.replace("(0)", "")
+    if number.endswith("*"):
+        prefix = re.sub(r"[\s\-.()/]", "", number[:-1])
         if not _PREFIX.fullmatch(prefix):
             raise ValueError(f"{text!r} is not a number prefix like +3197*")
         return Entry("prefix", prefix)
-    if text.startswith(("+", "00")):
+    if number.startswith("+"):
         try:
-            return Entry("number", parse_phone(text, "").e164)
+            return Entry("number", parse_phone(number, "").e164)
         except InvalidNumber:
-            prefix = re.sub(r"[\s\-.()/]", "", text)
-            if _PREFIX.fullmatch(prefix):
-                return Entry("prefix", prefix)  # not a whole number: a range of them
-            raise ValueError(f"{text!r} is neither a valid number nor a number prefix") from None
+            # Never guess a prefix from a mistyped number: a range is asked for with "*".
+            raise ValueError(f"{text!r} is not a valid number; for a range of numbers write a prefix like +3197*") from None
     try:
         return Entry("ip", str(ipaddress.ip_network(text, strict=False)))
     except ValueError:
@@ -53,7 +55,9 @@ def parse_entry(text: str) -> Entry:
 
 async def add(session: AsyncSession, entry: Entry, *, reason: str | None, by: str, now: datetime) -> bool:
     """Add `entry`; False if it was there already."""
-    session.add(DenyEntry(kind=entry.kind, value=entry.value, reason=(reason or None), created_at=now, created_by=by[:64]))
+    session.add(
+        DenyEntry(kind=entry.kind, value=entry.value, reason=(reason or None) and reason[:200], created_at=now, created_by=by[:64])
+    )
     try:
         await session.commit()
     except IntegrityError:
@@ -70,6 +74,7 @@ async def remove(session: AsyncSession, entry: Entry) -> bool:
 
 
 async def entries(session: AsyncSession) -> list[DenyEntry]:
+    """Every entry, by kind and value."""
     return list((await session.scalars(select(DenyEntry).order_by(DenyEntry.kind, DenyEntry.value))).all())
 
 
@@ -78,7 +83,8 @@ async def number_denied(session: AsyncSession, e164: str) -> bool:
     query = select(DenyEntry.id).where(
         or_(
             (DenyEntry.kind == "number") & (DenyEntry.value == e164),
-            (DenyEntry.kind == "prefix") & literal(e164).startswith(DenyEntry.value, autoescape=False),
+            # Not LIKE: a stored "_" or "%" would be a wildcard. substr/length mean the same on SQLite and PostgreSQL.
+            (DenyEntry.kind == "prefix") & (func.substr(literal(e164), 1, func.length(DenyEntry.value)) == DenyEntry.value),
         )
     ).limit(1)
     return (await session.scalar(query)) is not None
@@ -90,6 +96,7 @@ async def ip_denied(session: AsyncSession, ip: str) -> bool:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return False
+    address = getattr(address, "ipv4_mapped", None) or address  # ::ffff:203.0.113.7, from a dual-stack socket
     for value in (await session.scalars(select(DenyEntry.value).where(DenyEntry.kind == "ip"))).all():
         if address in ipaddress.ip_network(value, strict=False):
             return True
