@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from html import unescape
 
@@ -311,7 +312,7 @@ async def test_call_me_again_waits_for_the_cooldown(htmx: httpx.AsyncClient, app
     assert response.headers["retry-after"] == "20"
     assert "You can ask for a new call in 20 seconds." in response.text
     assert calls_placed(app) == 1
-    clock.advance(20)
+    clock.advance(21)  # past the per-number window too (1/30seconds), not on its edge
     response = await htmx.post("/resend")
     assert response.status_code == 200 and "again now" in response.text
     assert calls_placed(app) == 2
@@ -551,3 +552,19 @@ async def test_a_very_long_country_is_refused_clearly(htmx: httpx.AsyncClient, d
     assert response.status_code == 422 and "Choose a country" in response.text
     [row] = await attempts(db)
     assert row.region == "XXX"
+
+
+async def test_the_right_code_sent_twice_at_once_stays_verified(client_for, app: object, db) -> None:
+    """A double click, or two tabs: the second check meets "already processed" and must not undo the first."""
+    async with client_for(headers={"HX-Request": "true"}) as first, client_for(headers={"HX-Request": "true"}) as second:
+        await call_me(first)
+        second.cookies = first.cookies
+        code = spoken_code(app)
+        responses = await asyncio.gather(
+            first.post("/confirm", data={"code": code}), second.post("/confirm", data={"code": code})
+        )
+    assert [r.status_code for r in responses] == [200, 200]
+    assert all("is verified" in r.text for r in responses)
+    [verification] = await verifications(db)
+    assert verification.status == "verified"
+    assert sorted(a.outcome for a in await attempts(db)) == ["already_verified", "sent", "verified"]

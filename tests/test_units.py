@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from webapp.attempts import printable
 from webapp.client_ip import client_ip, parse_networks
+from webapp.codes import InvalidCode, clean_code
 from webapp.cross_origin import is_cross_site
-from webapp.flow import InvalidCode, clean_code, printable
 
 
 @pytest.mark.parametrize(
@@ -72,6 +73,10 @@ def test_client_ip_stops_at_garbage_in_the_chain() -> None:
 def test_client_ip_handles_ipv6_and_ports() -> None:
     trusted = parse_networks(["::1"])
     assert client_ip(scope("::1", "[2001:db8::5]:443"), trusted) == "2001:db8::5"
+
+
+def test_client_ip_reads_an_ipv4_mapped_peer_as_ipv4() -> None:
+    assert client_ip(scope("::ffff:203.0.113.9"), ()) == "203.0.113.9"
 
 
 def test_parse_networks_refuses_a_typo() -> None:

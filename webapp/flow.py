@@ -12,18 +12,16 @@ provider can take seconds, and SQLite has a single writer.
 from __future__ import annotations
 
 import logging
-import math
-import secrets
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from webapp.attempts import AttemptLog, printable
+from webapp.codes import InvalidCode, clean_code
 from webapp.errors import (
     InvalidParameter,
     InvalidToken,
@@ -34,18 +32,18 @@ from webapp.errors import (
     TokenExpired,
     TokenProcessed,
 )
-from webapp.models import Attempt, Verification
 from webapp.guard import Guard, wait_text
+from webapp.models import Verification
 from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
 from webapp.provider import CallOptions, Provider, ProviderVerification
 from webapp.settings import Settings
+from webapp.verifications import GONE, Verifications
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
 CALL_FAILED = "We couldn't place the call. Please try again later."
-GONE = "That verification has ended. Enter your number to get a new call."
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,41 +71,11 @@ class Pending:
 
 @dataclass(frozen=True, slots=True)
 class Verified:
+    """A verification that ended verified, as the result shows it."""
+
     number: str
     international: str
     verified_at: datetime
-
-
-class InvalidCode(Refusal):
-    """A code that cannot be right; it never reaches the provider."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("invalid_code", message, step="code", field="code")
-
-
-def clean_code(raw: str, length: int) -> str:
-    """The code as ASCII digits, or InvalidCode if it cannot be right."""
-    text = "".join(ch for ch in raw if not ch.isspace() and ch not in "-.")
-    if not text:
-        raise InvalidCode("Type the code you heard.")
-    if len(text) > 4 * length:
-        raise InvalidCode(f"The code has {length} digits.")
-    digits = []
-    for ch in text:
-        value = unicodedata.decimal(ch, None)
-        if value is None:
-            raise InvalidCode("The code is made of digits only.")
-        digits.append(str(value))
-    if len(digits) != length:
-        raise InvalidCode(f"The code has {length} digits.")
-    return "".join(digits)
-
-
-def printable(raw: str, limit: int = 64) -> str:
-    """What a person typed, made safe to store: truncated, no control characters."""
-    text = raw[: limit * 2].encode("utf-8", "replace").decode("utf-8")
-    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
-    return text[:limit]
 
 
 class Flow:
@@ -127,13 +95,15 @@ class Flow:
         self._settings = settings
         self._options: CallOptions = settings.call
         self._clock = clock
+        self._verifications = Verifications(sessionmaker, clock, settings.call.timeout)
+        self._attempts = AttemptLog(sessionmaker, clock)
 
     async def admit(self, kind: str, ip: str, verification_id: str | None = None) -> None:
         """The client's own limits (deny list, per-IP counters), before its form is read."""
         try:
             await self._guard.admit_ip(kind, ip)
         except Refusal as refusal:
-            await self._log(kind, refusal.outcome, ip)
+            await self._attempts.write(kind, refusal.outcome, ip)
             if refusal.step == "code":
                 refusal.pending = await self.pending(verification_id)
             raise
@@ -148,43 +118,42 @@ class Flow:
         try:
             number = parse_phone(raw_number, region)
         except InvalidNumber:
-            await self._log("start", "invalid_number", ip, raw_input=printable(raw_number), region=region or None)
+            raw = printable(raw_number)
+            await self._attempts.write("start", "invalid_number", ip, raw_input=raw, region=region or None)
             raise
-        current = await self._get(current_id)
+        current = await self._verifications.get(current_id)
         now = self._clock()
         if current is not None and current.status == "pending" and now < current.expires_at:
             if current.number == number.e164:
-                await self._log("start", "reused", ip, verification=current)
+                await self._attempts.write("start", "reused", ip, verification=current)
                 return replace(self._pending(current), reused=True)
         try:
             await self._guard.check_number(number)
-            await self._refuse_if_live(number.e164)
+            await self._verifications.refuse_if_live(number.e164)
             await self._guard.count_call(number)
-            verification = await self._reserve(number, ip)
+            verification = await self._verifications.reserve(number, ip)
         except Refusal as refusal:
-            await self._log("start", refusal.outcome, ip, number=number.e164, region=number.region)
+            await self._attempts.write("start", refusal.outcome, ip, number=number.e164, region=number.region)
             raise
         if current is not None:
             await self.cancel(current.id)
         created, latency = await self._create(number, ip, "start", verification)
         now = self._clock()
-        async with self._sessions() as session:
-            verification = await self._locked(session, verification)
+        async with self._verifications.change(verification) as (session, verification):
             verification.provider_ref = created.id
             verification.expires_at = self._expiry(now, created)
-            session.add(self._attempt("start", "sent", ip, verification=verification, latency=latency))
-            await session.commit()
+            session.add(self._attempts.row("start", "sent", ip, verification=verification, latency=latency))
         return self._pending(verification)
 
     async def resend(self, verification_id: str | None, ip: str) -> Pending:
         """Place a new call for the verification in progress ("Call me again")."""
         verification = await self._load(verification_id, "resend", ip)
         if verification.status == "verified":
-            await self._log("resend", "already_verified", ip, verification=verification)
+            await self._attempts.write("resend", "already_verified", ip, verification=verification)
             raise Refusal("already_verified", "This number is already verified.", step="phone", status_code=409)
         wait = self._resend_wait(verification, self._clock())
         if wait > 0:
-            await self._log("resend", "resend_too_soon", ip, verification=verification)
+            await self._attempts.write("resend", "resend_too_soon", ip, verification=verification)
             raise Refusal(
                 "resend_too_soon",
                 f"You can ask for a new call in {wait_text(wait)}.",
@@ -194,44 +163,52 @@ class Flow:
                 pending=self._pending(verification),
             )
         number = number_from_e164(verification.number)
-        was_live = verification.status == "pending"
+        # Past its expiry a pending verification no longer holds the number: reopen it like a closed one.
+        was_live = verification.status == "pending" and self._clock() < verification.expires_at
         try:
             await self._guard.check_number(number)
             await self._guard.count_call(number)
             if not was_live:
-                verification = await self._reopen(verification)
+                verification = await self._verifications.reopen(verification)
         except Refusal as refusal:
-            await self._log("resend", refusal.outcome, ip, verification=verification)
-            refusal.step, refusal.pending = "code", self._pending(verification)
+            await self._attempts.write("resend", refusal.outcome, ip, verification=verification)
+            if refusal.outcome not in ("no_verification", "already_verified"):
+                refusal.step, refusal.pending = "code", self._pending(verification)
             raise
         if was_live and verification.provider_ref:
             await self._cancel_quietly(verification.provider_ref)
         created, latency = await self._create(number, ip, "resend", verification)
         now = self._clock()
-        async with self._sessions() as session:
-            verification = await self._locked(session, verification)
-            verification.provider_ref = created.id
-            verification.status = "pending"
-            verification.code_attempts = 0
-            verification.calls += 1
-            verification.last_call_at = now
-            verification.expires_at = self._expiry(now, created)
-            session.add(self._attempt("resend", "sent", ip, verification=verification, latency=latency))
-            await session.commit()
+        async with self._verifications.change(verification) as (session, fresh):
+            # Closed in another tab while the call was being placed: don't bring it back.
+            still_live = fresh.status == "pending"
+            if still_live:
+                fresh.provider_ref = created.id
+                fresh.code_attempts = 0
+                fresh.calls += 1
+                fresh.last_call_at = now
+                fresh.expires_at = self._expiry(now, created)
+                session.add(self._attempts.row("resend", "sent", ip, verification=fresh, latency=latency))
+        if not still_live:
+            await self._cancel_quietly(created.id)
+            await self._attempts.write("resend", "no_verification", ip, verification=fresh, latency=latency)
+            raise Refusal("no_verification", GONE, step="phone", status_code=409)
+        verification = fresh
         return self._pending(verification)
 
     async def confirm(self, verification_id: str | None, raw_code: str, ip: str) -> Verified:
         """Check a code; Verified only when the provider says "verified"."""
         verification = await self._load(verification_id, "check", ip)
         if verification.status == "verified":
+            await self._attempts.write("check", "already_verified", ip, verification=verification)
             return self._verified(verification)
         if verification.status != "pending":
-            await self._log("check", "closed", ip, verification=verification)
+            await self._attempts.write("check", "closed", ip, verification=verification)
             raise self._closed(verification, "This code can no longer be used. Ask for a new call.")
         try:
             code = clean_code(raw_code, self._options.token_length)
         except InvalidCode as refusal:
-            await self._log("check", "invalid_code", ip, verification=verification)
+            await self._attempts.write("check", "invalid_code", ip, verification=verification)
             refusal.pending = self._pending(verification)
             raise
         if self._clock() >= verification.expires_at:
@@ -242,16 +219,22 @@ class Flow:
         try:
             checked = await self._provider.check(verification.provider_ref or "", code)
         except InvalidToken:
-            raise await self._wrong_code(verification, ip, _ms(started)) from None
+            refusal = await self._wrong_code(verification, ip, _ms(started))
+            if refusal is None:
+                return self._verified(verification)
+            raise refusal from None
         except (TokenExpired, NotFound):
-            await self._close(verification, "expired", ip, latency=_ms(started))
+            if not await self._close(verification, "expired", ip, latency=_ms(started)):
+                return self._verified(verification)
             raise self._closed(verification, "The code has expired. Ask for a new call.") from None
         except TokenProcessed:
-            await self._close(verification, "failed", ip, latency=_ms(started), outcome="closed")
+            # Also what a second click with the right code gets, after the first verified it.
+            if not await self._close(verification, "failed", ip, latency=_ms(started), outcome="closed"):
+                return self._verified(verification)
             raise self._closed(verification, "This code can no longer be used. Ask for a new call.") from None
         except ProviderError as exc:
             log.warning("code check failed at the provider: %s", exc)
-            await self._log("check", "provider_error", ip, verification=verification, latency=_ms(started))
+            await self._attempts.write("check", "provider_error", ip, verification=verification, latency=_ms(started))
             raise Refusal(
                 "provider_error",
                 "We couldn't check the code just now. Please try again.",
@@ -263,10 +246,7 @@ class Flow:
 
     async def pending(self, verification_id: str | None) -> Pending | None:
         """The verification behind a session, if it is still worth showing."""
-        if not verification_id:
-            return None
-        async with self._sessions() as session:
-            verification = await session.get(Verification, verification_id)
+        verification = await self._verifications.get(verification_id)
         if verification is None or verification.status in ("verified", "cancelled"):
             return None
         return self._pending(verification)
@@ -285,14 +265,9 @@ class Flow:
         """Give up on a verification ("use a different number")."""
         if not verification_id:
             return
-        async with self._sessions() as session:
-            verification = await session.get(Verification, verification_id)
-            if verification is None or verification.status != "pending":
-                return
-            verification.status = "cancelled"
-            await session.commit()
-        if verification.provider_ref:
-            await self._cancel_quietly(verification.provider_ref)
+        cancelled = await self._verifications.cancel(verification_id)
+        if cancelled is not None and cancelled.provider_ref:
+            await self._cancel_quietly(cancelled.provider_ref)
 
     # -- the parts -------------------------------------------------------------
 
@@ -323,118 +298,46 @@ class Flow:
             return Refusal(outcome, CALL_FAILED, status_code=503)
         return Refusal(outcome, CALL_FAILED, status_code=503, step="code", pending=self._pending(verification))
 
-    async def _refuse_if_live(self, e164: str) -> None:
-        """Another session's verification for this number is still waiting for its code."""
-        now = self._clock()
-        async with self._sessions() as session:
-            live = await session.scalar(
-                select(Verification.expires_at)
-                .where(Verification.number == e164, Verification.status == "pending", Verification.expires_at > now)
-                .limit(1)
-            )
-        if live is not None:
-            raise self._busy_number(live)
-
-    def _busy_number(self, expires_at: datetime | None) -> Refusal:
-        wait = max(1, math.ceil((expires_at - self._clock()).total_seconds())) if expires_at else self._options.timeout
-        return Refusal(
-            "blocked_pending",
-            f"A call to this number is already in progress. Try again in {wait_text(wait)}.",
-            status_code=429,
-            retry_after=wait,
-            field="phone",
-        )
-
-    async def _reserve(self, number: PhoneNumber, ip: str) -> Verification:
-        """Claim the number: the database lets one live verification per number exist."""
-        now = self._clock()
-        verification = Verification(
-            id=secrets.token_urlsafe(16),
-            number=number.e164,
-            country=number.region,
-            channel="tts",
-            provider_ref=None,
-            status="pending",
-            code_attempts=0,
-            calls=1,
-            ip=ip,
-            created_at=now,
-            last_call_at=now,
-            expires_at=now + timedelta(seconds=self._options.timeout),
-        )
-        async with self._sessions() as session:
-            await self._expire_stale(session, number.e164, now)
-            session.add(verification)
-            try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                live = await self._live_expiry(session, number.e164)
-                raise self._busy_number(live) from None
-        return verification
-
-    async def _reopen(self, verification: Verification) -> Verification:
-        """A closed verification becomes live again for a new call, if its number is free."""
-        now = self._clock()
-        async with self._sessions() as session:
-            await self._expire_stale(session, verification.number, now)
-            fresh = await self._locked(session, verification)
-            fresh.status = "pending"
-            fresh.expires_at = now + timedelta(seconds=self._options.timeout)
-            try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                raise self._busy_number(await self._live_expiry(session, verification.number)) from None
-        return fresh
-
-    @staticmethod
-    async def _expire_stale(session: AsyncSession, e164: str, now: datetime) -> None:
-        # A live verification whose code has run out no longer holds the number.
-        await session.execute(
-            update(Verification)
-            .where(Verification.number == e164, Verification.status == "pending", Verification.expires_at <= now)
-            .values(status="expired")
-        )
-
-    @staticmethod
-    async def _live_expiry(session: AsyncSession, e164: str) -> datetime | None:
-        return await session.scalar(
-            select(Verification.expires_at).where(Verification.number == e164, Verification.status == "pending").limit(1)
-        )
-
     async def _checked(self, verification: Verification, checked: ProviderVerification, ip: str, latency: int) -> Verified:
         if checked.status == "verified" and checked.id == verification.provider_ref:
             now = self._clock()
-            async with self._sessions() as session:
-                verification = await self._locked(session, verification)
+            async with self._verifications.change(verification) as (session, verification):
                 verification.status = "verified"
                 verification.verified_at = now
-                session.add(self._attempt("check", "verified", ip, verification=verification, latency=latency))
-                await session.commit()
+                session.add(self._attempts.row("check", "verified", ip, verification=verification, latency=latency))
             return self._verified(verification)
         if checked.status == "expired":
-            await self._close(verification, "expired", ip, latency=latency)
+            if not await self._close(verification, "expired", ip, latency=latency):
+                return self._verified(verification)
             raise self._closed(verification, "The code has expired. Ask for a new call.")
         if checked.status == "failed":
-            await self._close(verification, "failed", ip, latency=latency, outcome="attempts_exhausted")
+            if not await self._close(verification, "failed", ip, latency=latency, outcome="attempts_exhausted"):
+                return self._verified(verification)
             raise self._closed(verification, "That code was wrong too many times. Ask for a new call.")
         # A 200 that is not "verified" is not success, whatever else it says.
         log.warning("provider answered a check with status %r for %s", checked.status, verification.provider_ref)
-        raise await self._wrong_code(verification, ip, latency, outcome="unverified")
+        refusal = await self._wrong_code(verification, ip, latency, outcome="unverified")
+        if refusal is None:
+            return self._verified(verification)
+        raise refusal
 
     async def _wrong_code(
         self, verification: Verification, ip: str, latency: int, outcome: str = "wrong_code"
-    ) -> Refusal:
-        async with self._sessions() as session:
-            verification = await self._locked(session, verification)
+    ) -> Refusal | None:
+        """Count a wrong code; the refusal to show, or None if the verification was verified meanwhile."""
+        async with self._verifications.change(verification) as (session, verification):
+            if verification.status == "verified":
+                session.add(self._attempts.row("check", "already_verified", ip, verification=verification, latency=latency))
+                return None
+            if verification.status != "pending":  # closed by a concurrent check
+                session.add(self._attempts.row("check", "closed", ip, verification=verification, latency=latency))
+                return self._closed(verification, "This code can no longer be used. Ask for a new call.")
             verification.code_attempts += 1
             exhausted = verification.code_attempts >= self._options.max_attempts
             if exhausted:
                 verification.status = "failed"
                 outcome = "attempts_exhausted"
-            session.add(self._attempt("check", outcome, ip, verification=verification, latency=latency))
-            await session.commit()
+            session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
         if exhausted:
             return self._closed(verification, "That code was wrong too many times. Ask for a new call.")
         left = self._options.max_attempts - verification.code_attempts
@@ -446,16 +349,10 @@ class Flow:
             pending=self._pending(verification),
         )
 
-    async def _get(self, verification_id: str | None) -> Verification | None:
-        if not verification_id:
-            return None
-        async with self._sessions() as session:
-            return await session.get(Verification, verification_id)
-
     async def _load(self, verification_id: str | None, kind: str, ip: str) -> Verification:
-        verification = await self._get(verification_id)
+        verification = await self._verifications.get(verification_id)
         if verification is None or verification.status == "cancelled":
-            await self._log(kind, "no_verification", ip)
+            await self._attempts.write(kind, "no_verification", ip)
             raise Refusal("no_verification", GONE, step="phone", status_code=409)
         return verification
 
@@ -468,23 +365,19 @@ class Flow:
         kind: str = "check",
         latency: int | None = None,
         outcome: str | None = None,
-    ) -> None:
-        async with self._sessions() as session:
-            merged = await self._locked(session, verification)
+    ) -> bool:
+        """Close the verification as `status`; False (and nothing changed) if it was verified meanwhile."""
+        async with self._verifications.change(verification) as (session, merged):
+            if merged.status == "verified":
+                session.add(self._attempts.row(kind, "already_verified", ip, verification=merged, latency=latency))
+                verification.status, verification.verified_at = merged.status, merged.verified_at
+                return False
             merged.status = status
             if verification.provider_ref:
                 merged.provider_ref = verification.provider_ref
-            session.add(self._attempt(kind, outcome or status, ip, verification=merged, latency=latency))
-            await session.commit()
+            session.add(self._attempts.row(kind, outcome or status, ip, verification=merged, latency=latency))
         verification.status = status
-
-    @staticmethod
-    async def _locked(session: AsyncSession, verification: Verification) -> Verification:
-        # Re-read the row for update: concurrent checks must not lose a wrong attempt.
-        fresh = await session.get(Verification, verification.id, with_for_update=True, populate_existing=True)
-        if fresh is None:
-            raise Refusal("no_verification", GONE, step="phone", status_code=409)
-        return fresh
+        return True
 
     def _closed(self, verification: Verification, message: str) -> Refusal:
         return Refusal("closed", message, step="code", status_code=422, pending=self._pending(verification))
@@ -495,42 +388,6 @@ class Flow:
         except ProviderError as exc:
             # The old call's code simply expires; nothing for the person to do.
             log.info("cancelling verification %s at the provider failed: %s", ref, exc)
-
-    async def _log(self, kind: str, outcome: str, ip: str, **fields: object) -> None:
-        async with self._sessions() as session:
-            session.add(self._attempt(kind, outcome, ip, **fields))  # type: ignore[arg-type]
-            await session.commit()
-
-    def _attempt(
-        self,
-        kind: str,
-        outcome: str,
-        ip: str,
-        *,
-        number: str | None = None,
-        raw_input: str | None = None,
-        region: str | None = None,
-        verification: Verification | None = None,
-        provider_ref: str | None = None,
-        latency: int | None = None,
-    ) -> Attempt:
-        if verification is not None:
-            number = number or verification.number
-            region = region or verification.country
-            provider_ref = provider_ref or verification.provider_ref
-        return Attempt(
-            created_at=self._clock(),
-            kind=kind,
-            number=number,
-            raw_input=raw_input if number is None else None,
-            region=region,
-            ip=ip,
-            channel="tts",
-            outcome=outcome,
-            verification_id=verification.id if verification is not None else None,
-            provider_ref=provider_ref,
-            provider_latency_ms=latency,
-        )
 
     def _expiry(self, now: datetime, created: ProviderVerification) -> datetime:
         ours = now + timedelta(seconds=self._options.timeout)

@@ -1,0 +1,64 @@
+"""Writing the attempts log: one row per decision of the flow, allowed or refused."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from webapp.models import Attempt, Verification
+
+
+def printable(raw: str, limit: int = 64) -> str:
+    """What a person typed, made safe to store: truncated, no control characters."""
+    text = raw[: limit * 2].encode("utf-8", "replace").decode("utf-8")
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    return text[:limit]
+
+
+class AttemptLog:
+    """Builds attempts rows, and writes those that stand alone."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Callable[[], datetime]) -> None:
+        self._sessions = sessionmaker
+        self._clock = clock
+
+    async def write(self, kind: str, outcome: str, ip: str, **fields: object) -> None:
+        """One row, committed in its own transaction."""
+        async with self._sessions() as session:
+            session.add(self.row(kind, outcome, ip, **fields))  # type: ignore[arg-type]
+            await session.commit()
+
+    def row(
+        self,
+        kind: str,
+        outcome: str,
+        ip: str,
+        *,
+        number: str | None = None,
+        raw_input: str | None = None,
+        region: str | None = None,
+        verification: Verification | None = None,
+        provider_ref: str | None = None,
+        latency: int | None = None,
+    ) -> Attempt:
+        """A row for one decision; what is not given is taken from the verification."""
+        if verification is not None:
+            number = number or verification.number
+            region = region or verification.country
+            provider_ref = provider_ref or verification.provider_ref
+        return Attempt(
+            created_at=self._clock(),
+            kind=kind,
+            number=number,
+            raw_input=raw_input if number is None else None,
+            region=region,
+            ip=ip,
+            channel="tts",
+            outcome=outcome,
+            verification_id=verification.id if verification is not None else None,
+            provider_ref=provider_ref,
+            provider_latency_ms=latency,
+        )

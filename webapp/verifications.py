@@ -1,0 +1,155 @@
+"""The verifications table, as the flow reads and changes it.
+
+One live (pending) verification per number is held by the database itself, a
+partial unique index, so that concurrent starts in several processes cannot
+both call. Each method is its own short transaction: none is held open while
+the provider is called, because that can take seconds and SQLite has a single
+writer.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from webapp.errors import Refusal
+from webapp.guard import wait_text
+from webapp.models import Verification
+from webapp.phone import PhoneNumber
+
+GONE = "That verification has ended. Enter your number to get a new call."
+
+
+class Verifications:
+    """Read, claim and change verifications; a live one holds its number."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], clock: Callable[[], datetime], timeout: int
+    ) -> None:
+        self._sessions = sessionmaker
+        self._clock = clock
+        #: seconds a new call's code is good for, on our side
+        self._timeout = timeout
+
+    async def get(self, verification_id: str | None) -> Verification | None:
+        """The verification with this id, if there is one."""
+        if not verification_id:
+            return None
+        async with self._sessions() as session:
+            return await session.get(Verification, verification_id)
+
+    @asynccontextmanager
+    async def change(self, verification: Verification) -> AsyncIterator[tuple[AsyncSession, Verification]]:
+        """The row re-read for update in a new transaction, committed when the block ends."""
+        async with self._sessions() as session:
+            yield session, await _locked(session, verification)
+            await session.commit()
+
+    async def refuse_if_live(self, e164: str) -> None:
+        """Another session's verification for this number is still waiting for its code."""
+        now = self._clock()
+        async with self._sessions() as session:
+            live = await session.scalar(
+                select(Verification.expires_at)
+                .where(Verification.number == e164, Verification.status == "pending", Verification.expires_at > now)
+                .limit(1)
+            )
+        if live is not None:
+            raise self._busy_number(live)
+
+    async def reserve(self, number: PhoneNumber, ip: str) -> Verification:
+        """Claim the number: the database lets one live verification per number exist."""
+        now = self._clock()
+        verification = Verification(
+            id=secrets.token_urlsafe(16),
+            number=number.e164,
+            country=number.region,
+            channel="tts",
+            provider_ref=None,
+            status="pending",
+            code_attempts=0,
+            calls=1,
+            ip=ip,
+            created_at=now,
+            last_call_at=now,
+            expires_at=now + timedelta(seconds=self._timeout),
+        )
+        async with self._sessions() as session:
+            await _expire_stale(session, number.e164, now)
+            session.add(verification)
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                live = await _live_expiry(session, number.e164)
+                raise self._busy_number(live) from None
+        return verification
+
+    async def reopen(self, verification: Verification) -> Verification:
+        """A closed verification becomes live again for a new call, if its number is free."""
+        now = self._clock()
+        async with self._sessions() as session:
+            await _expire_stale(session, verification.number, now)
+            fresh = await _locked(session, verification)
+            if fresh.status == "cancelled":  # given up on in another tab meanwhile
+                raise Refusal("no_verification", GONE, step="phone", status_code=409)
+            if fresh.status == "verified":
+                raise Refusal("already_verified", "This number is already verified.", step="phone", status_code=409)
+            fresh.status = "pending"
+            fresh.expires_at = now + timedelta(seconds=self._timeout)
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                raise self._busy_number(await _live_expiry(session, verification.number)) from None
+        return fresh
+
+    async def cancel(self, verification_id: str) -> Verification | None:
+        """Mark a pending verification cancelled; the row, or None when none was pending."""
+        async with self._sessions() as session:
+            verification = await session.get(Verification, verification_id)
+            if verification is None or verification.status != "pending":
+                return None
+            verification.status = "cancelled"
+            await session.commit()
+        return verification
+
+    def _busy_number(self, expires_at: datetime | None) -> Refusal:
+        wait = max(1, math.ceil((expires_at - self._clock()).total_seconds())) if expires_at else self._timeout
+        return Refusal(
+            "blocked_pending",
+            f"A call to this number is already in progress. Try again in {wait_text(wait)}.",
+            status_code=429,
+            retry_after=wait,
+            field="phone",
+        )
+
+
+async def _locked(session: AsyncSession, verification: Verification) -> Verification:
+    # Re-read the row for update: concurrent checks must not lose a wrong attempt.
+    fresh = await session.get(Verification, verification.id, with_for_update=True, populate_existing=True)
+    if fresh is None:
+        raise Refusal("no_verification", GONE, step="phone", status_code=409)
+    return fresh
+
+
+async def _expire_stale(session: AsyncSession, e164: str, now: datetime) -> None:
+    # A live verification whose code has run out no longer holds the number.
+    await session.execute(
+        update(Verification)
+        .where(Verification.number == e164, Verification.status == "pending", Verification.expires_at <= now)
+        .values(status="expired")
+    )
+
+
+async def _live_expiry(session: AsyncSession, e164: str) -> datetime | None:
+    return await session.scalar(
+        select(Verification.expires_at).where(Verification.number == e164, Verification.status == "pending").limit(1)
+    )
