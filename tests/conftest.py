@@ -1,4 +1,8 @@
-"""Fixtures: a real SQLite file made by Alembic, the app with its lifespan, a client per IP.
+"""Fixtures: a real database made by Alembic, the app with its lifespan, a client per IP.
+
+Every test that uses the database (`database_url`, and through it `settings`,
+`app`, `client`, `db`) runs twice: on a SQLite file and on PostgreSQL
+(127.0.0.1:5432, trust auth; skipped with the reason where none answers).
 
 Set VOICE2FA_REQUIRE_SERVICES=1 (.ci/run does) to turn "service absent" skips
 into failures: on the machines that have Chromium, PostgreSQL and Redis, those
@@ -7,12 +11,18 @@ tests must run.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import secrets
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 import limits.storage.memory
 import pytest
@@ -20,6 +30,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
+from starlette.datastructures import Secret
 from starlette.types import ASGIApp
 
 from webapp.app import create_app
@@ -27,9 +38,14 @@ from webapp.db import create_engine, create_sessionmaker
 from webapp.migrate import upgrade
 from webapp.models import Attempt, Verification
 from webapp.provider import CallOptions
+from webapp.passwords import hash_password
 from webapp.settings import Settings
 
 REQUIRE_SERVICES = os.environ.get("VOICE2FA_REQUIRE_SERVICES") == "1"
+
+#: The operators' test password; hashed once here, since scrypt is slow on purpose.
+OPERATOR = ("admin", "operator-test-password")
+OPERATOR_HASH = hash_password(OPERATOR[1])
 
 
 def require(available: bool, reason: str) -> None:
@@ -62,12 +78,80 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def database_url(tmp_path: Path, migrated_template: Path) -> str:
-    """A fresh, migrated SQLite file for this test."""
-    path = tmp_path / "voice2fa.db"
-    shutil.copy(migrated_template, path)
-    return f"sqlite+aiosqlite:///{path}"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+POSTGRES_ADMIN_DATABASE = "test"  # where CREATE/DROP DATABASE are sent from
+
+
+def postgres_url(database: str) -> str:
+    """The app's (SQLAlchemy) URL of a database on the test server."""
+    return f"{POSTGRES.replace('postgresql://', 'postgresql+asyncpg://')}/{database}"
+
+
+def _on_own_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    # Sync fixtures run beside pytest-asyncio's per-test loop; asyncio.run on
+    # this thread would replace (and then unset) that loop, so use another one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+async def _postgres(*statements: str) -> None:
+    connection = await asyncpg.connect(f"{POSTGRES}/{POSTGRES_ADMIN_DATABASE}", timeout=3)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def postgres_admin(*statements: str) -> None:
+    """Run statements (CREATE/DROP DATABASE) on the test server's admin database."""
+    _on_own_loop(_postgres(*statements))
+
+
+@contextmanager
+def postgres_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """A new database on the test server, empty or cloned from `template`, dropped afterwards; its name."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    postgres_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    try:
+        yield name
+    finally:
+        postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> None:
+    """PostgreSQL answers on 127.0.0.1:5432, or the test is skipped (asked once per run)."""
+    try:
+        _on_own_loop(_postgres("SELECT 1"))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        require(False, f"PostgreSQL does not answer on 127.0.0.1:5432 ({type(exc).__name__}: {exc})")
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_available: None) -> Iterator[str]:
+    """A PostgreSQL database brought to head by Alembic once per run; each test clones it."""
+    with postgres_database(f"v2fa_tpl_{os.getpid()}") as name:
+        upgrade(postgres_url(name))
+        yield name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database for this test: a copy of the SQLite template, or a PostgreSQL clone.
+
+    PostgreSQL gets a whole database per test (CREATE DATABASE ... TEMPLATE, some
+    30 ms) rather than a rolled-back transaction: the app commits in its own
+    sessions on the engine its lifespan makes, so there is no outer transaction
+    to join, and a real commit is what the tests should see anyway.
+    """
+    if request.param == "sqlite":
+        path = tmp_path / "voice2fa.db"
+        shutil.copy(request.getfixturevalue("migrated_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    with postgres_database("v2fa_t", template=request.getfixturevalue("postgres_template")) as name:
+        yield postgres_url(name)
 
 
 class _FakeTimeModule:
@@ -103,6 +187,7 @@ def settings(database_url: str, settings_changes: dict[str, object]) -> Settings
         call=CallOptions(max_attempts=3),
         resend_cooldown=30,
         provider_deadline=0.5,
+        admin_password_hash=Secret(OPERATOR_HASH),
     ).replace(**settings_changes)
 
 

@@ -10,6 +10,7 @@ client code runs, offline.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -23,6 +24,8 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from webapp import admin
+from webapp.admin import AdminPages
 from webapp.client_ip import client_ip, parse_networks
 from webapp.cross_origin import CrossOriginProtection
 from webapp.db import create_engine, create_sessionmaker
@@ -30,6 +33,8 @@ from webapp.flow import Flow
 from webapp.guard import Guard
 from webapp.headers import SecurityHeaders
 from webapp.limits import RateLimits
+from webapp.operators import Operators
+from webapp.passwords import hash_password
 from webapp.pages import Pages
 from webapp.phone import CountryOptions
 from webapp.provider.messagebird import MessageBird
@@ -45,6 +50,22 @@ SANDBOX_URL = "http://sandbox.invalid"
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _operators_password(settings: Settings) -> str | None:
+    """The operators' password hash; in sandbox mode a random password if none is set."""
+    if settings.admin_password_hash is not None:
+        return str(settings.admin_password_hash)
+    if not settings.sandbox:
+        log.warning("The operators' pages are off: set ADMIN_PASSWORD_HASH (voice2fa hash-password) to turn them on.")
+        return None
+    password = secrets.token_urlsafe(12)
+    log.warning(
+        "Operators' pages: /admin/ as %r with password %s (generated for this run; "
+        "set ADMIN_PASSWORD_HASH from `voice2fa hash-password` to choose one).",
+        settings.admin_user, password,
+    )
+    return hash_password(password)
 
 
 def create_app(
@@ -89,7 +110,8 @@ def create_app(
             key_prefix=settings.ratelimit_key_prefix,
             now=lambda: clock().timestamp(),
         )
-        flow = Flow(sessions, provider, Guard(settings, limits, sessions, clock), settings, clock)
+        guard = Guard(settings, limits, sessions, clock)
+        flow = Flow(sessions, provider, guard, settings, clock)
         try:
             yield {
                 "flow": flow,
@@ -97,12 +119,22 @@ def create_app(
                 "sandbox": sandbox,
                 "client_ip": partial(client_ip, trusted=trusted),
                 "limits": limits,
+                "sessions": sessions,
+                "guard": guard,
+                "clock": clock,
+                "operators": Operators(settings.admin_user, admin_hash, limits, settings.limit_admin_failures)
+                if admin_hash
+                else None,
+                "admin_pages": AdminPages(pages),
             }
         finally:
             await http.aclose()
             await engine.dispose()
 
+    admin_hash = _operators_password(settings)
     app_routes = routes(sandbox=sandbox is not None)
+    if admin_hash:
+        app_routes += admin.routes()
     if sandbox is not None:
         app_routes += viewing_routes(sandbox)
     app_routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))

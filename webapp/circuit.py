@@ -70,3 +70,9 @@ async def trip_if_pumped(session: AsyncSession, country: str, now: datetime, set
         country, opened.until.isoformat(), share * 100, len(statuses), settings.circuit_min_verified * 100,
     )
     return opened
+
+
+async def recent_breaks(session: AsyncSession, limit: int = 20) -> list[CircuitBreak]:
+    """The latest breaks, open or over, newest first (for the operators' pages)."""
+    query = select(CircuitBreak).order_by(CircuitBreak.opened_at.desc(), CircuitBreak.id.desc()).limit(limit)
+    return list((await session.scalars(query)).all())

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from webapp.models import DenyEntry
+from webapp.models import AdminAction, DenyEntry
 from webapp.phone import InvalidNumber, parse_phone
 
 _PREFIX = re.compile(r"\+[1-9][0-9]{0,14}")
@@ -78,26 +78,49 @@ async def entries(session: AsyncSession) -> list[DenyEntry]:
     return list((await session.scalars(select(DenyEntry).order_by(DenyEntry.kind, DenyEntry.value))).all())
 
 
-async def number_denied(session: AsyncSession, e164: str) -> bool:
-    """Whether `e164` is denied, itself or by a prefix."""
-    query = select(DenyEntry.id).where(
+async def number_entries(session: AsyncSession, e164: str) -> list[DenyEntry]:
+    """The entries that deny `e164`: the number itself, and prefixes of it."""
+    query = select(DenyEntry).where(
         or_(
             (DenyEntry.kind == "number") & (DenyEntry.value == e164),
             # Not LIKE: a stored "_" or "%" would be a wildcard. substr/length mean the same on SQLite and PostgreSQL.
             (DenyEntry.kind == "prefix") & (func.substr(literal(e164), 1, func.length(DenyEntry.value)) == DenyEntry.value),
         )
-    ).limit(1)
-    return (await session.scalar(query)) is not None
+    ).order_by(DenyEntry.kind, DenyEntry.value)
+    return list((await session.scalars(query)).all())
+
+
+async def number_denied(session: AsyncSession, e164: str) -> bool:
+    """Whether `e164` is denied, itself or by a prefix."""
+    return bool(await number_entries(session, e164))
+
+
+async def ip_entries(session: AsyncSession, ip: str) -> list[DenyEntry]:
+    """The entries whose address or network holds `ip`."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return []
+    address = getattr(address, "ipv4_mapped", None) or address  # ::ffff:203.0.113.7, from a dual-stack socket
+    found = (await session.scalars(select(DenyEntry).where(DenyEntry.kind == "ip"))).all()
+    return [entry for entry in found if address in ipaddress.ip_network(entry.value, strict=False)]
 
 
 async def ip_denied(session: AsyncSession, ip: str) -> bool:
     """Whether `ip` is in a denied address or network."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    address = getattr(address, "ipv4_mapped", None) or address  # ::ffff:203.0.113.7, from a dual-stack socket
-    for value in (await session.scalars(select(DenyEntry.value).where(DenyEntry.kind == "ip"))).all():
-        if address in ipaddress.ip_network(value, strict=False):
-            return True
-    return False
+    return bool(await ip_entries(session, ip))
+
+
+async def record(
+    session: AsyncSession, *, operator: str, action: str, entry: Entry, reason: str | None, now: datetime
+) -> None:
+    """Write down an operator's deny or allow: who, when, what."""
+    session.add(AdminAction(at=now, operator=operator[:64], action=action, kind=entry.kind, value=entry.value,
+                            reason=(reason or None) and reason[:200]))
+    await session.commit()
+
+
+async def recent_actions(session: AsyncSession, limit: int = 50) -> list[AdminAction]:
+    """The operators' latest actions, newest first."""
+    query = select(AdminAction).order_by(AdminAction.at.desc(), AdminAction.id.desc()).limit(limit)
+    return list((await session.scalars(query)).all())

@@ -55,16 +55,17 @@ class Guard:
         self._limits = limits
         self._sessions = sessionmaker
         self._clock = clock
-        self._start_per_ip = parse(settings.limit_start_per_ip)
-        self._check_per_ip = parse(settings.limit_check_per_ip)
-        self._per_number = parse(settings.limit_start_per_number)
+        #: the counters' limits, public for the operators' pages
+        self.start_ip_limits = parse(settings.limit_start_per_ip)
+        self.check_ip_limits = parse(settings.limit_check_per_ip)
+        self.number_limits = parse(settings.limit_start_per_number)
         self._global = parse(settings.limit_calls_global)
         self._per_country = parse(settings.limit_calls_per_country)
 
     async def admit_ip(self, kind: str, ip: str) -> None:
         """The client's own limits, before its request body is even read."""
         if kind == "check":
-            wait = await self._hit(self._check_per_ip, "check-ip", ip)
+            wait = await self._hit(self.check_ip_limits, "check-ip", ip)
             if wait:
                 raise Refusal("blocked_ip", f"Too many tries. Please wait {wait_text(wait)} and try again.",
                               step="code", status_code=429, retry_after=wait)
@@ -72,7 +73,7 @@ class Guard:
         async with self._sessions() as session:
             if await denylist.ip_denied(session, ip):
                 raise Refusal("blocked_denylist", DENIED, status_code=422)
-        wait = await self._hit(self._start_per_ip, "start-ip", ip)
+        wait = await self._hit(self.start_ip_limits, "start-ip", ip)
         if wait:
             raise Refusal("blocked_ip", f"Too many calls requested from your network. Try again in {wait_text(wait)}.",
                           status_code=429, retry_after=wait)
@@ -94,7 +95,7 @@ class Guard:
 
     async def count_call(self, number: PhoneNumber) -> None:
         """Spend the counters of one call: per number, overall, per country."""
-        wait = await self._hit(self._per_number, "number", number.e164)
+        wait = await self._hit(self.number_limits, "number", number.e164)
         if wait:
             raise Refusal("blocked_number", f"Too many calls to this number. Try again in {wait_text(wait)}.",
                           status_code=429, retry_after=wait, field="phone")

@@ -65,6 +65,37 @@ class RateLimits:
             log.error("rate limit storage unavailable: %s: %s", type(exc).__name__, exc)
             raise LimiterUnavailable(str(exc)) from exc
 
+    async def blocked(self, items: Sequence[RateLimitItem], *key: str) -> int | None:
+        """Seconds to wait if one of `items` is full for `key` already, else None; counts nothing."""
+        try:
+            return await anyio.to_thread.run_sync(self._blocked, items, key)
+        except Exception as exc:
+            log.error("rate limit storage unavailable: %s: %s", type(exc).__name__, exc)
+            raise LimiterUnavailable(str(exc)) from exc
+
+    async def stats(self, items: Sequence[RateLimitItem], *key: str) -> list[tuple[RateLimitItem, int, float]]:
+        """For each item: (item, remaining, reset time as a timestamp), for the operators' pages."""
+        try:
+            return await anyio.to_thread.run_sync(self._stats, items, key)
+        except Exception as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+
+    def _blocked(self, items: Sequence[RateLimitItem], key: tuple[str, ...]) -> int | None:
+        strategy = self.limiter.limiter
+        for item in items:
+            if not strategy.test(item, self._prefix, *key):
+                reset, _remaining = strategy.get_window_stats(item, self._prefix, *key)
+                return max(1, math.ceil(reset - self._now()))
+        return None
+
+    def _stats(self, items: Sequence[RateLimitItem], key: tuple[str, ...]) -> list[tuple[RateLimitItem, int, float]]:
+        strategy = self.limiter.limiter
+        found = []
+        for item in items:
+            reset, remaining = strategy.get_window_stats(item, self._prefix, *key)
+            found.append((item, remaining, reset))
+        return found
+
     def _hit(self, items: Sequence[RateLimitItem], key: tuple[str, ...]) -> int | None:
         strategy = self.limiter.limiter
         for item in items:

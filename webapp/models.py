@@ -154,3 +154,21 @@ class CircuitBreak(Base):
     window: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_circuit_breaks_country_until", "country", "until"),)
+
+
+class AdminAction(Base):
+    """Something an operator did from the operators' pages: who, when, what."""
+
+    __tablename__ = "admin_actions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    operator: Mapped[str] = mapped_column(String(64))
+    #: deny | allow
+    action: Mapped[str] = mapped_column(String(16))
+    #: number | prefix | ip
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_admin_actions_at", "at"),)

@@ -19,6 +19,7 @@ from starlette.datastructures import CommaSeparatedStrings, Secret
 
 from limits import parse_many
 
+from webapp.passwords import check_hash
 from webapp.phone import NUMBER_TYPES
 from webapp.provider import CallOptions
 
@@ -68,6 +69,16 @@ class Settings:
     circuit_min_verified: float = 0.2
     circuit_cooloff: int = 3600
 
+    # -- the operators' pages --
+    admin_user: str = "admin"
+    #: From `voice2fa hash-password`. None: a random password in sandbox mode,
+    #: printed at start-up; outside sandbox mode the operators' pages are off.
+    admin_password_hash: Secret | None = None
+    #: Failed logins per client IP.
+    limit_admin_failures: str = "5/minute;20/hour"
+    #: Conversion (verified / calls placed) under this share is highlighted.
+    conversion_alert: float = 0.2
+
     #: httpx timeouts towards the provider, and a hard deadline per request.
     provider_connect_timeout: float = 5.0
     provider_read_timeout: float = 10.0
@@ -91,6 +102,7 @@ class Settings:
         config = Config(path if path and path.is_file() else None, environ=os.environ if environ is None else environ)
         api_key = config("MESSAGEBIRD_API_KEY", cast=str, default="").strip()
         secret = config("SECRET_KEY", cast=str, default="")
+        admin_hash = config("ADMIN_PASSWORD_HASH", cast=str, default="").strip()
         defaults = cls()
         call = CallOptions(
             template=config("VERIFY_TEMPLATE", cast=str, default=defaults.call.template),
@@ -136,6 +148,10 @@ class Settings:
             circuit_window=config("CIRCUIT_WINDOW", cast=int, default=defaults.circuit_window),
             circuit_min_verified=config("CIRCUIT_MIN_VERIFIED", cast=float, default=defaults.circuit_min_verified),
             circuit_cooloff=config("CIRCUIT_COOLOFF", cast=int, default=defaults.circuit_cooloff),
+            admin_user=config("ADMIN_USER", cast=str, default=defaults.admin_user),
+            admin_password_hash=Secret(admin_hash) if admin_hash else None,
+            limit_admin_failures=config("LIMIT_ADMIN_FAILURES", cast=str, default=defaults.limit_admin_failures),
+            conversion_alert=config("CONVERSION_ALERT", cast=float, default=defaults.conversion_alert),
         )
         settings.validate()
         return settings
@@ -152,8 +168,12 @@ class Settings:
             raise ValueError("VERIFY_TEMPLATE must contain %token")
         if self.call.voice not in ("male", "female"):
             raise ValueError("VERIFY_VOICE must be male or female")
+        if self.admin_password_hash is not None:
+            check_hash(str(self.admin_password_hash))
+        if not self.admin_user or ":" in self.admin_user:
+            raise ValueError("ADMIN_USER must be a non-empty name without ':'")
         for name in ("limit_start_per_ip", "limit_start_per_number", "limit_check_per_ip",
-                     "limit_calls_global", "limit_calls_per_country"):
+                     "limit_calls_global", "limit_calls_per_country", "limit_admin_failures"):
             value = getattr(self, name)
             try:
                 parse_many(value)

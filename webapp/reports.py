@@ -1,0 +1,335 @@
+"""The attempts log as operators read it: filters, pages, a summary.
+
+Every query is bounded by an index: filters map onto the (column, created_at,
+id) indexes of migration 0001, pages are keyset (no OFFSET: page 1000 costs
+what page 1 costs), and the summary covers the filtered time range (24 hours
+unless the operator asks for more).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from webapp.models import Attempt, UTCDateTime, Verification
+
+OUTCOMES = (
+    "sent", "verified", "reused", "already_verified",
+    "wrong_code", "unverified", "attempts_exhausted", "invalid_code", "invalid_number", "expired", "closed",
+    "no_verification", "resend_too_soon", "bad_request",
+    "blocked_ip", "blocked_number", "blocked_pending", "blocked_global", "blocked_country",
+    "blocked_number_type", "blocked_denylist", "blocked_circuit",
+    "provider_error", "call_failed", "limiter_unavailable",
+)
+KINDS = ("start", "check", "resend")
+PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
+           "30d": timedelta(days=30), "all": None}
+DEFAULT_PERIOD = "24h"
+PAGE_SIZE = 50
+#: Digits of a number that make its "prefix" in the summary: "+" and 6 digits.
+PREFIX_CHARS = 7
+
+
+def group(outcome: str) -> str:
+    """The colour family of an outcome: ok, person, blocked or system."""
+    if outcome in ("sent", "verified", "reused", "already_verified"):
+        return "ok"
+    if outcome.startswith("blocked_"):
+        return "blocked"
+    if outcome in ("provider_error", "call_failed", "limiter_unavailable"):
+        return "system"
+    return "person"
+
+
+@dataclass(frozen=True)
+class AttemptFilter:
+    """What the operator asked for; each field narrows the rows."""
+
+    number: str | None = None  # E.164
+    number_prefix: str | None = None  # "+3197"
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    outcomes: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    country: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.number:
+            found.append(Attempt.number == self.number)
+        if self.number_prefix:
+            found.append(_string_prefix(Attempt.number, self.number_prefix))
+        if self.network is not None:
+            found.append(_in_network(self.network))
+        if self.outcomes:
+            found.append(Attempt.outcome.in_(self.outcomes))
+        if self.kinds:
+            found.append(Attempt.kind.in_(self.kinds))
+        if self.country:
+            found.append(Attempt.region == self.country)
+        if self.since is not None:
+            found.append(Attempt.created_at >= self.since)
+        if self.until is not None:
+            found.append(Attempt.created_at < self.until)
+        return found
+
+
+def _string_prefix(column: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
+    # A range rather than LIKE: it uses the index on both SQLite and PostgreSQL.
+    return and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+
+
+def _in_network(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> ColumnElement[bool]:
+    if network.num_addresses == 1:
+        return Attempt.ip == str(network.network_address)
+    if network.version == 4 and network.prefixlen >= 8:
+        # Addresses are stored in canonical text: a /24 is the rows starting "203.0.113.".
+        aligned = math.ceil(network.prefixlen / 8) * 8
+        prefixes = [".".join(str(sub.network_address).split(".")[: aligned // 8]) + "." for sub in network.subnets(new_prefix=aligned)]
+        return or_(*(_string_prefix(Attempt.ip, prefix) for prefix in prefixes))
+    return Attempt.ip.in_([str(address) for address in network])  # small networks only (see parse)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the newest-first order: (created_at, id)."""
+
+    at: datetime
+    id: int
+
+    def __str__(self) -> str:
+        return f"{self.at.strftime('%Y%m%dT%H%M%S.%fZ')}~{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        at, _, ident = text.partition("~")
+        moment = datetime.strptime(at, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=timezone.utc)
+        return cls(moment, int(ident))
+
+
+@dataclass
+class Page:
+    rows: list[Attempt]
+    newer: Cursor | None  # pass as after= to see the newer page
+    older: Cursor | None  # pass as before= to see the older page
+
+
+async def page(
+    session: AsyncSession,
+    where: AttemptFilter,
+    *,
+    before: Cursor | None = None,
+    after: Cursor | None = None,
+    size: int = PAGE_SIZE,
+) -> Page:
+    """One page of attempts, newest first, by keyset."""
+    key = tuple_(Attempt.created_at, Attempt.id)
+    query = select(Attempt).where(*where.conditions())
+    if after is not None:
+        query = query.where(key > tuple_(_at(after.at), after.id)).order_by(Attempt.created_at, Attempt.id)
+    else:
+        if before is not None:
+            query = query.where(key < tuple_(_at(before.at), before.id))
+        query = query.order_by(Attempt.created_at.desc(), Attempt.id.desc())
+    rows = list((await session.scalars(query.limit(size + 1))).all())
+    more = len(rows) > size
+    rows = rows[:size]
+    if after is not None:
+        rows.reverse()
+        newer = _cursor(rows[0]) if more and rows else None
+        older = _cursor(rows[-1]) if rows else None
+    else:
+        newer = _cursor(rows[0]) if before is not None and rows else None
+        older = _cursor(rows[-1]) if more else None
+    return Page(rows, newer, older)
+
+
+def _at(moment: datetime) -> ColumnElement[datetime]:
+    # Typed, so SQLite compares it in the stored (naive UTC text) form.
+    return literal(moment, UTCDateTime())
+
+
+def _cursor(row: Attempt) -> Cursor:
+    return Cursor(row.created_at, row.id)
+
+
+async def stream(session: AsyncSession, where: AttemptFilter, batch: int = 2000) -> AsyncIterator[Attempt]:
+    """Every matching attempt, newest first, fetched in keyset batches (for the CSV export)."""
+    before: Cursor | None = None
+    while True:
+        chunk = await page(session, where, before=before, size=batch)
+        for row in chunk.rows:
+            yield row
+        if chunk.older is None:
+            return
+        before = chunk.older
+
+
+@dataclass
+class Summary:
+    """Counts over the filtered range."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    #: region → (calls placed, verified)
+    countries: dict[str, tuple[int, int]] = field(default_factory=dict)
+    top_numbers: list[tuple[str, int]] = field(default_factory=list)
+    top_ips: list[tuple[str, int]] = field(default_factory=list)
+    top_prefixes: list[tuple[str, int]] = field(default_factory=list)
+    #: (bucket start, counts by outcome group), oldest first
+    series: list[tuple[datetime, Counter[str]]] = field(default_factory=list)
+    bucket: timedelta = timedelta(hours=1)
+
+    @property
+    def total(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def placed(self) -> int:
+        return self.outcomes["sent"]
+
+    @property
+    def conversion(self) -> float | None:
+        return self.outcomes["verified"] / self.placed if self.placed else None
+
+
+async def summary(session: AsyncSession, where: AttemptFilter, now: datetime, top: int = 5) -> Summary:
+    """Outcome counts, conversion overall and per country, top talkers and a time series."""
+    conditions = where.conditions()
+    result = Summary()
+    placed: Counter[str] = Counter()
+    verified: Counter[str] = Counter()
+    rows = await session.execute(
+        select(Attempt.region, Attempt.outcome, func.count()).where(*conditions).group_by(Attempt.region, Attempt.outcome)
+    )
+    for region, outcome, count in rows:
+        result.outcomes[outcome] += count
+        if outcome == "sent":
+            placed[region or "?"] += count
+        elif outcome == "verified":
+            verified[region or "?"] += count
+    result.countries = {
+        region: (placed[region], verified[region])
+        for region in sorted(set(placed) | set(verified), key=lambda r: -placed[r])
+    }
+    result.top_numbers = await _top(session, Attempt.number, conditions, top)
+    result.top_ips = await _top(session, Attempt.ip, conditions, top)
+    result.top_prefixes = await _top(session, func.substr(Attempt.number, 1, PREFIX_CHARS), conditions, top)
+
+    since = where.since
+    if since is None:
+        since = await session.scalar(select(func.min(Attempt.created_at)).where(*conditions))
+    until = where.until or now
+    if since is not None and result.total:
+        span = until - since
+        result.bucket = timedelta(hours=1) if span <= timedelta(hours=72) else timedelta(days=1)
+        result.series = await _series(session, conditions, since, until, result.bucket)
+    return result
+
+
+async def _top(session: AsyncSession, column: ColumnElement[str], conditions: list, top: int) -> list[tuple[str, int]]:
+    query = (
+        select(column, func.count().label("n"))
+        .where(*conditions, column.is_not(None))
+        .group_by(column)
+        .order_by(func.count().desc(), column)
+        .limit(top)
+    )
+    return [(value, count) for value, count in (await session.execute(query)).all()]
+
+
+async def _series(
+    session: AsyncSession, conditions: list, since: datetime, until: datetime, bucket: timedelta
+) -> list[tuple[datetime, Counter[str]]]:
+    hourly = bucket == timedelta(hours=1)
+    if session.bind.dialect.name == "sqlite":
+        # Stored as "YYYY-MM-DD HH:MM:SS…" text (UTC): the first 13 or 10 characters are the bucket.
+        bucket_of = func.substr(Attempt.created_at, 1, 13 if hourly else 10)
+    else:
+        bucket_of = func.to_char(
+            func.date_trunc("hour" if hourly else "day", func.timezone("UTC", Attempt.created_at)),
+            "YYYY-MM-DD HH24" if hourly else "YYYY-MM-DD",
+        )
+    rows = await session.execute(
+        select(bucket_of, Attempt.outcome, func.count()).where(*conditions).group_by(bucket_of, Attempt.outcome)
+    )
+    counts: dict[datetime, Counter[str]] = defaultdict(Counter)
+    for label, outcome, count in rows:
+        start = datetime.strptime(label, "%Y-%m-%d %H" if hourly else "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        counts[start][group(outcome)] += count
+    first = since.replace(minute=0, second=0, microsecond=0)
+    if not hourly:
+        first = first.replace(hour=0)
+    series = []
+    moment = first
+    while moment < until and len(series) < 1000:
+        series.append((moment, counts.get(moment, Counter())))
+        moment += bucket
+    return series
+
+
+async def verifications_for(session: AsyncSession, e164: str, limit: int = 20) -> list[Verification]:
+    """A number's latest verifications, newest first."""
+    query = (
+        select(Verification)
+        .where(Verification.number == e164)
+        .order_by(Verification.created_at.desc())
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def verification_attempts(session: AsyncSession, verification_id: str) -> tuple[Verification | None, list[Attempt]]:
+    """One verification and every attempt that belongs to it, oldest first."""
+    verification = await session.get(Verification, verification_id)
+    if verification is None:
+        return None, []
+    query = select(Attempt).where(Attempt.verification_id == verification_id).order_by(Attempt.created_at, Attempt.id)
+    return verification, list((await session.scalars(query)).all())
+
+
+# -- reading what the operator typed ------------------------------------------------
+
+
+class FilterError(ValueError):
+    """A filter the operator typed that can't be used; the message says why."""
+
+
+_COUNTRY = re.compile(r"[A-Z]{2}|001")
+
+
+def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An IP address or CIDR the filter can serve efficiently."""
+    try:
+        network = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise FilterError(f"“{text[:60]}” is not an IP address or network (like 203.0.113.7 or 203.0.113.0/24).") from None
+    if network.version == 4 and network.prefixlen < 8:
+        raise FilterError("IPv4 networks wider than /8 can't be filtered.")
+    if network.version == 6 and network.num_addresses > 256:
+        raise FilterError("IPv6 networks can be filtered up to 256 addresses (/120 or longer).")
+    return network
+
+
+def parse_time(text: str, name: str) -> datetime:
+    """A `datetime-local` value, read as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise FilterError(f"“{text[:40]}” is not a time for “{name}” (like 2026-11-26T14:00).") from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def check_country(text: str) -> str:
+    country = text.strip().upper()
+    if not _COUNTRY.fullmatch(country):
+        raise FilterError(f"“{text[:10]}” is not a country code (like NL).")
+    return country
