@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from webapp import circuit, denylist, reports
 from webapp.chart import stacked_bars
+from webapp.guard import wait_text
 from webapp.limits import LimiterUnavailable
 from webapp.operators import operator_only
 from webapp.pages import Pages, is_htmx
@@ -30,6 +31,8 @@ from webapp.phone import InvalidNumber, format_international, parse_phone
 from webapp.reports import AttemptFilter, Cursor, FilterError
 from webapp.routes import BadForm, read_form
 
+LIMIT_NAMES = {"number": "Calls to this number", "start-ip": "Calls asked from this address",
+               "check-ip": "Code checks from this address"}
 CSV_COLUMNS = ("time_utc", "kind", "number", "raw_input", "region", "ip", "channel", "outcome",
                "verification_id", "provider_ref", "provider_latency_ms")
 
@@ -249,7 +252,7 @@ async def _limit_state(request: Request, items: list, *key: str) -> list[dict[st
         return [{"name": "limiter", "remaining": None, "reset": None, "label": "the limiter does not answer"}]
     return [
         {
-            "label": f"{key[0]}: {item.amount} per {item.get_expiry()} s",
+            "label": f"{LIMIT_NAMES[key[0]]}, {item.amount} per {wait_text(item.get_expiry())}",
             "remaining": remaining,
             "amount": item.amount,
             "reset": datetime.fromtimestamp(reset, timezone.utc) if remaining < item.amount else None,
