@@ -37,7 +37,7 @@ def stacked_bars(series: list[tuple[datetime, Counter[str]]], bucket: timedelta)
     for fraction in (0, 0.5, 1):
         y = TOP + plot_h * (1 - fraction)
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - 4}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{round(scale * fraction)}</text>')
+        parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{scale * fraction:g}</text>')
     label_every = max(1, len(series) // 8)
     for index, (start, counts) in enumerate(series):
         x = LEFT + index * step + (step - bar_w) / 2
@@ -58,6 +58,7 @@ def stacked_bars(series: list[tuple[datetime, Counter[str]]], bucket: timedelta)
             parts.append(f'<text class="axis" x="{x + bar_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">{label}</text>')
     parts.append("</svg>")
     legend = "".join(f'<li><span class="swatch {name}"></span>{LABELS[name]}</li>' for name in GROUPS)
+    legend += "<li>times in UTC</li>"
     return Markup("".join(parts) + f'<ul class="legend">{legend}</ul>')
 
 

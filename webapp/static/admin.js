@@ -14,9 +14,25 @@
     }
   }
 
+  // htmx's history snapshot is HTML: write the filter form's live values into
+  // its attributes, so Back restores a form that matches the results shown.
+  function keepFormInSnapshot() {
+    var form = document.querySelector("form.filters");
+    if (!form) return;
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (el.type === "checkbox" || el.type === "radio") el.toggleAttribute("checked", el.checked);
+      else if (el.tagName === "SELECT") {
+        Array.prototype.forEach.call(el.options, function (o) { o.toggleAttribute("selected", o.selected); });
+      } else if (el.tagName === "INPUT") el.setAttribute("value", el.value);
+    });
+  }
+
   function onReady() {
     localise(document);
-    if (window.htmx) htmx.onLoad(localise);
+    if (window.htmx) {
+      htmx.onLoad(localise);
+      document.addEventListener("htmx:afterSettle", keepFormInSnapshot);
+    }
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", onReady);

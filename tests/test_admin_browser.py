@@ -1,0 +1,271 @@
+"""The operators' attempts page in real headless Chromium: htmx filters, keyset pages, history.
+
+The attempts table is seeded straight into the test's database: 130 rows over
+the last hours, two numbers, a mix of outcomes, and groups of ten rows sharing
+one `created_at`, so that page boundaries fall inside ties. Each row has its
+own `provider_latency_ms`, which is how a row is recognised on screen. The real
+app is served by uvicorn (the `live_server` fixture of tests/test_browser.py)
+and Chromium signs in with HTTP Basic. Screenshots go to /tmp/shots/admin-*.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.conftest import OPERATOR
+from tests.test_browser import SHOTS, WAIT_MS, browser, live_server, watch  # noqa: F401 - fixtures
+from webapp.db import create_engine, create_sessionmaker
+from webapp.models import Attempt
+from webapp.reports import PAGE_SIZE
+from webapp.settings import Settings
+
+pytestmark = pytest.mark.browser
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture skips, through require()
+    expect = None  # type: ignore[assignment]
+
+SEEDED = 130
+TIE = 10  # consecutive seeded rows share one created_at
+NUMBERS = ("+31612345678", "+31687654321")
+TYPED = "+31 6 12345678"  # NUMBERS[0] as the operator types it, and as the table shows it
+OUTCOMES = ("sent", "verified", "wrong_code", "sent", "sent", "blocked_ip", "invalid_code",
+            "provider_error", "verified", "expired")
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """A seeded attempt, as the test expects to see it."""
+
+    id: int
+    created_at: datetime
+    number: str
+    outcome: str
+    latency: int
+
+
+def _seed_rows(now: datetime) -> list[Attempt]:
+    rows = []
+    for i in range(SEEDED):
+        outcome = OUTCOMES[i % len(OUTCOMES)]
+        rows.append(Attempt(
+            created_at=now - timedelta(minutes=7 + (i // TIE) * 53, seconds=i // TIE),
+            kind="check" if outcome in ("verified", "wrong_code", "invalid_code", "expired") else "start",
+            number=NUMBERS[1] if i % 7 == 3 else NUMBERS[0],
+            region="NL",
+            ip=f"203.0.113.{i % 5 + 1}",
+            channel="tts",
+            outcome=outcome,
+            provider_latency_ms=1000 + i,  # unique: names the row on screen
+        ))
+    return rows
+
+
+async def _insert(database_url: str) -> list[Seeded]:
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            rows = _seed_rows(datetime.now(timezone.utc))  # the live server runs on the real clock
+            session.add_all(rows)
+            await session.commit()
+            return [Seeded(r.id, r.created_at, r.number, r.outcome, r.provider_latency_ms) for r in rows]
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def seeded(settings: Settings) -> list[Seeded]:
+    """The attempts table of this test's database, seeded; the rows as inserted."""
+    # A sync test: run the insert on a loop in its own thread, apart from pytest-asyncio's.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _insert(settings.database_url)).result()
+
+
+def newest_first(rows: list[Seeded]) -> list[int]:
+    """The latencies of `rows` in the table's order: created_at, then id, newest first."""
+    return [r.latency for r in sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)]
+
+
+@dataclass
+class AdminPage:
+    """The operators' page in a browser tab, and what it did."""
+
+    page: object
+    base_url: str
+    errors: list[str]
+    documents: list[str] = field(default_factory=list)  # main-frame document loads (pushState is none)
+
+    def open(self) -> None:
+        """Load /admin/ once and mark the window, so a reload would show."""
+        self.page.goto(self.base_url + "/admin/")
+        expect(self.page.get_by_role("heading", name="Attempts", level=1)).to_be_visible()
+        self.page.evaluate("window.__marker = 1")
+
+    def settled(self, action: Callable[[], object]) -> None:
+        """Do `action`, then wait until htmx has swapped a response in or restored a history entry."""
+        before = self.page.evaluate("window.__swaps")
+        action()
+        self.page.wait_for_function("n => window.__swaps > n", arg=before)
+
+    def rows(self) -> list[list[str]]:
+        """The attempts table's rows, as the texts of their cells."""
+        return self.page.locator("#results table.attempts tbody tr").evaluate_all(
+            "rows => rows.map(r => Array.from(r.cells, c => c.textContent.trim()))"
+        )
+
+    def latencies(self) -> list[int]:
+        """The rows shown, by their latency column ("1042 ms")."""
+        return [int(cells[7].removesuffix(" ms")) for cells in self.rows()]
+
+    def total(self) -> object:
+        """The summary's "attempts" tile."""
+        return self.page.locator("#results .tile .big").first
+
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.page.url).query)
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        # caret="initial": hiding the caret leaves style="" on every input, which htmx's
+        # history snapshot then carries back in, and the CSP rightly refuses.
+        self.page.screenshot(path=str(SHOTS / f"admin-{name}.png"), full_page=True, caret="initial")
+
+    def assert_not_reloaded(self) -> None:
+        assert self.page.evaluate("window.__marker") == 1, "the page reloaded"
+        assert self.documents == [self.base_url + "/admin/"], f"main frame loaded documents: {self.documents}"
+
+
+@pytest.fixture
+def admin(browser: object, live_server: str) -> Iterator[AdminPage]:  # noqa: F811 - imported fixtures
+    """A fresh context signed in as the operator (in Amsterdam), watched for console errors and CSP violations."""
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900},
+        http_credentials={"username": OPERATOR[0], "password": OPERATOR[1]},
+        locale="en-GB",
+        timezone_id="Europe/Amsterdam",
+    )
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    watched = watch(page, live_server)
+    page.add_init_script(
+        "window.__swaps = 0;"
+        "document.addEventListener('htmx:afterSettle', function () { window.__swaps += 1; });"
+        "document.addEventListener('htmx:historyRestore', function () { window.__swaps += 1; });"
+    )
+    opened = AdminPage(page, live_server, watched.errors)
+    page.on("request", lambda r: r.is_navigation_request() and r.frame == page.main_frame
+            and opened.documents.append(r.url))
+    yield opened
+    context.close()
+
+
+def test_filters_and_pages_swap_in_place_and_back_restores_them(admin: AdminPage, seeded: list[Seeded]) -> None:
+    page = admin.page
+    mine = [r for r in seeded if r.number == NUMBERS[0]]
+    expected = newest_first(mine)
+    assert len(expected) > 2 * PAGE_SIZE
+    by_latency = {r.latency: r for r in seeded}
+    for edge in (PAGE_SIZE, 2 * PAGE_SIZE):  # the point of the ties: page boundaries inside them
+        assert by_latency[expected[edge - 1]].created_at == by_latency[expected[edge]].created_at
+
+    admin.open()
+    expect(admin.total()).to_have_text(str(SEEDED))
+    assert admin.latencies() == newest_first(seeded)[:PAGE_SIZE]
+    admin.shot("1-unfiltered")
+
+    number = page.locator("form.filters input[name=number]")
+    number.fill(TYPED)
+    admin.settled(lambda: number.press("Enter"))
+    expect(page).to_have_url(re.compile(r"[?&]number=[^&]"))
+    assert admin.query()["number"] == [TYPED]
+    expect(admin.total()).to_have_text(str(len(mine)))
+    assert {cells[1] for cells in admin.rows()} == {TYPED}
+    visited = [(page.url, admin.latencies())]  # the history entries from here on: URL, rows shown
+    admin.shot("2-number-filter")
+
+    # Older → to the end, then ← Newer to the top: the same pages, no row repeated or skipped.
+    older = page.get_by_role("link", name="Older →")
+    newer = page.get_by_role("link", name="← Newer")
+    pages = [admin.latencies()]
+    while older.count():
+        admin.settled(older.click)
+        expect(page).to_have_url(re.compile(r"[?&]before="))
+        assert admin.query()["number"] == [TYPED]
+        assert {cells[1] for cells in admin.rows()} == {TYPED}
+        pages.append(admin.latencies())
+        visited.append((page.url, pages[-1]))
+    admin.shot("3-last-page")
+    assert [len(p) for p in pages] == [PAGE_SIZE, PAGE_SIZE, len(mine) - 2 * PAGE_SIZE]
+    assert [latency for p in pages for latency in p] == expected
+
+    expect(newer).to_be_visible()
+    back_up = [admin.latencies()]
+    while newer.count():
+        admin.settled(newer.click)
+        expect(page).to_have_url(re.compile(r"[?&]after="))
+        back_up.append(admin.latencies())
+        visited.append((page.url, back_up[-1]))
+    assert back_up == pages[::-1]
+    expect(older).to_be_visible()
+
+    # A second filter on top: the verified attempts of that number.
+    verified = page.get_by_role("checkbox", name="verified", exact=True)
+    admin.settled(verified.check)
+    expect(page).to_have_url(re.compile(r"[?&]outcome=verified(&|$)"))
+    assert admin.query()["number"] == [TYPED]
+    mine_verified = [r for r in mine if r.outcome == "verified"]
+    expect(admin.total()).to_have_text(str(len(mine_verified)))
+    assert admin.latencies() == newest_first(mine_verified)
+    assert {(cells[1], cells[6]) for cells in admin.rows()} == {(TYPED, "verified")}
+    admin.shot("4-number-and-verified")
+
+    # Back, one entry at a time, through every page seen to the first filtered one.
+    for url, latencies in reversed(visited):
+        admin.settled(page.go_back)
+        expect(page).to_have_url(url)
+        assert admin.latencies() == latencies
+        expect(admin.total()).to_have_text(str(len(mine)))
+    expect(verified).not_to_be_checked()
+    admin.shot("5-back-to-number-filter")
+
+    # What Back restored is live: its pager still swaps in place.
+    admin.settled(older.click)
+    expect(page).to_have_url(re.compile(r"[?&]before="))
+    assert admin.latencies() == pages[1]
+
+    admin.assert_not_reloaded()
+    assert admin.errors == []
+
+
+def test_back_undoes_one_filter_change_form_included(admin: AdminPage, seeded: list[Seeded]) -> None:
+    page = admin.page
+    admin.open()
+    number = page.locator("form.filters input[name=number]")
+    verified = page.get_by_role("checkbox", name="verified", exact=True)
+    number.fill(TYPED)
+    admin.settled(lambda: number.press("Enter"))
+    expect(page).to_have_url(re.compile(r"[?&]number=[^&]"))
+    filtered = page.url
+    admin.settled(verified.check)
+    expect(page).to_have_url(re.compile(r"[?&]outcome=verified(&|$)"))
+
+    admin.settled(page.go_back)
+    expect(page).to_have_url(filtered)
+    expect(admin.total()).to_have_text(str(sum(r.number == NUMBERS[0] for r in seeded)))
+    assert (number.input_value(), verified.is_checked()) == (TYPED, False), "the form does not show the URL's filters"
+
+    admin.settled(page.go_back)
+    expect(page).to_have_url(admin.base_url + "/admin/")
+    expect(admin.total()).to_have_text(str(SEEDED))
+    assert number.input_value() == ""
+    admin.assert_not_reloaded()
+    assert admin.errors == []
