@@ -33,6 +33,8 @@ from webapp.routes import BadForm, read_form
 
 LIMIT_NAMES = {"number": "Calls to this number", "start-ip": "Calls asked from this address",
                "check-ip": "Code checks from this address"}
+#: The element an htmx request targets → the template block that fills it.
+FRAGMENTS = {"results": "results", "attempts-table": "table"}
 CSV_COLUMNS = ("time_utc", "kind", "number", "raw_input", "region", "ip", "channel", "outcome",
                "verification_id", "provider_ref", "provider_latency_ms")
 
@@ -98,8 +100,9 @@ class AdminPages:
     def render(self, request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
         context.update(root=request.scope.get("root_path", ""), operator=request.state.operator)
         context.setdefault("flash", request.query_params.get("done", "")[:200])
-        if is_htmx(request) and request.headers.get("HX-Target") == "results":
-            html = render_block(self.env, template, "results", **context)
+        block = FRAGMENTS.get(request.headers.get("HX-Target", "")) if is_htmx(request) else None
+        if block is not None:
+            html = render_block(self.env, template, block, **context)
         else:
             html = self.env.get_template(template).render(**context)
         response = HTMLResponse(html, status_code=status_code)
@@ -124,9 +127,11 @@ async def attempts_index(request: Request) -> Response:
             after = Cursor.parse(request.query_params["after"])
     except ValueError:
         errors.append("That page link is broken; showing the newest attempts.")
+    # The summary is the same on every page of a filter: only the first page computes it.
+    first_page = before is None and after is None
     async with request.state.sessions() as session:
         page = await reports.page(session, where, before=before, after=after)
-        summary = await reports.summary(session, where, _now(request))
+        summary = await reports.summary(session, where, _now(request)) if first_page else None
         breaks = await circuit.recent_breaks(session, limit=5)
     return request.state.admin_pages.render(
         request,
@@ -134,7 +139,7 @@ async def attempts_index(request: Request) -> Response:
         status_code=400 if errors else 200,
         page=page,
         summary=summary,
-        chart=stacked_bars(summary.series, summary.bucket),
+        chart=stacked_bars(summary.series, summary.bucket) if summary else None,
         breaks=breaks,
         now=_now(request),
         form=form,
