@@ -1,4 +1,4 @@
-"""The `voice2fa` command: serve the app, the sandbox alone, or edit the deny list."""
+"""The `voice2fa` command: serve the app, the sandbox alone, edit the deny list, or prune the attempts log."""
 
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ import logging
 import os
 import secrets
 import sys
-from datetime import datetime, timezone
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import uvicorn
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from webapp import denylist
+from webapp import denylist, prune
 from webapp.db import create_engine, create_sessionmaker
-from webapp.models import DenyEntry
+from webapp.models import Attempt, DenyEntry
 from webapp.settings import Settings
 
 log = logging.getLogger("webapp")
@@ -67,14 +70,18 @@ def deny(args: argparse.Namespace) -> int:
     reason = " ".join((getattr(args, "reason", None) or "").split()) or None
     if reason and len(reason) > MAX_REASON:
         raise ValueError(f"--reason is at most {MAX_REASON} characters")
-    url = settings.database_url
+    return _on_database(settings.database_url, lambda url: _deny(url, args.action, entry, reason))
+
+
+def _on_database(url: str, run: Callable[[str], Coroutine[Any, Any, int]]) -> int:
+    """`run(url)`, on a database migrated first if it is SQLite; a database error is a message and exit 2."""
     try:
         if make_url(url).get_backend_name() == "sqlite":
             logging.getLogger("alembic").setLevel(logging.WARNING)  # no migration chatter around the answer
             from webapp.migrate import upgrade
 
             upgrade(url)  # the embedded default is ready to use, as for `serve`
-        return asyncio.run(_deny(url, args.action, entry, reason))
+        return asyncio.run(run(url))
     except (OSError, SQLAlchemyError) as exc:  # an unreachable or refusing database: say so, not a traceback
         print(f"voice2fa: database {make_url(url).render_as_string(hide_password=True)}: {exc}", file=sys.stderr)
         return 2
@@ -83,10 +90,9 @@ def deny(args: argparse.Namespace) -> int:
 async def _deny(url: str, action: str, entry: denylist.Entry | None, reason: str | None) -> int:
     engine = create_engine(url)
     try:
-        async with engine.connect() as connection:
-            if not await connection.run_sync(lambda sync: inspect(sync).has_table(DenyEntry.__tablename__)):
-                print("voice2fa: the database has no deny list yet: run `alembic upgrade head` first", file=sys.stderr)
-                return 2
+        if not await _has_table(engine, DenyEntry.__tablename__):
+            print("voice2fa: the database has no deny list yet: run `alembic upgrade head` first", file=sys.stderr)
+            return 2
         async with create_sessionmaker(engine)() as session:
             if entry is None:
                 print(_deny_table(await denylist.entries(session)))
@@ -103,6 +109,44 @@ async def _deny(url: str, action: str, entry: denylist.Entry | None, reason: str
             return 1
     finally:
         await engine.dispose()
+
+
+async def _has_table(engine: AsyncEngine, name: str) -> bool:
+    async with engine.connect() as connection:
+        return await connection.run_sync(lambda sync: inspect(sync).has_table(name))
+
+
+def prune_log(args: argparse.Namespace) -> int:
+    """Delete attempts and verifications no longer in progress older than --older-than."""
+    settings = Settings.from_env()
+    try:
+        age = prune.parse_duration(args.older_than)
+    except ValueError as exc:
+        raise ValueError(f"--older-than: {exc}") from None
+    if age < prune.SHORTEST and not args.force:
+        raise ValueError(f"--older-than {args.older_than} is less than a day: add --force to delete a log that recent")
+    return _on_database(settings.database_url, lambda url: _prune(url, age, dry_run=args.dry_run))
+
+
+async def _prune(url: str, age: timedelta, *, dry_run: bool) -> int:
+    now = datetime.now(timezone.utc)
+    cutoff = now - age
+    engine = create_engine(url)
+    try:
+        if not await _has_table(engine, Attempt.__tablename__):
+            print("voice2fa: the database has no attempts log yet: run `alembic upgrade head` first", file=sys.stderr)
+            return 2
+        sessions = create_sessionmaker(engine)
+        pruned = await (prune.count(sessions, cutoff, now) if dry_run else prune.prune(sessions, cutoff, now))
+    finally:
+        await engine.dispose()
+    what = f"{_rows(pruned.attempts, 'attempt')} and {_rows(pruned.verifications, 'verification')}"
+    print(f"{'would delete' if dry_run else 'deleted'} {what} from before {cutoff:%Y-%m-%d %H:%M} UTC")
+    return 0
+
+
+def _rows(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _os_user() -> str:
@@ -148,11 +192,30 @@ def main(argv: list[str] | None = None) -> int:
     actions.add_parser("list", help="show the deny list")
     deny_parser.set_defaults(handler=deny)
 
+    prune_parser = commands.add_parser(
+        "prune",
+        help=f"delete attempts and finished verifications older than an age (default {prune.RETENTION})",
+        description=(
+            "Delete attempts, and verifications no longer in progress, older than --older-than "
+            f"(default {prune.RETENTION}), a few thousand rows a transaction so that the app keeps "
+            "writing meanwhile. The attempts log holds phone numbers and IP addresses, which are "
+            "personal data: keep them no longer than you need them, and run this daily (cron, a "
+            "systemd timer)."
+        ),
+    )
+    prune_parser.add_argument(
+        "--older-than", default=prune.RETENTION, metavar="AGE",
+        help=f"a whole number and a unit: 2w, 90d, 12h, 30m (m is minutes); default {prune.RETENTION}",
+    )
+    prune_parser.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    prune_parser.add_argument("--force", action="store_true", help="allow an AGE under one day")
+    prune_parser.set_defaults(handler=prune_log)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except ValueError as exc:  # bad settings or a bad deny-list value: say which, not a traceback
+    except ValueError as exc:  # bad settings, a bad deny-list value or age: say which, not a traceback
         print(f"voice2fa: {exc}", file=sys.stderr)
         return 2
 

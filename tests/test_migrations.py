@@ -1,0 +1,114 @@
+"""Alembic migrations on both databases: up, all the way down, up again; and the models match them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from webapp import migrate
+from webapp.db import create_engine
+from webapp.models import Base
+
+from .conftest import postgres_database, postgres_url
+
+TABLES = set(Base.metadata.tables)
+INDEXES = {index.name for table in Base.metadata.tables.values() for index in table.indexes}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database nobody has migrated: a new SQLite file, or a new, empty PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    request.getfixturevalue("postgres_available")
+    with postgres_database("v2fa_m") as name:
+        yield postgres_url(name)
+
+
+def _schema(connection: Connection) -> dict[str, Any]:
+    """Tables, their columns, indexes and foreign keys, as the database itself reports them."""
+    inspector = inspect(connection)
+    return {
+        table: {
+            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+            "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)),
+            "foreign_keys": sorted(
+                (tuple(fk["constrained_columns"]), fk["referred_table"], fk["options"].get("ondelete"))
+                for fk in inspector.get_foreign_keys(table)
+            ),
+        }
+        for table in inspector.get_table_names()
+    }
+
+
+async def schema(url: str) -> dict[str, Any]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_schema)
+    finally:
+        await engine.dispose()
+
+
+async def version_rows(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return list((await connection.scalars(text("SELECT version_num FROM alembic_version"))).all())
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def migrated_url(empty_database_url: str) -> AsyncIterator[str]:
+    """The empty database brought to head."""
+    migrate.upgrade(empty_database_url)
+    yield empty_database_url
+
+
+async def test_upgrade_head_makes_every_table_and_index_of_the_models(migrated_url: str) -> None:
+    made = await schema(migrated_url)
+    assert set(made) == TABLES | {"alembic_version"}
+    indexes = {name for table in made.values() for name, _, _ in table["indexes"]}
+    assert INDEXES <= indexes
+    assert ("uq_verifications_live_number", ("number",), True) in made["verifications"]["indexes"]
+    assert made["attempts"]["foreign_keys"] == [(("verification_id",), "verifications", "SET NULL")]
+    head = ScriptDirectory.from_config(migrate.alembic_config(migrated_url)).get_current_head()
+    assert await version_rows(migrated_url) == [head]
+
+
+async def test_downgrade_base_leaves_only_an_empty_version_table(migrated_url: str) -> None:
+    migrate.downgrade(migrated_url, "base")
+    assert set(await schema(migrated_url)) == {"alembic_version"}
+    assert await version_rows(migrated_url) == []
+
+
+async def test_upgrade_after_downgrade_base_makes_the_same_schema_again(migrated_url: str) -> None:
+    first = await schema(migrated_url)
+    migrate.downgrade(migrated_url, "base")
+    migrate.upgrade(migrated_url)
+    assert await schema(migrated_url) == first
+
+
+def _differences(connection: Connection) -> list[Any]:
+    return compare_metadata(MigrationContext.configure(connection), Base.metadata)
+
+
+async def test_the_models_match_the_migrations(migrated_url: str) -> None:
+    """What `alembic revision --autogenerate` would write now: nothing."""
+    engine = create_engine(migrated_url)
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_differences) == []
+    finally:
+        await engine.dispose()
