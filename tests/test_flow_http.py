@@ -568,3 +568,28 @@ async def test_the_right_code_sent_twice_at_once_stays_verified(client_for, app:
     [verification] = await verifications(db)
     assert verification.status == "verified"
     assert sorted(a.outcome for a in await attempts(db)) == ["already_verified", "sent", "verified"]
+
+
+async def test_already_processed_asks_the_provider_how_it_ended(misbehaving, db) -> None:
+    """A check that meets "already processed" (the other click won) is verified if the provider says so."""
+    application, client, rules = misbehaving
+    await call_me(client)
+    code = spoken_code(application)
+    [sandboxed] = application.state.sandbox.verifications.values()
+    sandboxed.status = "verified"  # the provider verified it through another request …
+    response = await client.post("/confirm", data={"code": code})  # … so this check answers "already processed"
+    assert response.status_code == 200 and "is verified" in response.text
+    [verification] = await verifications(db)
+    assert verification.status == "verified"
+    assert [a.outcome for a in await attempts(db)] == ["sent", "verified"]
+
+
+async def test_already_processed_and_failed_at_the_provider_closes(misbehaving, db) -> None:
+    application, client, rules = misbehaving
+    await call_me(client)
+    [sandboxed] = application.state.sandbox.verifications.values()
+    sandboxed.status = "failed"
+    response = await client.post("/confirm", data={"code": "123456"})
+    assert response.status_code == 422 and "can no longer be used" in response.text
+    [verification] = await verifications(db)
+    assert verification.status == "failed"

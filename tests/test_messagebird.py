@@ -162,6 +162,15 @@ async def test_check_of_an_unknown_id_raises_not_found(messagebird: MessageBird)
     assert caught.value.status_code == 404
 
 
+async def test_fetch_reads_the_status_without_checking_a_code(messagebird: MessageBird, state: SandboxState) -> None:
+    created = await messagebird.create(RECIPIENT, "tts", OPTIONS)
+    assert (await messagebird.fetch(created.id)).status == "sent"
+    await messagebird.check(created.id, token_of(state, created.id))
+    assert (await messagebird.fetch(created.id)).status == "verified"
+    with pytest.raises(NotFound):
+        await messagebird.fetch("0" * 32)
+
+
 async def test_check_after_cancel_raises_not_found(messagebird: MessageBird, state: SandboxState) -> None:
     created = await messagebird.create(RECIPIENT, "tts", OPTIONS)
 

@@ -228,7 +228,10 @@ class Flow:
                 return self._verified(verification)
             raise self._closed(verification, "The code has expired. Ask for a new call.") from None
         except TokenProcessed:
-            # Also what a second click with the right code gets, after the first verified it.
+            # Also what a second click with the right code gets while the first is being
+            # recorded: ask the provider how it ended rather than guess.
+            if await self._provider_says(verification) == "verified":
+                return await self._verify(verification, ip, _ms(started))
             if not await self._close(verification, "failed", ip, latency=_ms(started), outcome="closed"):
                 return self._verified(verification)
             raise self._closed(verification, "This code can no longer be used. Ask for a new call.") from None
@@ -300,12 +303,7 @@ class Flow:
 
     async def _checked(self, verification: Verification, checked: ProviderVerification, ip: str, latency: int) -> Verified:
         if checked.status == "verified" and checked.id == verification.provider_ref:
-            now = self._clock()
-            async with self._verifications.change(verification) as (session, verification):
-                verification.status = "verified"
-                verification.verified_at = now
-                session.add(self._attempts.row("check", "verified", ip, verification=verification, latency=latency))
-            return self._verified(verification)
+            return await self._verify(verification, ip, latency)
         if checked.status == "expired":
             if not await self._close(verification, "expired", ip, latency=latency):
                 return self._verified(verification)
@@ -321,25 +319,35 @@ class Flow:
             return self._verified(verification)
         raise refusal
 
+    async def _verify(self, verification: Verification, ip: str, latency: int | None) -> Verified:
+        """The provider said verified: record it once; a repeat is logged as such."""
+        async with self._sessions() as session:
+            first = await self._verifications.mark_verified(session, verification, self._clock())
+            outcome = "verified" if first else "already_verified"
+            session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
+            await session.commit()
+        return self._verified(verification)
+
     async def _wrong_code(
         self, verification: Verification, ip: str, latency: int, outcome: str = "wrong_code"
     ) -> Refusal | None:
         """Count a wrong code; the refusal to show, or None if the verification was verified meanwhile."""
-        async with self._verifications.change(verification) as (session, verification):
-            if verification.status == "verified":
-                session.add(self._attempts.row("check", "already_verified", ip, verification=verification, latency=latency))
-                return None
-            if verification.status != "pending":  # closed by a concurrent check
-                session.add(self._attempts.row("check", "closed", ip, verification=verification, latency=latency))
-                return self._closed(verification, "This code can no longer be used. Ask for a new call.")
-            verification.code_attempts += 1
-            exhausted = verification.code_attempts >= self._options.max_attempts
-            if exhausted:
-                verification.status = "failed"
+        async with self._sessions() as session:
+            status = await self._verifications.count_wrong_code(session, verification, self._options.max_attempts)
+            if status == "verified":
+                outcome = "already_verified"
+            elif status == "failed" and verification.code_attempts >= self._options.max_attempts:
                 outcome = "attempts_exhausted"
+            elif status != "pending":
+                outcome = "closed"
             session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
-        if exhausted:
+            await session.commit()
+        if status == "verified":
+            return None
+        if outcome == "attempts_exhausted":
             return self._closed(verification, "That code was wrong too many times. Ask for a new call.")
+        if status != "pending":
+            return self._closed(verification, "This code can no longer be used. Ask for a new call.")
         left = self._options.max_attempts - verification.code_attempts
         return Refusal(
             outcome,
@@ -367,17 +375,20 @@ class Flow:
         outcome: str | None = None,
     ) -> bool:
         """Close the verification as `status`; False (and nothing changed) if it was verified meanwhile."""
-        async with self._verifications.change(verification) as (session, merged):
-            if merged.status == "verified":
-                session.add(self._attempts.row(kind, "already_verified", ip, verification=merged, latency=latency))
-                verification.status, verification.verified_at = merged.status, merged.verified_at
-                return False
-            merged.status = status
-            if verification.provider_ref:
-                merged.provider_ref = verification.provider_ref
-            session.add(self._attempts.row(kind, outcome or status, ip, verification=merged, latency=latency))
-        verification.status = status
-        return True
+        async with self._sessions() as session:
+            now_status = await self._verifications.close(session, verification, status)
+            logged = "already_verified" if now_status == "verified" else (outcome or status)
+            session.add(self._attempts.row(kind, logged, ip, verification=verification, latency=latency))
+            await session.commit()
+        return now_status != "verified"
+
+    async def _provider_says(self, verification: Verification) -> str | None:
+        """The verification's status at the provider, or None if it can't say."""
+        try:
+            return (await self._provider.fetch(verification.provider_ref or "")).status
+        except ProviderError as exc:
+            log.info("fetching verification %s from the provider failed: %s", verification.provider_ref, exc)
+            return None
 
     def _closed(self, verification: Verification, message: str) -> Refusal:
         return Refusal("closed", message, step="code", status_code=422, pending=self._pending(verification))

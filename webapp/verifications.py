@@ -121,6 +121,51 @@ class Verifications:
             await session.commit()
         return verification
 
+    # -- state changes that race: each is one conditional UPDATE, so that two
+    # requests for one verification (a double click, two tabs) cannot undo
+    # each other, on PostgreSQL and on SQLite alike.
+
+    async def mark_verified(self, session: AsyncSession, verification: Verification, now: datetime) -> bool:
+        """Set verified; True if this call did it, False if it already was."""
+        result = await session.execute(
+            update(Verification)
+            .where(Verification.id == verification.id, Verification.status != "verified")
+            .values(status="verified", verified_at=now)
+        )
+        verification.status = "verified"
+        verification.verified_at = verification.verified_at or now
+        return bool(result.rowcount)
+
+    async def close(self, session: AsyncSession, verification: Verification, status: str) -> str:
+        """Close a pending verification as `status`; the status it has afterwards."""
+        values: dict[str, object] = {"status": status}
+        if verification.provider_ref:
+            values["provider_ref"] = verification.provider_ref
+        result = await session.execute(
+            update(Verification)
+            .where(Verification.id == verification.id, Verification.status == "pending")
+            .values(**values)
+        )
+        if not result.rowcount:
+            status = await session.scalar(select(Verification.status).where(Verification.id == verification.id)) or status
+        verification.status = status
+        return status
+
+    async def count_wrong_code(self, session: AsyncSession, verification: Verification, limit: int) -> str:
+        """Count a wrong code on a pending verification, failing it at `limit`; the status afterwards."""
+        attempts = await session.scalar(
+            update(Verification)
+            .where(Verification.id == verification.id, Verification.status == "pending")
+            .values(code_attempts=Verification.code_attempts + 1)
+            .returning(Verification.code_attempts)
+        )
+        if attempts is None:  # no longer pending: closed or verified by a concurrent request
+            return await self.close(session, verification, "failed")
+        verification.code_attempts = attempts
+        if attempts >= limit:
+            return await self.close(session, verification, "failed")
+        return "pending"
+
     def _busy_number(self, expires_at: datetime | None) -> Refusal:
         wait = max(1, math.ceil((expires_at - self._clock()).total_seconds())) if expires_at else self._timeout
         return Refusal(

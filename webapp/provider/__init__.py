@@ -42,5 +42,8 @@ class Provider(Protocol):
     async def check(self, ref: str, code: str) -> ProviderVerification:
         """Check `code` against the verification `ref`."""
 
+    async def fetch(self, ref: str) -> ProviderVerification:
+        """The verification `ref` as it stands (its status), without checking a code."""
+
     async def cancel(self, ref: str) -> None:
         """Delete the verification `ref`."""

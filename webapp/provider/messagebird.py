@@ -78,6 +78,11 @@ class MessageBird:
         data = await self._request("GET", f"/verify/{_path_id(ref)}", params={"token": code})
         return _verification(data)
 
+    async def fetch(self, ref: str) -> ProviderVerification:
+        """GET /verify/{id}: the verification as it stands."""
+        data = await self._request("GET", f"/verify/{_path_id(ref)}")
+        return _verification(data)
+
     async def cancel(self, ref: str) -> None:
         """DELETE /verify/{id}."""
         await self._request("DELETE", f"/verify/{_path_id(ref)}")
