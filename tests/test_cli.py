@@ -150,3 +150,40 @@ def test_the_wheel_carries_templates_and_migrations(tmp_path: Path) -> None:
         cwd=tmp_path, env={**clean_env(), "PYTHONPATH": str(unpacked)}, capture_output=True, text=True, check=True,
     ).stdout
     assert found.split() == [str(unpacked / "webapp/_bundled/templates"), str(unpacked / "webapp/_bundled/migrations")]
+
+
+def test_hash_password_reads_stdin_and_prints_a_hash() -> None:
+    from webapp.passwords import verify_password
+
+    result = subprocess.run([str(VOICE2FA), "hash-password"], input="correct horse battery\n",
+                            capture_output=True, text=True, timeout=30, env=clean_env())
+    assert result.returncode == 0
+    assert verify_password("correct horse battery", result.stdout.strip())
+    short = subprocess.run([str(VOICE2FA), "hash-password"], input="short\n", capture_output=True, text=True,
+                           timeout=30, env=clean_env())
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr
+
+
+def test_serve_prints_one_operators_password_that_every_worker_accepts(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(VOICE2FA), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = ""
+        while "operators' pages" not in line:
+            line = process.stdout.readline()
+            assert line, "serve ended without printing the operators' password"
+        password = line.split("password ", 1)[1].split()[0]
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(base + "/healthz", process)
+        with httpx.Client(base_url=base) as client:
+            # several requests, so that both workers are asked
+            assert {client.get("/admin/", auth=("admin", password)).status_code for _ in range(8)} == {200}
+            assert client.get("/admin/", auth=("admin", "wrong")).status_code == 401
+    finally:
+        stop(process)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -1,4 +1,4 @@
-"""The `voice2fa` command: serve the app, the sandbox alone, edit the deny list, or prune the attempts log."""
+"""The `voice2fa` command: serve the app or the sandbox alone, the deny list, pruning, operators' passwords."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from webapp import denylist, prune
 from webapp.db import create_engine, create_sessionmaker
 from webapp.models import Attempt, DenyEntry
+from webapp.passwords import hash_password
 from webapp.settings import Settings
 
 log = logging.getLogger("webapp")
@@ -37,7 +38,14 @@ def serve(args: argparse.Namespace) -> int:
         # One key for every worker, or a session made by one is void at another.
         os.environ["SECRET_KEY"] = secrets.token_urlsafe(32)
         log.warning("SECRET_KEY is not set: using a random one; sessions end when the server stops.")
-    print(f"voice2fa on http://{args.host}:{args.port}/" + ("  (sandbox mode: no real calls)" if settings.sandbox else ""))
+    base = f"http://{args.host}:{args.port}"
+    print(f"voice2fa on {base}/" + ("  (sandbox mode: no real calls)" if settings.sandbox else ""))
+    if settings.sandbox and settings.admin_password_hash is None:
+        # Made here, once, so that every worker accepts the same password.
+        password = secrets.token_urlsafe(12)
+        os.environ["ADMIN_PASSWORD_HASH"] = hash_password(password)
+        print(f"operators' pages: {base}/admin/ as {settings.admin_user!r}, password {password}"
+              "  (generated for this run; set ADMIN_PASSWORD_HASH from `voice2fa hash-password` to choose one)")
     uvicorn.run(
         "webapp.asgi:app",
         host=args.host,
@@ -49,6 +57,22 @@ def serve(args: argparse.Namespace) -> int:
         server_header=False,
         log_level=args.log_level,
     )
+    return 0
+
+
+def hash_password_command(args: argparse.Namespace) -> int:
+    """Print a hash for ADMIN_PASSWORD_HASH; the password is asked for, or read from standard input."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Operators' password: ")
+        if getpass.getpass("Again: ") != password:
+            print("voice2fa: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 12:
+        print("voice2fa: use at least 12 characters", file=sys.stderr)
+        return 2
+    print(hash_password(password))
     return 0
 
 
@@ -176,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--workers", type=int, default=1)
     serve_parser.add_argument("--log-level", default="info")
     serve_parser.set_defaults(handler=serve)
+
+    hash_parser = commands.add_parser(
+        "hash-password", help="print a salted scrypt hash for ADMIN_PASSWORD_HASH (asks for the password, or reads stdin)"
+    )
+    hash_parser.set_defaults(handler=hash_password_command)
 
     sandbox_parser = commands.add_parser("sandbox", help="serve the MessageBird Verify sandbox alone")
     sandbox_parser.add_argument("--host", default="127.0.0.1")
