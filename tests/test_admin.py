@@ -22,6 +22,7 @@ from webapp.reports import AttemptFilter
 
 PATHS = [
     "/admin/",
+    "/admin/summary",
     "/admin/?outcome=sent",
     "/admin/attempts.csv",
     "/admin/numbers/+31612345678",
@@ -293,8 +294,17 @@ async def test_the_summary_counts_outcomes_and_conversion(db, known: None, clock
     assert sum(sum(counts.values()) for _, counts in summary.series) == 32
 
 
+async def test_the_page_loads_its_summary_separately(operator: httpx.AsyncClient, known: None) -> None:
+    html = (await operator.get("/admin/?country=LV")).text
+    assert 'hx-get="/admin/summary?country=LV&amp;period=24h" hx-trigger="load"' in html
+    assert '<noscript><p><a href="/admin/summary?country=LV&amp;period=24h">' in html
+    fragment = await operator.get("/admin/summary?country=LV", headers={"HX-Request": "true", "HX-Target": "summary"})
+    assert "<html" not in fragment.text and '<section id="summary"' in fragment.text
+    assert "<html" in (await operator.get("/admin/summary?country=LV")).text, "a page of its own without JavaScript"
+
+
 async def test_the_page_highlights_a_country_that_smells_of_pumping(operator: httpx.AsyncClient, known: None) -> None:
-    html = (await operator.get("/admin/")).text
+    html = (await operator.get("/admin/summary")).text
     assert re.search(r'<tr class="bad"><td>LV</td><td class="num">10</td><td class="num">1</td><td class="num">10 %</td>', html)
     assert re.search(r'<tr class=""><td>NL</td><td class="num">10</td><td class="num">7</td><td class="num">70 %</td>', html)
     assert '<svg class="chart"' in html and "<rect" in html

@@ -34,7 +34,7 @@ from webapp.routes import BadForm, read_form
 LIMIT_NAMES = {"number": "Calls to this number", "start-ip": "Calls asked from this address",
                "check-ip": "Code checks from this address"}
 #: The element an htmx request targets → the template block that fills it.
-FRAGMENTS = {"results": "results", "attempts-table": "table"}
+FRAGMENTS = {"results": "results", "attempts-table": "table", "summary": "summary"}
 CSV_COLUMNS = ("time_utc", "kind", "number", "raw_input", "region", "ip", "channel", "outcome",
                "verification_id", "provider_ref", "provider_latency_ms")
 
@@ -127,19 +127,14 @@ async def attempts_index(request: Request) -> Response:
             after = Cursor.parse(request.query_params["after"])
     except ValueError:
         errors.append("That page link is broken; showing the newest attempts.")
-    # The summary is the same on every page of a filter: only the first page computes it.
-    first_page = before is None and after is None
     async with request.state.sessions() as session:
         page = await reports.page(session, where, before=before, after=after)
-        summary = await reports.summary(session, where, _now(request)) if first_page else None
         breaks = await circuit.recent_breaks(session, limit=5)
     return request.state.admin_pages.render(
         request,
         "admin_attempts.html",
         status_code=400 if errors else 200,
         page=page,
-        summary=summary,
-        chart=stacked_bars(summary.series, summary.bucket) if summary else None,
         breaks=breaks,
         now=_now(request),
         form=form,
@@ -148,6 +143,29 @@ async def attempts_index(request: Request) -> Response:
         outcomes=reports.OUTCOMES,
         kinds=reports.KINDS,
         periods=reports.PERIODS,
+    )
+
+
+@operator_only
+async def attempts_summary(request: Request) -> Response:
+    """GET /admin/summary: counts, conversion, top talkers and the chart for a filter.
+
+    Its own request, loaded by the attempts page once the table is there: over a
+    busy day it reads thousands of rows, and the table should not wait for that.
+    """
+    settings = request.app.state.settings
+    where, form, errors = _filters(request.query_params, settings.default_region, _now(request))
+    async with request.state.sessions() as session:
+        summary = await reports.summary(session, where, _now(request))
+    return request.state.admin_pages.render(
+        request,
+        "admin_summary.html",
+        status_code=400 if errors else 200,
+        summary=summary,
+        chart=stacked_bars(summary.series, summary.bucket),
+        form=form,
+        errors=errors,
+        query=_query(form),
         alert=settings.conversion_alert,
     )
 
@@ -338,6 +356,7 @@ def _back(path: str) -> str:
 def routes() -> list[BaseRoute]:
     return [
         Route("/admin/", attempts_index, methods=["GET"]),
+        Route("/admin/summary", attempts_summary, methods=["GET"]),
         Route("/admin/attempts.csv", attempts_csv, methods=["GET"]),
         Route("/admin/numbers/{number}", number_detail, methods=["GET"]),
         Route("/admin/ips/{ip}", ip_detail, methods=["GET"]),

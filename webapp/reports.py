@@ -24,7 +24,7 @@ from webapp.models import Attempt, UTCDateTime, Verification
 OUTCOMES = (
     "sent", "verified", "reused", "already_verified",
     "wrong_code", "unverified", "attempts_exhausted", "invalid_code", "invalid_number", "expired", "closed",
-    "no_verification", "resend_too_soon", "bad_request",
+    "no_verification", "resend_too_soon",
     "blocked_ip", "blocked_number", "blocked_pending", "blocked_global", "blocked_country",
     "blocked_number_type", "blocked_denylist", "blocked_circuit",
     "provider_error", "call_failed", "limiter_unavailable",
@@ -205,75 +205,76 @@ async def summary(session: AsyncSession, where: AttemptFilter, now: datetime, to
     """Outcome counts, conversion overall and per country, top talkers and a time series."""
     conditions = where.conditions()
     result = Summary()
+    since = where.since
+    if since is None:
+        since = await session.scalar(select(func.min(Attempt.created_at)).where(*conditions))
+        if since is None:
+            return result
+    until = where.until or now
+    result.bucket = timedelta(hours=1) if until - since <= timedelta(hours=72) else timedelta(days=1)
+    hourly = result.bucket == timedelta(hours=1)
+
+    # One pass for the outcome counts, the countries and the time series.
+    bucket_of = _bucket(session, hourly)
+    rows = await session.execute(
+        select(bucket_of, Attempt.region, Attempt.outcome, func.count())
+        .where(*conditions)
+        .group_by(bucket_of, Attempt.region, Attempt.outcome)
+    )
     placed: Counter[str] = Counter()
     verified: Counter[str] = Counter()
-    rows = await session.execute(
-        select(Attempt.region, Attempt.outcome, func.count()).where(*conditions).group_by(Attempt.region, Attempt.outcome)
-    )
-    for region, outcome, count in rows:
+    series: dict[datetime, Counter[str]] = defaultdict(Counter)
+    for label, region, outcome, count in rows:
         result.outcomes[outcome] += count
         if outcome == "sent":
             placed[region or "?"] += count
         elif outcome == "verified":
             verified[region or "?"] += count
+        series[_bucket_start(label, hourly)][group(outcome)] += count
     result.countries = {
         region: (placed[region], verified[region])
         for region in sorted(set(placed) | set(verified), key=lambda r: -placed[r])
     }
+    first = since.replace(minute=0, second=0, microsecond=0)
+    if not hourly:
+        first = first.replace(hour=0)
+    moment = first
+    while moment < until and len(result.series) < 1000:
+        result.series.append((moment, series.get(moment, Counter())))
+        moment += result.bucket
+
     result.top_numbers = await _top(session, Attempt.number, conditions, top)
     result.top_ips = await _top(session, Attempt.ip, conditions, top)
     result.top_prefixes = await _top(session, func.substr(Attempt.number, 1, PREFIX_CHARS), conditions, top)
-
-    since = where.since
-    if since is None:
-        since = await session.scalar(select(func.min(Attempt.created_at)).where(*conditions))
-    until = where.until or now
-    if since is not None and result.total:
-        span = until - since
-        result.bucket = timedelta(hours=1) if span <= timedelta(hours=72) else timedelta(days=1)
-        result.series = await _series(session, conditions, since, until, result.bucket)
     return result
 
 
 async def _top(session: AsyncSession, column: ColumnElement[str], conditions: list, top: int) -> list[tuple[str, int]]:
+    # Grouped by `column || ''`, which no index is sorted by: otherwise SQLite's
+    # planner walks the whole number/IP index to skip a sort, instead of the
+    # time range it was asked for (115 ms rather than 10 at a million rows).
+    key = column.concat("")
     query = (
-        select(column, func.count().label("n"))
+        select(key, func.count().label("n"))
         .where(*conditions, column.is_not(None))
-        .group_by(column)
-        .order_by(func.count().desc(), column)
+        .group_by(key)
+        .order_by(func.count().desc(), key)
         .limit(top)
     )
     return [(value, count) for value, count in (await session.execute(query)).all()]
 
 
-async def _series(
-    session: AsyncSession, conditions: list, since: datetime, until: datetime, bucket: timedelta
-) -> list[tuple[datetime, Counter[str]]]:
-    hourly = bucket == timedelta(hours=1)
+def _bucket(session: AsyncSession, hourly: bool) -> ColumnElement[object]:
     if session.bind.dialect.name == "sqlite":
         # Stored as "YYYY-MM-DD HH:MM:SS…" text (UTC): the first 13 or 10 characters are the bucket.
-        bucket_of = func.substr(Attempt.created_at, 1, 13 if hourly else 10)
-    else:
-        bucket_of = func.to_char(
-            func.date_trunc("hour" if hourly else "day", func.timezone("UTC", Attempt.created_at)),
-            "YYYY-MM-DD HH24" if hourly else "YYYY-MM-DD",
-        )
-    rows = await session.execute(
-        select(bucket_of, Attempt.outcome, func.count()).where(*conditions).group_by(bucket_of, Attempt.outcome)
-    )
-    counts: dict[datetime, Counter[str]] = defaultdict(Counter)
-    for label, outcome, count in rows:
-        start = datetime.strptime(label, "%Y-%m-%d %H" if hourly else "%Y-%m-%d").replace(tzinfo=timezone.utc)
-        counts[start][group(outcome)] += count
-    first = since.replace(minute=0, second=0, microsecond=0)
-    if not hourly:
-        first = first.replace(hour=0)
-    series = []
-    moment = first
-    while moment < until and len(series) < 1000:
-        series.append((moment, counts.get(moment, Counter())))
-        moment += bucket
-    return series
+        return func.substr(Attempt.created_at, 1, 13 if hourly else 10)
+    return func.date_trunc("hour" if hourly else "day", func.timezone("UTC", Attempt.created_at))
+
+
+def _bucket_start(label: object, hourly: bool) -> datetime:
+    if isinstance(label, datetime):
+        return label.replace(tzinfo=timezone.utc)
+    return datetime.strptime(str(label), "%Y-%m-%d %H" if hourly else "%Y-%m-%d").replace(tzinfo=timezone.utc)
 
 
 async def verifications_for(session: AsyncSession, e164: str, limit: int = 20) -> list[Verification]:
