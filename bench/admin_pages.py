@@ -321,7 +321,10 @@ def table(title: str, found: dict, small: int, big: int) -> str:
     return "\n".join(lines)
 
 
-async def main() -> None:
+async NOTES = "<!-- Findings: written by hand, kept when the script rewrites this file. -->"
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=10_000)
@@ -369,7 +372,10 @@ async def main() -> None:
         "SQLite files go to bench/.data/ (ignored by git); PostgreSQL databases `bench_<hex>_<size>` are made on "
         "--postgres and dropped at the end unless --keep. Other work on the machine moves p95: check the load average above.", ""])
     print("\n" + report)
-    Path(args.out).write_text(report)
+    out = Path(args.out)
+    # Hand-written findings below the marker survive a re-run.
+    kept = out.read_text().partition(NOTES)[2] if out.exists() and NOTES in out.read_text() else ""
+    out.write_text(report + ("\n" + NOTES + kept if kept else ""))
 
 
 if __name__ == "__main__":
