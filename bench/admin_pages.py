@@ -321,10 +321,10 @@ def table(title: str, found: dict, small: int, big: int) -> str:
     return "\n".join(lines)
 
 
-async NOTES = "<!-- Findings: written by hand, kept when the script rewrites this file. -->"
+NOTES = "<!-- Findings: written by hand, kept when the script rewrites this file. -->"
 
 
-def main() -> None:
+async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=10_000)
