@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import anyio.to_thread
 from limits import RateLimitItem, parse_many
@@ -23,6 +24,8 @@ from slowapi import Limiter
 from starlette.requests import Request
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class LimiterUnavailable(Exception):
@@ -57,27 +60,23 @@ class RateLimits:
 
     async def hit(self, items: Sequence[RateLimitItem], *key: str) -> int | None:
         """Count one event for `key` against every item; seconds to wait if one is full, else None."""
+        return await self._in_thread(self._hit, items, key)
+
+    async def blocked(self, items: Sequence[RateLimitItem], *key: str) -> int | None:
+        """Seconds to wait if one of `items` is full for `key` already, else None; counts nothing."""
+        return await self._in_thread(self._blocked, items, key)
+
+    async def stats(self, items: Sequence[RateLimitItem], *key: str) -> list[tuple[RateLimitItem, int, float]]:
+        """For each item: (item, remaining, reset time as a timestamp), for the operators' pages."""
+        return await self._in_thread(self._stats, items, key)
+
+    async def _in_thread(self, work: Callable[..., T], items: Sequence[RateLimitItem], key: tuple[str, ...]) -> T:
         try:
-            return await anyio.to_thread.run_sync(self._hit, items, key)
+            return await anyio.to_thread.run_sync(work, items, key)
         except Exception as exc:
             # Whatever the storage raised (connection refused, timeout, …): the
             # caller decides between failing closed and failing open.
             log.error("rate limit storage unavailable: %s: %s", type(exc).__name__, exc)
-            raise LimiterUnavailable(str(exc)) from exc
-
-    async def blocked(self, items: Sequence[RateLimitItem], *key: str) -> int | None:
-        """Seconds to wait if one of `items` is full for `key` already, else None; counts nothing."""
-        try:
-            return await anyio.to_thread.run_sync(self._blocked, items, key)
-        except Exception as exc:
-            log.error("rate limit storage unavailable: %s: %s", type(exc).__name__, exc)
-            raise LimiterUnavailable(str(exc)) from exc
-
-    async def stats(self, items: Sequence[RateLimitItem], *key: str) -> list[tuple[RateLimitItem, int, float]]:
-        """For each item: (item, remaining, reset time as a timestamp), for the operators' pages."""
-        try:
-            return await anyio.to_thread.run_sync(self._stats, items, key)
-        except Exception as exc:
             raise LimiterUnavailable(str(exc)) from exc
 
     def _blocked(self, items: Sequence[RateLimitItem], key: tuple[str, ...]) -> int | None:
