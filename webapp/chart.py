@@ -14,8 +14,9 @@ from html import escape
 from markupsafe import Markup
 
 #: Bottom to top, with the CSS class each group's bars take.
-GROUPS = ("ok", "person", "blocked", "system")
-LABELS = {"ok": "placed / verified", "person": "mistakes", "blocked": "blocked", "system": "provider / system"}
+GROUPS = ("verified", "placed", "person", "blocked", "system")
+LABELS = {"verified": "verified", "placed": "calls placed", "person": "mistakes", "blocked": "blocked",
+          "system": "provider / system"}
 
 WIDTH, HEIGHT = 720, 180
 LEFT, BOTTOM, TOP = 40, 22, 8

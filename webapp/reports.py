@@ -39,9 +39,11 @@ PREFIX_CHARS = 7
 
 
 def group(outcome: str) -> str:
-    """The colour family of an outcome: ok, person, blocked or system."""
-    if outcome in ("sent", "verified", "reused", "already_verified"):
-        return "ok"
+    """The colour family of an outcome: verified, placed, person, blocked or system."""
+    if outcome in ("verified", "already_verified"):
+        return "verified"
+    if outcome in ("sent", "reused"):
+        return "placed"
     if outcome.startswith("blocked_"):
         return "blocked"
     if outcome in ("provider_error", "call_failed", "limiter_unavailable"):
