@@ -593,3 +593,13 @@ async def test_already_processed_and_failed_at_the_provider_closes(misbehaving, 
     assert response.status_code == 422 and "can no longer be used" in response.text
     [verification] = await verifications(db)
     assert verification.status == "failed"
+
+
+async def test_a_form_of_raw_utf8_is_read(htmx: httpx.AsyncClient, db) -> None:
+    """curl -d sends UTF-8 unescaped: Arabic-Indic digits arrive as they are."""
+    response = await htmx.post(
+        "/verify", content="country=NL&phone=٠٦١٢٣٤٥٦٧٨".encode(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 200
+    [row] = await attempts(db)
+    assert row.number == "+31612345678"
