@@ -31,7 +31,11 @@
     localise(document);
     if (window.htmx) {
       htmx.onLoad(localise);
-      document.addEventListener("htmx:afterSettle", keepFormInSnapshot);
+      // Only when the filter's results arrive: the summary loads on its own
+      // afterwards, and by then the form may already hold the next change.
+      document.addEventListener("htmx:afterSettle", function (event) {
+        if (event.detail && event.detail.target && event.detail.target.id === "results") keepFormInSnapshot();
+      });
     }
   }
 
