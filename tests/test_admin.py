@@ -6,7 +6,7 @@ import csv
 import io
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from html import unescape
 
 import httpx

@@ -57,7 +57,6 @@ class Pending:
     attempts_left: int
     code_length: int
     expires_at: datetime
-    resend_at: datetime
     #: seconds until "Call me again" is allowed, when the flow last looked
     resend_in: int
     #: the person asked again for a number already being called: no new call
@@ -418,7 +417,6 @@ class Flow:
             attempts_left=max(0, self._options.max_attempts - verification.code_attempts),
             code_length=self._options.token_length,
             expires_at=verification.expires_at,
-            resend_at=verification.last_call_at + timedelta(seconds=self._settings.resend_cooldown),
             resend_in=self._resend_wait(verification, now),
         )
 

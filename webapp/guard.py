@@ -80,12 +80,11 @@ class Guard:
 
     async def check_number(self, number: PhoneNumber) -> None:
         """Deny list, number policy and the country's circuit breaker: no counter spent."""
+        now = self._clock()
         async with self._sessions() as session:
             if await denylist.number_denied(session, number.e164):
                 raise Refusal("blocked_denylist", DENIED, field="phone")
-        policy.check_number(number, self._settings)
-        now = self._clock()
-        async with self._sessions() as session:
+            policy.check_number(number, self._settings)
             stopped = await circuit.open_break(session, number.region, now)
             if stopped is None:
                 stopped = await circuit.trip_if_pumped(session, number.region, now, self._settings)

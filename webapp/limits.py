@@ -83,8 +83,7 @@ class RateLimits:
         strategy = self.limiter.limiter
         for item in items:
             if not strategy.test(item, self._prefix, *key):
-                reset, _remaining = strategy.get_window_stats(item, self._prefix, *key)
-                return max(1, math.ceil(reset - self._now()))
+                return self._wait(item, key)
         return None
 
     def _stats(self, items: Sequence[RateLimitItem], key: tuple[str, ...]) -> list[tuple[RateLimitItem, int, float]]:
@@ -99,13 +98,14 @@ class RateLimits:
         strategy = self.limiter.limiter
         for item in items:
             if not strategy.hit(item, self._prefix, *key):
-                reset, _remaining = strategy.get_window_stats(item, self._prefix, *key)
-                return max(1, math.ceil(reset - self._now()))
+                return self._wait(item, key)
         return None
 
-    async def reset(self) -> None:
-        """Forget every counter (tests, and an operator's clean slate)."""
-        await anyio.to_thread.run_sync(self.limiter.reset)
+    def _wait(self, item: RateLimitItem, key: tuple[str, ...]) -> int:
+        """Whole seconds until `item`'s window for `key` has room again."""
+        reset, _remaining = self.limiter.limiter.get_window_stats(item, self._prefix, *key)
+        return max(1, math.ceil(reset - self._now()))
+
 
 
 def parse(value: str) -> list[RateLimitItem]:
