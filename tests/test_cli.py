@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,45 +12,9 @@ import messagebird
 import pytest
 from messagebird.http_client import HttpClient
 
+from tests.conftest import VOICE2FA, clean_env, free_port, stop, wait_until_up
+
 pytestmark = pytest.mark.slow
-
-VOICE2FA = Path(sys.executable).with_name("voice2fa")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any voice2fa setting, plus `extra`."""
-    names = ("MESSAGEBIRD_", "DATABASE_URL", "SECRET_KEY", "VERIFY_", "RATELIMIT_", "TRUSTED_PROXIES")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(names)}
-    env.update(extra)
-    return env
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}")
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -32,10 +32,13 @@ async def read_form(request: Request) -> dict[str, str]:
     """The urlencoded form, bounded in size and strictly UTF-8."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise BadForm("That form is far too big.", 413)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise BadForm("That form is far too big.", 413)
+    except ClientDisconnect:  # gone, or cut off by the server for sending too slowly (webapp.server)
+        raise BadForm("The form did not arrive.", 400) from None
     if body and content_type != "application/x-www-form-urlencoded":
         raise BadForm("Send the form as application/x-www-form-urlencoded.", 415)
     try:
