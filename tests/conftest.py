@@ -150,6 +150,21 @@ async def _postgres(*statements: str) -> None:
         await connection.close()
 
 
+async def _execute(database_url: str, statements: tuple[str, ...]) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                await connection.exec_driver_sql(statement)
+    finally:
+        await engine.dispose()
+
+
+def execute_sql(database_url: str, *statements: str) -> None:
+    """Run SQL statements on a test's database, in one transaction, from sync code."""
+    _on_own_loop(_execute(database_url, statements))
+
+
 def postgres_admin(*statements: str) -> None:
     """Run statements (CREATE/DROP DATABASE) on the test server's admin database."""
     _on_own_loop(_postgres(*statements))

@@ -33,6 +33,7 @@ from webapp.flow import Flow
 from webapp.guard import Guard
 from webapp.headers import SecurityHeaders
 from webapp.limits import RateLimits
+from webapp.logs import quiet_loggers
 from webapp.operators import Operators
 from webapp.passwords import hash_password
 from webapp.pages import Pages
@@ -81,6 +82,7 @@ def create_app(
     `httpx.MockTransport` in front of the sandbox to make it misbehave.
     """
     settings.validate()
+    quiet_loggers()  # httpx would log each check's code, in its URL
     sandbox = SandboxState(clock=clock) if settings.sandbox else None
     countries = CountryOptions(settings.locale)  # rendered once, here
     if settings.default_region not in countries:

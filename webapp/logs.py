@@ -17,6 +17,8 @@ import logging
 import re
 from typing import Any
 
+from uvicorn.config import LOG_LEVELS
+
 #: Loggers whose lines carry what must not be logged: httpx logs each request's
 #: URL (a check's `?token=` is the code) at INFO, aiosqlite each query's
 #: parameters at DEBUG. Nothing in them at INFO or DEBUG is worth that.
@@ -32,6 +34,14 @@ _PLUS_NUMBER = re.compile(r"(?:\+|%2[Bb])\d(?:(?:[ \-+]|%20)?\d){5,17}(?!\w)")
 _BARE_DIGITS = re.compile(r"(?<![\w.])\d{6,}(?!\w)")
 
 
+def quiet_loggers() -> None:
+    """QUIET loggers no one has configured say warnings only (the app calls this; serve configures them)."""
+    for name in QUIET:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
 def mask_number(number: str) -> str:
     """A phone number as a log line may show it: only its last three digits."""
     digits = re.sub(r"\D", "", number)
@@ -39,7 +49,7 @@ def mask_number(number: str) -> str:
 
 
 def _mask_plus(match: re.Match[str]) -> str:
-    return "+" + mask_number(match.group(0).removeprefix("%2B").removeprefix("%2b"))
+    return mask_number(match.group(0).removeprefix("%2B").removeprefix("%2b"))
 
 
 def _mask_bare(match: re.Match[str]) -> str:
@@ -87,10 +97,18 @@ class MaskingFilter(logging.Filter):
 
 
 def serve_log_config(level: str) -> dict[str, Any]:
-    """The logging of `voice2fa serve`: uvicorn's handlers and formats, the app's beside them, all masked."""
+    """The logging of `voice2fa serve`: uvicorn's handlers and formats, the app's beside them, all masked.
+
+    At "debug" (or "trace") every logger says everything, SQLAlchemy's and
+    httpx's included, and the filter masks it; otherwise the QUIET loggers say
+    warnings only, and SQLAlchemy keeps its own default (warnings).
+    """
+    number = LOG_LEVELS[level.lower()]  # uvicorn's names, "trace" among them
     level = level.upper()
-    # A quiet logger says its warnings, unless the level asked for is higher still.
-    quiet = level if logging.getLevelName(level) in (logging.ERROR, logging.CRITICAL) else "WARNING"
+    if number <= logging.DEBUG:
+        chatty = {name: {"level": level} for name in (*QUIET, "sqlalchemy")}
+    else:
+        chatty = {name: {"level": level if number > logging.WARNING else "WARNING"} for name in QUIET}
     masked = {"filters": ["mask"]}
     return {
         "version": 1,
@@ -113,7 +131,7 @@ def serve_log_config(level: str) -> dict[str, Any]:
             "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
             "uvicorn.error": {"level": level},
             "uvicorn.access": {"handlers": ["access"], "level": level, "propagate": False},
-            **{name: {"level": quiet} for name in QUIET},
+            **chatty,
         },
         "root": {"handlers": ["app"], "level": level},
     }
