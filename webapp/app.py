@@ -39,7 +39,7 @@ from webapp.passwords import hash_password
 from webapp.pages import Pages
 from webapp.phone import CountryOptions
 from webapp.provider.messagebird import MessageBird
-from webapp.provider.sandbox import SandboxState, create_sandbox_app, viewing_routes
+from webapp.provider.sandbox import SandboxState, create_sandbox_app
 from webapp.resources import STATIC
 from webapp.routes import routes
 from webapp.settings import Settings
@@ -137,8 +137,6 @@ def create_app(
     app_routes = routes(sandbox=sandbox is not None)
     if admin_hash:
         app_routes += admin.routes()
-    if sandbox is not None:
-        app_routes += viewing_routes(sandbox)
     app_routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     middleware = [
         Middleware(SecurityHeaders),
