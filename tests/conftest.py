@@ -273,7 +273,8 @@ def client_for(running: tuple[Starlette, ASGIApp]) -> Callable[..., httpx.AsyncC
 
     def make(ip: str = "203.0.113.10", **kwargs: object) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=running[1], client=(ip, 40000))
-        return httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("base_url", "http://testserver")
+        return httpx.AsyncClient(transport=transport, **kwargs)  # type: ignore[arg-type]
 
     return make
 

@@ -140,7 +140,7 @@ def create_app(
     app_routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     middleware = [
         Middleware(SecurityHeaders),
-        Middleware(CrossOriginProtection),
+        Middleware(CrossOriginProtection, trusted=trusted),
         Middleware(
             SessionMiddleware,
             secret_key=str(settings.secret_key),
