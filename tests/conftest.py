@@ -15,6 +15,10 @@ import asyncio
 import os
 import secrets
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -43,6 +47,9 @@ from webapp.settings import Settings
 
 REQUIRE_SERVICES = os.environ.get("VOICE2FA_REQUIRE_SERVICES") == "1"
 
+#: The console script of this environment, for tests that run `voice2fa` as a real process.
+VOICE2FA = Path(sys.executable).with_name("voice2fa")
+
 #: The operators' test password; hashed once here, since scrypt is slow on purpose.
 OPERATOR = ("admin", "operator-test-password")
 OPERATOR_HASH = hash_password(OPERATOR[1])
@@ -55,6 +62,45 @@ def require(available: bool, reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (VOICE2FA_REQUIRE_SERVICES=1 makes this a failure)")
     pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any voice2fa setting, plus `extra`."""
+    names = ("MESSAGEBIRD_", "DATABASE_URL", "SECRET_KEY", "VERIFY_", "RATELIMIT_", "TRUSTED_PROXIES")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(names)}
+    env.update(extra)
+    return env
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
+    """Poll `url` until it answers; fail if the process exits or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not ended after 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class FakeClock:
@@ -102,6 +148,21 @@ async def _postgres(*statements: str) -> None:
             await connection.execute(statement)
     finally:
         await connection.close()
+
+
+async def _execute(database_url: str, statements: tuple[str, ...]) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                await connection.exec_driver_sql(statement)
+    finally:
+        await engine.dispose()
+
+
+def execute_sql(database_url: str, *statements: str) -> None:
+    """Run SQL statements on a test's database, in one transaction, from sync code."""
+    _on_own_loop(_execute(database_url, statements))
 
 
 def postgres_admin(*statements: str) -> None:
@@ -212,7 +273,8 @@ def client_for(running: tuple[Starlette, ASGIApp]) -> Callable[..., httpx.AsyncC
 
     def make(ip: str = "203.0.113.10", **kwargs: object) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=running[1], client=(ip, 40000))
-        return httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("base_url", "http://testserver")
+        return httpx.AsyncClient(transport=transport, **kwargs)  # type: ignore[arg-type]
 
     return make
 

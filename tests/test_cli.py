@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,45 +12,10 @@ import messagebird
 import pytest
 from messagebird.http_client import HttpClient
 
+from tests.conftest import VOICE2FA, clean_env, free_port, stop, wait_until_up
+from webapp.server import is_loopback
+
 pytestmark = pytest.mark.slow
-
-VOICE2FA = Path(sys.executable).with_name("voice2fa")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any voice2fa setting, plus `extra`."""
-    names = ("MESSAGEBIRD_", "DATABASE_URL", "SECRET_KEY", "VERIFY_", "RATELIMIT_", "TRUSTED_PROXIES")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(names)}
-    env.update(extra)
-    return env
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}")
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture
@@ -187,3 +149,43 @@ def test_serve_prints_one_operators_password_that_every_worker_accepts(tmp_path:
         stop(process)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.mark.parametrize("command", ["serve", "sandbox"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1"])
+def test_sandbox_mode_refuses_an_address_others_can_reach(command: str, host: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(VOICE2FA), command, "--host", host, "--port", str(free_port())],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert f"refusing to serve sandbox mode on {host}" in result.stderr
+    assert "--allow-public-sandbox" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "sandbox"])
+def test_allow_public_sandbox_lets_sandbox_mode_bind_any_address(command: str, tmp_path: Path) -> None:
+    # 192.0.2.1 (TEST-NET-1) is on no interface here: past the check, the bind itself fails.
+    result = subprocess.run(
+        [str(VOICE2FA), command, "--host", "192.0.2.1", "--port", str(free_port()), "--allow-public-sandbox"],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=30,
+    )
+    assert "refusing to serve sandbox mode" not in result.stderr
+    assert "error while attempting to bind" in result.stderr
+
+
+def test_with_a_real_key_serve_binds_any_address(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(VOICE2FA), "serve", "--host", "192.0.2.1", "--port", str(free_port())],
+        cwd=tmp_path, env=clean_env(MESSAGEBIRD_API_KEY="live_test"), capture_output=True, text=True, timeout=30,
+    )
+    assert "refusing to serve sandbox mode" not in result.stderr
+    assert "error while attempting to bind" in result.stderr
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("localhost", True),
+    ("0.0.0.0", False), ("::", False), ("192.0.2.1", False), ("no-such-host.invalid", False),
+])
+def test_loopback_is_this_machine_only(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

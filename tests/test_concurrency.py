@@ -25,8 +25,7 @@ import httpx
 import phonenumbers
 import pytest
 
-from tests.conftest import require
-from tests.test_cli import VOICE2FA, clean_env, free_port, stop, wait_until_up
+from tests.conftest import VOICE2FA, clean_env, free_port, require, stop, wait_until_up
 
 try:
     import redis

@@ -33,12 +33,13 @@ from webapp.flow import Flow
 from webapp.guard import Guard
 from webapp.headers import SecurityHeaders
 from webapp.limits import RateLimits
+from webapp.logs import quiet_loggers
 from webapp.operators import Operators
 from webapp.passwords import hash_password
 from webapp.pages import Pages
 from webapp.phone import CountryOptions
 from webapp.provider.messagebird import MessageBird
-from webapp.provider.sandbox import SandboxState, create_sandbox_app, viewing_routes
+from webapp.provider.sandbox import SandboxState, create_sandbox_app
 from webapp.resources import STATIC
 from webapp.routes import routes
 from webapp.settings import Settings
@@ -81,6 +82,7 @@ def create_app(
     `httpx.MockTransport` in front of the sandbox to make it misbehave.
     """
     settings.validate()
+    quiet_loggers()  # httpx would log each check's code, in its URL
     sandbox = SandboxState(clock=clock) if settings.sandbox else None
     countries = CountryOptions(settings.locale)  # rendered once, here
     if settings.default_region not in countries:
@@ -135,12 +137,10 @@ def create_app(
     app_routes = routes(sandbox=sandbox is not None)
     if admin_hash:
         app_routes += admin.routes()
-    if sandbox is not None:
-        app_routes += viewing_routes(sandbox)
     app_routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     middleware = [
         Middleware(SecurityHeaders),
-        Middleware(CrossOriginProtection),
+        Middleware(CrossOriginProtection, trusted=trusted),
         Middleware(
             SessionMiddleware,
             secret_key=str(settings.secret_key),

@@ -13,14 +13,14 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import uvicorn
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from webapp import denylist, prune
+from webapp import denylist, prune, server
 from webapp.db import create_engine, create_sessionmaker
+from webapp.logs import MaskingFilter
 from webapp.models import Attempt, DenyEntry
 from webapp.passwords import hash_password
 from webapp.settings import Settings
@@ -28,8 +28,25 @@ from webapp.settings import Settings
 log = logging.getLogger("webapp")
 
 
+PUBLIC_SANDBOX = (
+    "voice2fa: refusing to serve sandbox mode on {host}: the sandbox phone shows the codes it speaks, "
+    "so it is for this machine only. Use a loopback address (127.0.0.1, ::1), set MESSAGEBIRD_API_KEY, "
+    "or pass --allow-public-sandbox if you really mean it."
+)
+
+
+def _refuse_public_sandbox(args: argparse.Namespace) -> bool:
+    """Sandbox mode on an address others can reach, without the flag that allows it: say so."""
+    if args.allow_public_sandbox or server.is_loopback(args.host):
+        return False
+    print(PUBLIC_SANDBOX.format(host=args.host), file=sys.stderr)
+    return True
+
+
 def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    if settings.sandbox and _refuse_public_sandbox(args):
+        return 2
     if make_url(settings.database_url).get_backend_name() == "sqlite":
         from webapp.migrate import upgrade
 
@@ -46,17 +63,8 @@ def serve(args: argparse.Namespace) -> int:
         os.environ["ADMIN_PASSWORD_HASH"] = hash_password(password)
         print(f"operators' pages: {base}/admin/ as {settings.admin_user!r}, password {password}"
               "  (generated for this run; set ADMIN_PASSWORD_HASH from `voice2fa hash-password` to choose one)")
-    uvicorn.run(
-        "webapp.asgi:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        # The app decides who the client is (TRUSTED_PROXIES); uvicorn must not
-        # rewrite the client address from X-Forwarded-For on its own.
-        proxy_headers=False,
-        server_header=False,
-        log_level=args.log_level,
-    )
+    server.run("webapp.asgi:app", settings, host=args.host, port=args.port, workers=args.workers,
+               log_level=args.log_level)
     return 0
 
 
@@ -79,8 +87,10 @@ def hash_password_command(args: argparse.Namespace) -> int:
 def sandbox(args: argparse.Namespace) -> int:
     from webapp.provider.sandbox import create_sandbox_app
 
+    if _refuse_public_sandbox(args):
+        return 2
     print(f"MessageBird Verify sandbox on http://{args.host}:{args.port}/  (calls: /_sandbox/)")
-    uvicorn.run(create_sandbox_app(), host=args.host, port=args.port, proxy_headers=False, log_level=args.log_level)
+    server.run(create_sandbox_app(), Settings.from_env(), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -190,6 +200,10 @@ def _deny_table(rows: list[DenyEntry]) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] for line in table)
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+ALLOW_PUBLIC = "serve the sandbox on a non-loopback --host too (anyone who reaches it sees the codes it speaks)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voice2fa", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -198,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8000)
     serve_parser.add_argument("--workers", type=int, default=1)
-    serve_parser.add_argument("--log-level", default="info")
+    serve_parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    serve_parser.add_argument("--allow-public-sandbox", action="store_true", help=ALLOW_PUBLIC)
     serve_parser.set_defaults(handler=serve)
 
     hash_parser = commands.add_parser(
@@ -209,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     sandbox_parser = commands.add_parser("sandbox", help="serve the MessageBird Verify sandbox alone")
     sandbox_parser.add_argument("--host", default="127.0.0.1")
     sandbox_parser.add_argument("--port", type=int, default=8001)
-    sandbox_parser.add_argument("--log-level", default="info")
+    sandbox_parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    sandbox_parser.add_argument("--allow-public-sandbox", action="store_true", help=ALLOW_PUBLIC)
     sandbox_parser.set_defaults(handler=sandbox)
 
     deny_parser = commands.add_parser("deny", help="the operators' deny list: numbers, prefixes, IP networks")
@@ -242,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # `serve` installs its own, masked the same way
+        handler.addFilter(MaskingFilter())
     try:
         return args.handler(args)
     except ValueError as exc:  # bad settings, a bad deny-list value or age: say which, not a traceback

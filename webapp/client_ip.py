@@ -1,8 +1,9 @@
 """Who the client is: the socket peer, unless that peer is a trusted proxy.
 
 Only then is `X-Forwarded-For` read, right to left, skipping our own proxies;
-the first address that is not one of them is the client. A header sent by
-anyone else changes nothing.
+the first address that is not one of them is the client; and only then does
+`X-Forwarded-Proto` say which scheme the client used (a proxy that ends TLS
+talks plain HTTP to us). A header sent by anyone else changes nothing.
 """
 
 from __future__ import annotations
@@ -56,3 +57,15 @@ def client_ip(scope: Scope, trusted: tuple[Network, ...]) -> str:
         if not _trusted(address, trusted):
             return str(address)
     return str(peer_address)
+
+
+def request_scheme(scope: Scope, trusted: tuple[Network, ...]) -> str:
+    """The scheme the client used: the socket's, or what a trusted proxy says in X-Forwarded-Proto."""
+    scheme = str(scope.get("scheme", "http"))
+    client = scope.get("client")
+    if not _trusted(_address(client[0]) if client else None, trusted):
+        return scheme
+    said = [value.decode("latin-1") for name, value in scope.get("headers", []) if name == b"x-forwarded-proto"]
+    # The last value is the one our own proxy wrote; it overwrites or appends.
+    last = ",".join(said).split(",")[-1].strip().lower() if said else ""
+    return last if last in ("http", "https") else scheme

@@ -10,8 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; SQLite in WAL mode with foreign keys and a busy timeout."""
-    engine = create_async_engine(url, **kwargs)
+    """An async engine; SQLite in WAL mode with foreign keys and a busy timeout.
+
+    Query parameters stay out of error messages and the engine's log lines:
+    they hold phone numbers.
+    """
+    engine = create_async_engine(url, hide_parameters=True, **kwargs)
     if make_url(url).get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

@@ -33,6 +33,7 @@ from webapp.errors import (
     TokenProcessed,
 )
 from webapp.guard import Guard, wait_text
+from webapp.logs import mask_number
 from webapp.models import Verification
 from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
 from webapp.provider import CallOptions, Provider, ProviderVerification
@@ -289,7 +290,7 @@ class Flow:
                               field="phone") from None
             raise self._call_failed(kind, "provider_error", verification) from None
         if created.status != "sent":
-            log.warning("the provider could not place the call to %s: status %s", number.e164, created.status)
+            log.warning("the provider could not place the call to %s: status %s", mask_number(number.e164), created.status)
             verification.provider_ref = created.id
             await self._close(verification, "failed", ip, kind=kind, outcome="call_failed", latency=_ms(started))
             raise self._call_failed(kind, "call_failed", verification)

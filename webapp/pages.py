@@ -60,7 +60,12 @@ class Pages:
         headers: Mapping[str, str] | None = None,
         **context: Any,
     ) -> HTMLResponse:
-        """The page showing `step`, or just its block when htmx asked."""
+        """The page showing `step`, or just its block when htmx asked.
+
+        In sandbox mode a whole page has the phone panel: with the `calls` the
+        handler looked up for this session, or, given none, a panel that loads
+        them itself.
+        """
         region = context.pop("region", None) or self.default_region
         context.setdefault("message", "")
         context.setdefault("message_kind", "error" if status_code >= 400 else "ok" if step == "result" else "info")
@@ -73,8 +78,7 @@ class Pages:
             html = render_block(self.env, "page.html", STEP_BLOCKS[step], **context)
             html += render_block(self.env, "page.html", "status_oob", **context)
         else:
-            if self.sandbox_calls is not None:
-                context["calls"] = self.calls()
+            context.setdefault("calls", None)
             html = self.env.get_template("page.html").render(**context)
         response = HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
         response.headers["Vary"] = "HX-Request"
@@ -96,20 +100,22 @@ class Pages:
     def block(self, request: Request, template: str, block: str, **context: Any) -> HTMLResponse:
         """One block of a template alone (e.g. the sandbox phone's call list)."""
         context.setdefault("root", request.scope.get("root_path", ""))
-        if self.sandbox_calls is not None:
-            context.setdefault("calls", self.calls())
         return HTMLResponse(render_block(self.env, template, block, **context))
 
-    def calls(self, limit: int = 10) -> list[dict[str, Any]]:
-        """The sandbox's newest calls, shaped for the phone panel."""
+    def placed(self, refs: frozenset[str]) -> list[dict[str, Any]]:
+        """The sandbox's calls with these provider ids, newest first, as `/_sandbox/calls` lists them."""
         assert self.sandbox_calls is not None
+        return [call for call in self.sandbox_calls() if call["id"] in refs]
+
+    def calls(self, refs: frozenset[str], limit: int = 10) -> list[dict[str, Any]]:
+        """The sandbox's newest calls with these provider ids, shaped for the phone panel."""
         return [
             {
                 **call,
                 "international": format_international("+" + call["recipient"]),
                 "time": datetime.fromisoformat(call["createdDatetime"]).strftime("%H:%M:%S"),
             }
-            for call in self.sandbox_calls()[:limit]
+            for call in self.placed(refs)[:limit]
         ]
 
 

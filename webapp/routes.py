@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from webapp.errors import Refusal
 from webapp.flow import Flow
 from webapp.pages import Pages, is_htmx
+from webapp.sandbox_phone import provider_refs
 
 MAX_FORM_BYTES = 32 * 1024
 SESSION_KEY = "verification"
@@ -32,10 +33,13 @@ async def read_form(request: Request) -> dict[str, str]:
     """The urlencoded form, bounded in size and strictly UTF-8."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise BadForm("That form is far too big.", 413)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise BadForm("That form is far too big.", 413)
+    except ClientDisconnect:  # gone, or cut off by the server for sending too slowly (webapp.server)
+        raise BadForm("The form did not arrive.", 400) from None
     if body and content_type != "application/x-www-form-urlencoded":
         raise BadForm("Send the form as application/x-www-form-urlencoded.", 415)
     try:
@@ -103,14 +107,16 @@ def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **co
 async def page(request: Request) -> Response:
     """GET /: the step the session is at."""
     message = request.session.pop("flash", "")
+    panel = await _phone_panel(request)
     pending = await _flow(request).pending(_session_id(request))
     if pending is None:
         request.session.pop(SESSION_KEY, None)
         verified = request.session.pop("verified", None)
         if isinstance(verified, str):
-            return _pages(request).render(request, "result", message=message, verified={"international": verified})
-        return _pages(request).render(request, "phone", message=message)
-    return _pages(request).render(request, "code", message=message, pending=pending)
+            return _pages(request).render(request, "result", message=message, verified={"international": verified},
+                                          **panel)
+        return _pages(request).render(request, "phone", message=message, **panel)
+    return _pages(request).render(request, "code", message=message, pending=pending, **panel)
 
 
 async def verify_start(request: Request) -> Response:
@@ -181,11 +187,27 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok" if ok else "database unavailable"}, status_code=200 if ok else 503)
 
 
+async def _session_refs(request: Request) -> frozenset[str]:
+    return await provider_refs(request.state.sessions, _session_id(request))
+
+
+async def _phone_panel(request: Request) -> dict[str, Any]:
+    """For a whole page in sandbox mode: the calls of this session, for the phone panel."""
+    if request.state.sandbox is None:
+        return {}
+    return {"calls": _pages(request).calls(await _session_refs(request))}
+
+
 async def sandbox_phone(request: Request) -> Response:
-    """GET /_sandbox/phone: the sandbox phone's call list (the panel polls it)."""
+    """GET /_sandbox/phone: this session's calls, for the sandbox phone (the panel polls it)."""
     if not is_htmx(request):
         return RedirectResponse(request.scope.get("root_path", "") + "/", status_code=303)
-    return _pages(request).block(request, "page.html", "sandbox_calls")
+    return _pages(request).block(request, "page.html", "sandbox_calls", **await _phone_panel(request))
+
+
+async def sandbox_calls(request: Request) -> Response:
+    """GET /_sandbox/calls: this session's calls as JSON, newest first (never another session's)."""
+    return JSONResponse(_pages(request).placed(await _session_refs(request)))
 
 
 def routes(*, sandbox: bool) -> list[BaseRoute]:
@@ -199,5 +221,6 @@ def routes(*, sandbox: bool) -> list[BaseRoute]:
     ]
     if sandbox:
         found.append(Route("/_sandbox/phone", sandbox_phone, methods=["GET"]))
+        found.append(Route("/_sandbox/calls", sandbox_calls, methods=["GET"]))
     return found
 

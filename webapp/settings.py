@@ -84,6 +84,18 @@ class Settings:
     provider_read_timeout: float = 10.0
     provider_deadline: float = 15.0
 
+    # -- the HTTP server of `voice2fa serve` (README: "The server's edges") --
+    #: Bytes of a request line and headers together; past it: 431.
+    max_header_bytes: int = 16 * 1024
+    #: Header fields in one request; past it: 431.
+    max_headers: int = 100
+    #: Seconds from a connection (or a request's first byte) to the end of its headers.
+    headers_timeout: float = 10.0
+    #: Seconds from a request's first byte to the end of its body.
+    request_timeout: float = 30.0
+    #: Seconds a stopping server waits for requests in flight before it cancels them.
+    shutdown_timeout: int = 10
+
     @property
     def sandbox(self) -> bool:
         return self.messagebird_api_key is None
@@ -152,6 +164,11 @@ class Settings:
             admin_password_hash=Secret(admin_hash) if admin_hash else None,
             limit_admin_failures=config("LIMIT_ADMIN_FAILURES", cast=str, default=defaults.limit_admin_failures),
             conversion_alert=config("CONVERSION_ALERT", cast=float, default=defaults.conversion_alert),
+            max_header_bytes=config("MAX_HEADER_BYTES", cast=int, default=defaults.max_header_bytes),
+            max_headers=config("MAX_HEADERS", cast=int, default=defaults.max_headers),
+            headers_timeout=config("HEADERS_TIMEOUT", cast=float, default=defaults.headers_timeout),
+            request_timeout=config("REQUEST_TIMEOUT", cast=float, default=defaults.request_timeout),
+            shutdown_timeout=config("SHUTDOWN_TIMEOUT", cast=int, default=defaults.shutdown_timeout),
         )
         settings.validate()
         return settings
@@ -186,6 +203,15 @@ class Settings:
             raise ValueError("CIRCUIT_WINDOW must be between 1 and 1000")
         if not 0 <= self.circuit_min_verified <= 1:
             raise ValueError("CIRCUIT_MIN_VERIFIED is a share between 0 and 1, e.g. 0.2")
+        if not 1024 <= self.max_header_bytes <= 1024 * 1024:
+            raise ValueError("MAX_HEADER_BYTES must be between 1024 and 1048576")
+        if not 10 <= self.max_headers <= 1000:
+            raise ValueError("MAX_HEADERS must be between 10 and 1000")
+        for name in ("headers_timeout", "request_timeout", "shutdown_timeout"):
+            if not 0 < getattr(self, name) <= 3600:
+                raise ValueError(f"{name.upper()} must be more than 0 and at most 3600 seconds")
+        if self.request_timeout < self.headers_timeout:
+            raise ValueError("REQUEST_TIMEOUT must be at least HEADERS_TIMEOUT: it includes the headers")
 
 
 def _regions(value: str) -> tuple[str, ...]:

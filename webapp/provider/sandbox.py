@@ -4,7 +4,10 @@ Same paths as https://rest.messagebird.com, same `Authorization: AccessKey …`
 header (any non-empty key passes), same verify object and errors envelope
 `{"errors": [{"code", "description", "parameter"}]}`. Nothing leaves the
 process: each "call" is kept in memory and listed, token included, at
-`GET /_sandbox/calls` (JSON, newest first) and, standalone, `GET /_sandbox/`.
+`GET /_sandbox/calls` (JSON, newest first) and `GET /_sandbox/`: every call to
+whoever asks, so `voice2fa sandbox` binds loopback only unless told otherwise.
+(The app in sandbox mode serves its own `/_sandbox/calls`, of the asking
+session's calls only: webapp.sandbox_phone.)
 
     POST   /verify              recipient (required), type, originator, reference,
                                 template (`%token`), language, voice, timeout (30),
@@ -321,11 +324,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-def viewing_routes(state: SandboxState) -> list[BaseRoute]:
-    """The routes that show the calls placed (`GET /_sandbox/calls`)."""
-    return [Route("/_sandbox/calls", _SandboxApi(state).list_calls, methods=["GET"])]
-
-
 def create_sandbox_app(state: SandboxState | None = None) -> Starlette:
     """The whole sandbox: the Verify API, the calls as JSON and as a page."""
     state = state or SandboxState()
@@ -334,7 +332,7 @@ def create_sandbox_app(state: SandboxState | None = None) -> Starlette:
         Route("/verify", _require_key(api.create), methods=["POST"]),
         Route("/verify/{id}", _require_key(api.show), methods=["GET"]),
         Route("/verify/{id}", _require_key(api.delete), methods=["DELETE"]),
-        *viewing_routes(state),
+        Route("/_sandbox/calls", api.list_calls, methods=["GET"]),
         Route("/_sandbox/", api.page, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
