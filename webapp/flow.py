@@ -128,7 +128,9 @@ class Flow:
                 return replace(self._pending(current), reused=True)
         try:
             await self._guard.check_number(number)
-            await self._verifications.refuse_if_live(number.e164)
+            live_until = await self._verifications.live_until(number.e164)
+            if live_until is not None:
+                raise await self._guard.number_busy(number, live_until)
             await self._guard.count_call(number)
             verification = await self._verifications.reserve(number, ip)
         except Refusal as refusal:
