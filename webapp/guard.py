@@ -76,8 +76,9 @@ class Guard:
 
     async def admit_ip(self, kind: str, ip: str) -> None:
         """The client's own limits, before its request body is even read."""
+        key = self._limits.client_key(ip)
         if kind == "check":
-            full = await self._hit(Counter(self.check_ip_limits, ("check-ip", ip)))
+            full = await self._hit(Counter(self.check_ip_limits, ("check-ip", key)))
             if full:
                 raise Refusal("blocked_ip", f"Too many tries. Please wait {wait_text(full.wait)} and try again.",
                               step="code", status_code=429, retry_after=full.wait)
@@ -85,7 +86,7 @@ class Guard:
         async with self._sessions() as session:
             if await denylist.ip_denied(session, ip):
                 raise Refusal("blocked_denylist", DENIED, status_code=422)
-        full = await self._hit(Counter(self.start_ip_limits, ("start-ip", ip)))
+        full = await self._hit(Counter(self.start_ip_limits, ("start-ip", key)))
         if full:
             raise Refusal("blocked_ip",
                           f"Too many calls requested from your network. Try again in {wait_text(full.wait)}.",

@@ -33,6 +33,7 @@ from limits import RateLimitItem, parse_many
 from slowapi import Limiter
 from starlette.requests import Request
 
+from webapp.client_ip import limit_key
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class RateLimits:
         storage_url: str,
         *,
         key_prefix: str = "voice2fa",
+        ipv6_prefix: int = 64,
         now: Callable[[], float] = time.time,
     ) -> None:
         options = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0} if storage_url.startswith("redis") else {}
@@ -85,8 +87,13 @@ class RateLimits:
             key_prefix=key_prefix,
         )
         self._prefix = key_prefix
+        self._ipv6_prefix = ipv6_prefix
         # The storage's own notion of now (tests move it), for Retry-After.
         self._now = now
+
+    def client_key(self, ip: str) -> str:
+        """The key every per-IP counter counts this client under (IPv6: its network)."""
+        return limit_key(ip, self._ipv6_prefix)
 
     async def hit(self, items: Sequence[RateLimitItem], *key: str) -> int | None:
         """Count one event for `key` on every item if all have room; else count nothing and return the wait."""

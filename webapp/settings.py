@@ -56,6 +56,8 @@ class Settings:
     limit_check_per_ip: str = "10/minute"
     limit_calls_global: str = "60/minute;600/hour"
     limit_calls_per_country: str = "100/hour"
+    #: Per-IP counters count an IPv6 client by its network of this many bits.
+    limit_ipv6_prefix: int = 64
     #: Empty: every country phonenumbers knows.
     allowed_countries: tuple[str, ...] = ()
     denied_countries: tuple[str, ...] = ()
@@ -136,6 +138,7 @@ class Settings:
             limit_check_per_ip=config("LIMIT_CHECK_PER_IP", cast=str, default=defaults.limit_check_per_ip),
             limit_calls_global=config("LIMIT_CALLS_GLOBAL", cast=str, default=defaults.limit_calls_global),
             limit_calls_per_country=config("LIMIT_CALLS_PER_COUNTRY", cast=str, default=defaults.limit_calls_per_country),
+            limit_ipv6_prefix=config("LIMIT_IPV6_PREFIX", cast=int, default=defaults.limit_ipv6_prefix),
             allowed_countries=_regions(config("ALLOWED_COUNTRIES", cast=str, default="")),
             denied_countries=_regions(config("DENIED_COUNTRIES", cast=str, default="")),
             blocked_number_types=tuple(
@@ -186,6 +189,8 @@ class Settings:
             raise ValueError("CIRCUIT_WINDOW must be between 1 and 1000")
         if not 0 <= self.circuit_min_verified <= 1:
             raise ValueError("CIRCUIT_MIN_VERIFIED is a share between 0 and 1, e.g. 0.2")
+        if not 1 <= self.limit_ipv6_prefix <= 128:
+            raise ValueError("LIMIT_IPV6_PREFIX must be between 1 and 128, e.g. 64")
 
 
 def _regions(value: str) -> tuple[str, ...]:
