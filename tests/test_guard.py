@@ -202,6 +202,28 @@ async def test_abuse_magnet_number_types_are_refused(client: httpx.AsyncClient, 
     assert await outcomes(db) == ["blocked_number_type"]
 
 
+SATELLITE_AND_INTERNATIONAL_NETWORKS = ["+870 773 111 632", "+881 6 1234 5678", "+882 13 200 000", "+883 510 012 345"]
+
+
+@pytest.mark.parametrize("phone", SATELLITE_AND_INTERNATIONAL_NETWORKS)
+async def test_satellite_and_international_network_numbers_are_refused_by_default(
+    client: httpx.AsyncClient, app: object, db, phone: str
+) -> None:
+    response = await start_call(client, phone)
+    assert response.status_code == 422
+    assert "We can&#39;t call this kind of number" in response.text
+    assert calls_placed(app) == 0
+    assert await outcomes(db) == ["blocked_number_type"]
+
+
+@pytest.mark.parametrize("settings_changes", [{"allow_international_networks": True}])
+async def test_international_network_numbers_can_be_allowed(client_for, app: object) -> None:
+    for i, phone in enumerate(SATELLITE_AND_INTERNATIONAL_NETWORKS):
+        async with client_for(f"198.51.100.{i + 1}") as client:
+            assert (await start_call(client, phone)).status_code == 200
+    assert calls_placed(app) == 4
+
+
 async def test_voip_numbers_are_allowed_by_default(client: httpx.AsyncClient, app: object) -> None:
     assert (await start_call(client, "+44 56 1234 5678")).status_code == 200
 

@@ -65,6 +65,9 @@ class Settings:
         "premium_rate", "shared_cost", "uan", "pager", "voicemail", "personal_number",
     )
     allow_voip: bool = True
+    #: Satellite and other non-geographic "international network" numbers
+    #: (phonenumbers region 001: +870, +881, +882, +883, ...): costly, seldom a person's.
+    allow_international_networks: bool = False
     #: Stop calling a country when fewer than circuit_min_verified of its
     #: last circuit_window settled calls ended verified, for circuit_cooloff s.
     circuit_window: int = 20
@@ -148,6 +151,7 @@ class Settings:
                 if t.strip()
             ),
             allow_voip=config("ALLOW_VOIP", cast=bool, default=True),
+            allow_international_networks=config("ALLOW_INTERNATIONAL_NETWORKS", cast=bool, default=False),
             circuit_window=config("CIRCUIT_WINDOW", cast=int, default=defaults.circuit_window),
             circuit_min_verified=config("CIRCUIT_MIN_VERIFIED", cast=float, default=defaults.circuit_min_verified),
             circuit_cooloff=config("CIRCUIT_COOLOFF", cast=int, default=defaults.circuit_cooloff),
