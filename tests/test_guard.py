@@ -12,11 +12,9 @@ from html import unescape
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from tests.conftest import NL_MOBILES, FakeClock, attempts, calls_placed, outcomes, start_call, verifications
 from webapp import denylist
-from webapp.models import CircuitBreak
 
 # -- per client IP --------------------------------------------------------------------
 
@@ -281,51 +279,6 @@ async def test_a_denied_network_is_refused_before_its_form_is_read(client_for, a
     [refused, sent] = await attempts(db)
     assert (refused.outcome, refused.ip, refused.number) == ("blocked_denylist", "203.0.113.77", None)
     assert sent.outcome == "sent"
-
-
-# -- the pumping circuit breaker ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("settings_changes", [{"circuit_window": 5, "circuit_min_verified": 0.2, "limit_start_per_ip": "100/minute"}])
-async def test_the_circuit_breaker_stops_a_pumped_country(
-    client: httpx.AsyncClient, app: object, clock: FakeClock, settings, db
-) -> None:
-    for phone in NL_MOBILES[:5]:  # five calls nobody answers with a code
-        assert (await start_call(client, phone)).status_code == 200
-        await client.post("/restart", headers={"HX-Request": "true"})
-    response = await start_call(client, NL_MOBILES[5])
-    assert response.status_code == 429
-    assert "We can&#39;t call numbers in this country right now" in response.text
-    assert int(response.headers["retry-after"]) == settings.circuit_cooloff
-    assert (await start_call(client, "+32 450 00 12 34")).status_code == 200, "other countries still get calls"
-    assert calls_placed(app) == 6
-    async with db() as session:
-        [stopped] = (await session.scalars(select(CircuitBreak))).all()
-    assert (stopped.country, stopped.verified_share, stopped.window) == ("NL", 0.0, 5)
-
-    clock.advance(settings.circuit_cooloff + 1)
-    assert (await start_call(client, NL_MOBILES[6])).status_code == 200, "after the cool-off, calls resume"
-    assert (await outcomes(db)).count("blocked_circuit") == 1
-
-
-@pytest.mark.parametrize("settings_changes", [{"circuit_window": 5, "limit_start_per_ip": "100/minute"}])
-async def test_honest_traffic_keeps_the_circuit_closed(client: httpx.AsyncClient, app: object, db) -> None:
-    for i, phone in enumerate(NL_MOBILES[:10]):
-        await start_call(client, phone)
-        if i % 2 == 0:  # half of the people type their code
-            code = app.state.sandbox.calls()[0]["token"]  # type: ignore[attr-defined]
-            await client.post("/confirm", data={"code": code}, headers={"HX-Request": "true"})
-        else:
-            await client.post("/restart", headers={"HX-Request": "true"})
-    assert "blocked_circuit" not in await outcomes(db)
-
-
-@pytest.mark.parametrize("settings_changes", [{"circuit_window": 3, "limit_start_per_ip": "100/minute"}])
-async def test_calls_still_waiting_for_their_code_do_not_trip_the_circuit(client_for, app: object, db) -> None:
-    for i, phone in enumerate(NL_MOBILES[:6]):
-        async with client_for(f"198.51.100.{i + 1}") as client:
-            assert (await start_call(client, phone)).status_code == 200
-    assert "blocked_circuit" not in await outcomes(db)
 
 
 # -- the limiter's storage -----------------------------------------------------------------------

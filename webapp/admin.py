@@ -129,7 +129,7 @@ async def attempts_index(request: Request) -> Response:
         errors.append("That page link is broken; showing the newest attempts.")
     async with request.state.sessions() as session:
         page = await reports.page(session, where, before=before, after=after)
-        breaks = await circuit.recent_breaks(session, limit=5)
+        breaks = await circuit.breaks_in_force(session, _now(request))
     return request.state.admin_pages.render(
         request,
         "admin_attempts.html",

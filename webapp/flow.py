@@ -285,7 +285,7 @@ class Flow:
         except ProviderError as exc:
             if not isinstance(exc, ProviderUnauthorized):
                 log.warning("placing a call failed at the provider: %s", exc)
-            await self._close(verification, "failed", ip, kind=kind, outcome="provider_error", latency=_ms(started))
+            await self._close(verification, "unplaced", ip, kind=kind, outcome="provider_error", latency=_ms(started))
             if isinstance(exc, InvalidParameter) and exc.parameter == "recipient":
                 raise Refusal("provider_error", "We can't call this number. Check it and try again.",
                               field="phone") from None
@@ -293,7 +293,7 @@ class Flow:
         if created.status != "sent":
             log.warning("the provider could not place the call to %s: status %s", number.e164, created.status)
             verification.provider_ref = created.id
-            await self._close(verification, "failed", ip, kind=kind, outcome="call_failed", latency=_ms(started))
+            await self._close(verification, "unplaced", ip, kind=kind, outcome="call_failed", latency=_ms(started))
             raise self._call_failed(kind, "call_failed", verification)
         return created, _ms(started)
 

@@ -1,8 +1,8 @@
 """The guard: everything that can refuse a call runs here, before the provider.
 
 Order, cheapest and most certain first: the deny list, number policy, the
-country's circuit breaker, then the counters (per IP, per number, overall,
-per country). Counters are only spent on calls that policy would allow, and a
+circuit breaker, then the counters (per IP, per number, overall, per
+country). Counters are only spent on calls that policy would allow, and a
 refused try spends none (`webapp.limits`); the wait a refusal tells is the
 real one: the longest of everything that holds. Messages help an honest
 person without naming the rule that fired.
@@ -29,6 +29,7 @@ LIMITER_DOWN = "We can't place calls right now. Please try again in a few minute
 DENIED = "We can't place this call."
 BUSY = "We're placing too many calls right now. Please try again in a few minutes."
 CIRCUIT = "We can't call numbers in this country right now. Please try again later."
+CIRCUIT_RANGE = "We can't call this number right now. Please try again later."
 
 
 def pending_refusal(wait: int) -> Refusal:
@@ -93,18 +94,22 @@ class Guard:
                           status_code=429, retry_after=full.wait)
 
     async def check_number(self, number: PhoneNumber) -> None:
-        """Deny list, number policy and the country's circuit breaker: no counter spent."""
+        """Deny list, number policy and the circuit breaker (the number's range, its country): no counter spent."""
         now = self._clock()
         async with self._sessions() as session:
             if await denylist.number_denied(session, number.e164):
                 raise Refusal("blocked_denylist", DENIED, field="phone")
             policy.check_number(number, self._settings)
-            stopped = await circuit.open_break(session, number.region, now)
+            stopped = await circuit.open_break(session, number.region, number.e164, now)
             if stopped is None:
-                stopped = await circuit.trip_if_pumped(session, number.region, now, self._settings)
+                await circuit.trip_if_pumped(session, number.region, now, self._settings)
+                # Looked at again whatever the judging found: a break another request opened
+                # meanwhile has taken its calls out of what was judged here.
+                stopped = await circuit.open_break(session, number.region, number.e164, now)
         if stopped is not None:
             wait = max(1, math.ceil((stopped.until - now).total_seconds()))
-            raise Refusal("blocked_circuit", CIRCUIT, status_code=429, retry_after=wait, field="phone")
+            message = CIRCUIT if stopped.whole_country else CIRCUIT_RANGE
+            raise Refusal("blocked_circuit", message, status_code=429, retry_after=wait, field="phone")
 
     async def count_call(self, number: PhoneNumber) -> None:
         """Spend the counters of one call (per number, overall, per country), or refuse spending none."""

@@ -68,10 +68,19 @@ class Settings:
     #: Satellite and other non-geographic "international network" numbers
     #: (phonenumbers region 001: +870, +881, +882, +883, ...): costly, seldom a person's.
     allow_international_networks: bool = False
-    #: Stop calling a country when fewer than circuit_min_verified of its
-    #: last circuit_window settled calls ended verified, for circuit_cooloff s.
+    #: The circuit breaker (webapp/circuit.py): when fewer than circuit_min_verified
+    #: of a country's last circuit_window ended calls were verified, and the
+    #: unanswered ones came from circuit_min_networks networks to circuit_min_numbers
+    #: numbers, stop the ranges they concentrate on (numbers alike but for their
+    #: last circuit_range_digits), or the whole country when they spread across it
+    #: at circuit_surge times its usual volume (over circuit_history s), for circuit_cooloff s.
     circuit_window: int = 20
     circuit_min_verified: float = 0.2
+    circuit_min_networks: int = 3
+    circuit_min_numbers: int = 5
+    circuit_range_digits: int = 4
+    circuit_surge: float = 3.0
+    circuit_history: int = 7 * 24 * 3600
     circuit_cooloff: int = 3600
 
     # -- the operators' pages --
@@ -154,6 +163,11 @@ class Settings:
             allow_international_networks=config("ALLOW_INTERNATIONAL_NETWORKS", cast=bool, default=False),
             circuit_window=config("CIRCUIT_WINDOW", cast=int, default=defaults.circuit_window),
             circuit_min_verified=config("CIRCUIT_MIN_VERIFIED", cast=float, default=defaults.circuit_min_verified),
+            circuit_min_networks=config("CIRCUIT_MIN_NETWORKS", cast=int, default=defaults.circuit_min_networks),
+            circuit_min_numbers=config("CIRCUIT_MIN_NUMBERS", cast=int, default=defaults.circuit_min_numbers),
+            circuit_range_digits=config("CIRCUIT_RANGE_DIGITS", cast=int, default=defaults.circuit_range_digits),
+            circuit_surge=config("CIRCUIT_SURGE", cast=float, default=defaults.circuit_surge),
+            circuit_history=config("CIRCUIT_HISTORY", cast=int, default=defaults.circuit_history),
             circuit_cooloff=config("CIRCUIT_COOLOFF", cast=int, default=defaults.circuit_cooloff),
             admin_user=config("ADMIN_USER", cast=str, default=defaults.admin_user),
             admin_password_hash=Secret(admin_hash) if admin_hash else None,
@@ -193,6 +207,15 @@ class Settings:
             raise ValueError("CIRCUIT_WINDOW must be between 1 and 1000")
         if not 0 <= self.circuit_min_verified <= 1:
             raise ValueError("CIRCUIT_MIN_VERIFIED is a share between 0 and 1, e.g. 0.2")
+        for name in ("circuit_min_networks", "circuit_min_numbers"):
+            if not 1 <= getattr(self, name) <= self.circuit_window:
+                raise ValueError(f"{name.upper()} must be between 1 and CIRCUIT_WINDOW ({self.circuit_window})")
+        if not 1 <= self.circuit_range_digits <= 10:
+            raise ValueError("CIRCUIT_RANGE_DIGITS must be between 1 and 10")
+        if self.circuit_surge < 1:
+            raise ValueError("CIRCUIT_SURGE is a factor of at least 1, e.g. 3")
+        if self.circuit_history < 3600:
+            raise ValueError("CIRCUIT_HISTORY must be at least 3600 seconds")
         if not 1 <= self.limit_ipv6_prefix <= 128:
             raise ValueError("LIMIT_IPV6_PREFIX must be between 1 and 128, e.g. 64")
 
