@@ -310,3 +310,22 @@ async def attempts(db: async_sessionmaker[AsyncSession]) -> list[Attempt]:
 async def verifications(db: async_sessionmaker[AsyncSession]) -> list[Verification]:
     async with db() as session:
         return list((await session.scalars(select(Verification).order_by(Verification.created_at))).all())
+
+
+#: Valid Dutch mobile numbers, +31 6 12000100 … +31 6 12000159: all in one range of 10,000.
+NL_MOBILES = [f"+316120{n:05d}" for n in range(100, 160)]
+
+
+def calls_placed(app: Starlette) -> int:
+    """How many calls the embedded sandbox placed."""
+    return len(app.state.sandbox.calls())
+
+
+async def start_call(client: httpx.AsyncClient, phone: str, country: str = "NL") -> httpx.Response:
+    """Ask for a call to `phone`, as the page's htmx form does."""
+    return await client.post("/verify", data={"country": country, "phone": phone}, headers={"HX-Request": "true"})
+
+
+async def outcomes(db: async_sessionmaker[AsyncSession]) -> list[str]:
+    """The outcome of every attempts row, oldest first."""
+    return [row.outcome for row in await attempts(db)]

@@ -312,11 +312,22 @@ async def test_the_page_highlights_a_country_that_smells_of_pumping(operator: ht
 
 async def test_an_open_circuit_break_shows_on_the_page(operator: httpx.AsyncClient, db, clock: FakeClock) -> None:
     async with db() as session:
-        session.add(CircuitBreak(country="LV", opened_at=clock.now, until=clock.now + timedelta(hours=1),
-                                 verified_share=0.05, window=20))
+        session.add(CircuitBreak(country="LV", scope="LV", epoch=0, opened_at=clock.now,
+                                 until=clock.now + timedelta(hours=1), verified_share=0.05, window=20))
         await session.commit()
     html = text_of((await operator.get("/admin/")).text)
     assert "Circuit breaker open: calls to LV (until" in html and "5 % verified of the last 20" in html
+
+
+async def test_a_ranges_break_shows_its_scope_on_the_pages(operator: httpx.AsyncClient, db, clock: FakeClock) -> None:
+    async with db() as session:
+        session.add(CircuitBreak(country="NL", scope="+3197010", epoch=0, opened_at=clock.now,
+                                 until=clock.now + timedelta(hours=1), verified_share=0.0, window=20,
+                                 networks=4, numbers=18))
+        await session.commit()
+    assert "Circuit breaker open: calls to numbers starting +3197010 (until" in text_of((await operator.get("/admin/")).text)
+    listed = text_of((await operator.get("/admin/deny-list")).text)
+    assert "numbers starting +3197010 NL" in listed and "0 % of 20 4 networks, 18 numbers open" in listed
 
 
 # -- CSV ---------------------------------------------------------------------------------------------

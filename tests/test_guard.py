@@ -12,26 +12,9 @@ from html import unescape
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from tests.conftest import FakeClock, attempts, verifications
+from tests.conftest import NL_MOBILES, FakeClock, attempts, calls_placed, outcomes, start_call, verifications
 from webapp import denylist
-from webapp.models import CircuitBreak
-
-NL_MOBILES = [f"+316120{n:05d}" for n in range(100, 160)]  # +31 6 12000100 …, all valid
-
-
-def calls_placed(app: object) -> int:
-    return len(app.state.sandbox.calls())  # type: ignore[attr-defined]
-
-
-async def start(client: httpx.AsyncClient, phone: str, country: str = "NL") -> httpx.Response:
-    return await client.post("/verify", data={"country": country, "phone": phone}, headers={"HX-Request": "true"})
-
-
-async def outcomes(db) -> list[str]:
-    return [row.outcome for row in await attempts(db)]
-
 
 # -- per client IP --------------------------------------------------------------------
 
@@ -39,16 +22,16 @@ async def outcomes(db) -> list[str]:
 @pytest.mark.parametrize("settings_changes", [{"limit_start_per_ip": "3/minute;4/hour"}])
 async def test_one_ip_is_limited_across_numbers(client: httpx.AsyncClient, app: object, clock: FakeClock, db) -> None:
     for phone in NL_MOBILES[:3]:
-        assert (await start(client, phone)).status_code == 200
-    response = await start(client, NL_MOBILES[3])
+        assert (await start_call(client, phone)).status_code == 200
+    response = await start_call(client, NL_MOBILES[3])
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) == 60
     assert "Too many calls requested from your network. Try again in 1 minute." in unescape(response.text)
     assert calls_placed(app) == 3
     clock.advance(61)
-    assert (await start(client, NL_MOBILES[4])).status_code == 200, "the minute window expired"
+    assert (await start_call(client, NL_MOBILES[4])).status_code == 200, "the minute window expired"
     clock.advance(61)
-    response = await start(client, NL_MOBILES[5])
+    response = await start_call(client, NL_MOBILES[5])
     assert response.status_code == 429, "the hour window still holds"
     assert int(response.headers["retry-after"]) > 3000
     assert calls_placed(app) == 4
@@ -57,8 +40,8 @@ async def test_one_ip_is_limited_across_numbers(client: httpx.AsyncClient, app: 
 
 async def test_an_ip_refusal_keeps_what_was_typed(client: httpx.AsyncClient, app: object) -> None:
     for phone in NL_MOBILES[:5]:
-        await start(client, phone)
-    response = await start(client, NL_MOBILES[5])
+        await start_call(client, phone)
+    response = await start_call(client, NL_MOBILES[5])
     assert response.status_code == 429
     assert response.headers["hx-reswap"] == "none", "only the status changes; the form stays as typed"
     assert 'hx-swap-oob="innerHTML:#status"' in response.text and 'name="phone"' not in response.text
@@ -66,7 +49,7 @@ async def test_an_ip_refusal_keeps_what_was_typed(client: httpx.AsyncClient, app
 
 async def test_an_ip_refusal_without_javascript_is_a_whole_page(client: httpx.AsyncClient, app: object) -> None:
     for phone in NL_MOBILES[:5]:
-        await start(client, phone)
+        await start_call(client, phone)
     response = await client.post("/verify", data={"country": "NL", "phone": NL_MOBILES[5]})
     assert response.status_code == 429 and "<html" in response.text and 'name="phone"' in response.text
 
@@ -74,14 +57,14 @@ async def test_an_ip_refusal_without_javascript_is_a_whole_page(client: httpx.As
 async def test_the_ip_limit_is_counted_before_the_form_is_read(client: httpx.AsyncClient, app: object, db) -> None:
     for _ in range(5):
         await client.post("/verify", content=b"\xff", headers={"Content-Type": "application/x-www-form-urlencoded"})
-    response = await start(client, NL_MOBILES[0])
+    response = await start_call(client, NL_MOBILES[0])
     assert response.status_code == 429, "unreadable forms spend the IP's allowance too"
     assert calls_placed(app) == 0
 
 
 @pytest.mark.parametrize("settings_changes", [{"limit_check_per_ip": "4/minute"}])
 async def test_code_checks_are_limited_per_ip(client: httpx.AsyncClient, app: object, clock: FakeClock, db) -> None:
-    await start(client, NL_MOBILES[0])
+    await start_call(client, NL_MOBILES[0])
     [sandboxed] = app.state.sandbox.verifications.values()  # type: ignore[attr-defined]
     for _ in range(4):
         response = await client.post("/confirm", data={"code": "12"}, headers={"HX-Request": "true"})
@@ -103,22 +86,22 @@ async def test_a_number_has_one_live_verification_across_ips(
     client_for: Callable[..., httpx.AsyncClient], app: object, clock: FakeClock, settings, db
 ) -> None:
     async with client_for("198.51.100.1") as first, client_for("198.51.100.2") as second:
-        assert (await start(first, "0612345678")).status_code == 200
-        response = await start(second, "06 1234 5678")
+        assert (await start_call(first, "0612345678")).status_code == 200
+        response = await start_call(second, "06 1234 5678")
         assert response.status_code == 429
         assert "A call to this number is already in progress. Try again in 5 minutes." in response.text
         assert int(response.headers["retry-after"]) == settings.call.timeout
         assert calls_placed(app) == 1
         clock.advance(settings.call.timeout + 1)
-        assert (await start(second, "0612345678")).status_code == 200, "an expired code frees the number"
+        assert (await start_call(second, "0612345678")).status_code == 200, "an expired code frees the number"
     assert calls_placed(app) == 2
     assert await outcomes(db) == ["sent", "blocked_pending", "sent"]
     assert [v.status for v in await verifications(db)] == ["expired", "pending"]
 
 
 async def test_asking_again_for_the_same_number_reuses_the_call(client: httpx.AsyncClient, app: object, db) -> None:
-    await start(client, "0612345678")
-    response = await start(client, "+31 6 12345678")
+    await start_call(client, "0612345678")
+    response = await start_call(client, "+31 6 12345678")
     assert response.status_code == 200
     assert "We&#39;re already calling +31 6 12345678" in response.text
     assert calls_placed(app) == 1
@@ -126,8 +109,8 @@ async def test_asking_again_for_the_same_number_reuses_the_call(client: httpx.As
 
 
 async def test_a_new_number_in_the_same_session_replaces_the_old_call(client: httpx.AsyncClient, app: object, db) -> None:
-    await start(client, NL_MOBILES[0])
-    assert (await start(client, NL_MOBILES[1])).status_code == 200
+    await start_call(client, NL_MOBILES[0])
+    assert (await start_call(client, NL_MOBILES[1])).status_code == 200
     assert [v.status for v in await verifications(db)] == ["cancelled", "pending"]
     assert [c["status"] for c in app.state.sandbox.calls()] == ["sent", "deleted"]  # type: ignore[attr-defined]
 
@@ -139,7 +122,7 @@ async def test_distinct_ips_share_a_numbers_limit(
     clients = [client_for(f"198.51.100.{i}") for i in range(1, 5)]
 
     async def call_and_give_up(client: httpx.AsyncClient) -> httpx.Response:
-        response = await start(client, "0612345678")
+        response = await start_call(client, "0612345678")
         await client.post("/restart", headers={"HX-Request": "true"})
         return response
 
@@ -159,7 +142,7 @@ async def test_distinct_ips_share_a_numbers_limit(
 
 
 async def test_call_me_again_counts_against_the_number(client: httpx.AsyncClient, app: object, clock: FakeClock, db) -> None:
-    await start(client, "0612345678")
+    await start_call(client, "0612345678")
     for _ in range(2):
         clock.advance(31)
         assert (await client.post("/resend", headers={"HX-Request": "true"})).status_code == 200
@@ -177,21 +160,21 @@ async def test_call_me_again_counts_against_the_number(client: httpx.AsyncClient
 @pytest.mark.parametrize("settings_changes", [{"limit_calls_global": "3/minute", "limit_start_per_ip": "100/minute"}])
 async def test_the_global_ceiling_holds_across_everyone(client: httpx.AsyncClient, app: object, clock: FakeClock, db) -> None:
     for phone in NL_MOBILES[:3]:
-        assert (await start(client, phone)).status_code == 200
-    response = await start(client, NL_MOBILES[3])
+        assert (await start_call(client, phone)).status_code == 200
+    response = await start_call(client, NL_MOBILES[3])
     assert response.status_code == 429 and "too many calls right now" in unescape(response.text)
     assert calls_placed(app) == 3
     clock.advance(61)
-    assert (await start(client, NL_MOBILES[4])).status_code == 200
+    assert (await start_call(client, NL_MOBILES[4])).status_code == 200
     assert (await outcomes(db)).count("blocked_global") == 1
 
 
 @pytest.mark.parametrize("settings_changes", [{"limit_calls_per_country": "2/hour", "limit_start_per_ip": "100/minute"}])
 async def test_the_per_country_ceiling_stops_one_country_only(client: httpx.AsyncClient, app: object, db) -> None:
     for phone in NL_MOBILES[:2]:
-        assert (await start(client, phone)).status_code == 200
-    assert (await start(client, NL_MOBILES[2])).status_code == 429
-    assert (await start(client, "+32 450 00 12 34")).status_code == 200, "Belgium has its own ceiling"
+        assert (await start_call(client, phone)).status_code == 200
+    assert (await start_call(client, NL_MOBILES[2])).status_code == 429
+    assert (await start_call(client, "+32 450 00 12 34")).status_code == 200, "Belgium has its own ceiling"
     assert calls_placed(app) == 3
 
 
@@ -210,15 +193,37 @@ async def test_the_per_country_ceiling_stops_one_country_only(client: httpx.Asyn
 )
 @pytest.mark.parametrize("settings_changes", [{"allow_voip": False}])
 async def test_abuse_magnet_number_types_are_refused(client: httpx.AsyncClient, app: object, db, phone: str, kind: str) -> None:
-    response = await start(client, phone)
+    response = await start_call(client, phone)
     assert response.status_code == 422, kind
     assert "We can&#39;t call this kind of number" in response.text
     assert calls_placed(app) == 0
     assert await outcomes(db) == ["blocked_number_type"]
 
 
+SATELLITE_AND_INTERNATIONAL_NETWORKS = ["+870 773 111 632", "+881 6 1234 5678", "+882 13 200 000", "+883 510 012 345"]
+
+
+@pytest.mark.parametrize("phone", SATELLITE_AND_INTERNATIONAL_NETWORKS)
+async def test_satellite_and_international_network_numbers_are_refused_by_default(
+    client: httpx.AsyncClient, app: object, db, phone: str
+) -> None:
+    response = await start_call(client, phone)
+    assert response.status_code == 422
+    assert "We can&#39;t call this kind of number" in response.text
+    assert calls_placed(app) == 0
+    assert await outcomes(db) == ["blocked_number_type"]
+
+
+@pytest.mark.parametrize("settings_changes", [{"allow_international_networks": True}])
+async def test_international_network_numbers_can_be_allowed(client_for, app: object) -> None:
+    for i, phone in enumerate(SATELLITE_AND_INTERNATIONAL_NETWORKS):
+        async with client_for(f"198.51.100.{i + 1}") as client:
+            assert (await start_call(client, phone)).status_code == 200
+    assert calls_placed(app) == 4
+
+
 async def test_voip_numbers_are_allowed_by_default(client: httpx.AsyncClient, app: object) -> None:
-    assert (await start(client, "+44 56 1234 5678")).status_code == 200
+    assert (await start_call(client, "+44 56 1234 5678")).status_code == 200
 
 
 async def test_a_spread_of_calls_into_a_premium_range_places_none(
@@ -226,7 +231,7 @@ async def test_a_spread_of_calls_into_a_premium_range_places_none(
 ) -> None:
     for i in range(20):
         async with client_for(f"198.51.100.{i + 1}") as client:
-            response = await start(client, f"+31 906 12{i:02d}")
+            response = await start_call(client, f"+31 906 12{i:02d}")
             assert response.status_code == 422
     assert calls_placed(app) == 0
     assert set(await outcomes(db)) == {"blocked_number_type"}
@@ -234,15 +239,15 @@ async def test_a_spread_of_calls_into_a_premium_range_places_none(
 
 @pytest.mark.parametrize("settings_changes", [{"allowed_countries": ("NL",)}])
 async def test_the_country_allowlist(client: httpx.AsyncClient, app: object, db) -> None:
-    response = await start(client, "+32 450 00 12 34")
+    response = await start_call(client, "+32 450 00 12 34")
     assert response.status_code == 422 and "We can&#39;t call numbers in this country." in response.text
-    assert (await start(client, "0612345678")).status_code == 200
+    assert (await start_call(client, "0612345678")).status_code == 200
     assert await outcomes(db) == ["blocked_country", "sent"]
 
 
 @pytest.mark.parametrize("settings_changes", [{"denied_countries": ("BE",)}])
 async def test_denied_countries(client: httpx.AsyncClient, app: object, db) -> None:
-    assert (await start(client, "+32 450 00 12 34")).status_code == 422
+    assert (await start_call(client, "+32 450 00 12 34")).status_code == 422
     assert calls_placed(app) == 0
     assert await outcomes(db) == ["blocked_country"]
 
@@ -258,9 +263,9 @@ async def deny(db, text: str) -> None:
 @pytest.mark.parametrize("entry", ["+31612345678", "+316123*"])
 async def test_denied_numbers_and_prefixes_are_refused(client: httpx.AsyncClient, app: object, db, entry: str) -> None:
     await deny(db, entry)
-    response = await start(client, "0612345678")
+    response = await start_call(client, "0612345678")
     assert response.status_code == 422 and "We can&#39;t place this call." in response.text
-    assert (await start(client, NL_MOBILES[0])).status_code == 200
+    assert (await start_call(client, NL_MOBILES[0])).status_code == 200
     assert calls_placed(app) == 1
     assert await outcomes(db) == ["blocked_denylist", "sent"]
 
@@ -268,57 +273,12 @@ async def test_denied_numbers_and_prefixes_are_refused(client: httpx.AsyncClient
 async def test_a_denied_network_is_refused_before_its_form_is_read(client_for, app: object, db) -> None:
     await deny(db, "203.0.113.0/24")
     async with client_for("203.0.113.77") as denied, client_for("198.51.100.7") as other:
-        response = await start(denied, "0612345678")
+        response = await start_call(denied, "0612345678")
         assert response.status_code == 422 and response.headers["hx-reswap"] == "none"
-        assert (await start(other, "0612345678")).status_code == 200
+        assert (await start_call(other, "0612345678")).status_code == 200
     [refused, sent] = await attempts(db)
     assert (refused.outcome, refused.ip, refused.number) == ("blocked_denylist", "203.0.113.77", None)
     assert sent.outcome == "sent"
-
-
-# -- the pumping circuit breaker ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("settings_changes", [{"circuit_window": 5, "circuit_min_verified": 0.2, "limit_start_per_ip": "100/minute"}])
-async def test_the_circuit_breaker_stops_a_pumped_country(
-    client: httpx.AsyncClient, app: object, clock: FakeClock, settings, db
-) -> None:
-    for phone in NL_MOBILES[:5]:  # five calls nobody answers with a code
-        assert (await start(client, phone)).status_code == 200
-        await client.post("/restart", headers={"HX-Request": "true"})
-    response = await start(client, NL_MOBILES[5])
-    assert response.status_code == 429
-    assert "We can&#39;t call numbers in this country right now" in response.text
-    assert int(response.headers["retry-after"]) == settings.circuit_cooloff
-    assert (await start(client, "+32 450 00 12 34")).status_code == 200, "other countries still get calls"
-    assert calls_placed(app) == 6
-    async with db() as session:
-        [stopped] = (await session.scalars(select(CircuitBreak))).all()
-    assert (stopped.country, stopped.verified_share, stopped.window) == ("NL", 0.0, 5)
-
-    clock.advance(settings.circuit_cooloff + 1)
-    assert (await start(client, NL_MOBILES[6])).status_code == 200, "after the cool-off, calls resume"
-    assert (await outcomes(db)).count("blocked_circuit") == 1
-
-
-@pytest.mark.parametrize("settings_changes", [{"circuit_window": 5, "limit_start_per_ip": "100/minute"}])
-async def test_honest_traffic_keeps_the_circuit_closed(client: httpx.AsyncClient, app: object, db) -> None:
-    for i, phone in enumerate(NL_MOBILES[:10]):
-        await start(client, phone)
-        if i % 2 == 0:  # half of the people type their code
-            code = app.state.sandbox.calls()[0]["token"]  # type: ignore[attr-defined]
-            await client.post("/confirm", data={"code": code}, headers={"HX-Request": "true"})
-        else:
-            await client.post("/restart", headers={"HX-Request": "true"})
-    assert "blocked_circuit" not in await outcomes(db)
-
-
-@pytest.mark.parametrize("settings_changes", [{"circuit_window": 3, "limit_start_per_ip": "100/minute"}])
-async def test_calls_still_waiting_for_their_code_do_not_trip_the_circuit(client_for, app: object, db) -> None:
-    for i, phone in enumerate(NL_MOBILES[:6]):
-        async with client_for(f"198.51.100.{i + 1}") as client:
-            assert (await start(client, phone)).status_code == 200
-    assert "blocked_circuit" not in await outcomes(db)
 
 
 # -- the limiter's storage -----------------------------------------------------------------------
@@ -326,7 +286,7 @@ async def test_calls_still_waiting_for_their_code_do_not_trip_the_circuit(client
 
 @pytest.mark.parametrize("settings_changes", [{"ratelimit_storage_url": "redis://127.0.0.1:1"}])
 async def test_limiter_down_fails_closed(client: httpx.AsyncClient, app: object, db) -> None:
-    response = await start(client, "0612345678")
+    response = await start_call(client, "0612345678")
     assert response.status_code == 503
     assert "We can&#39;t place calls right now" in response.text
     assert calls_placed(app) == 0
@@ -337,7 +297,7 @@ async def test_limiter_down_fails_closed(client: httpx.AsyncClient, app: object,
     "settings_changes", [{"ratelimit_storage_url": "redis://127.0.0.1:1", "ratelimit_fail_open": True}]
 )
 async def test_limiter_down_can_fail_open(client: httpx.AsyncClient, app: object, db) -> None:
-    assert (await start(client, "0612345678")).status_code == 200
+    assert (await start_call(client, "0612345678")).status_code == 200
     assert calls_placed(app) == 1
 
 

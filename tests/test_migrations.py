@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,12 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Connection
 
 from webapp import migrate
 from webapp.db import create_engine
-from webapp.models import Base
+from webapp.models import Attempt, Base, CircuitBreak, Verification
 
 from .conftest import postgres_database, postgres_url
 
@@ -110,5 +111,52 @@ async def test_the_models_match_the_migrations(migrated_url: str) -> None:
     try:
         async with engine.connect() as connection:
             assert await connection.run_sync(_differences) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_0004_numbers_the_old_breaks_and_tells_calls_never_placed_apart(empty_database_url: str) -> None:
+    """Breaks from before 0004 (one trip wrote duplicates) get an epoch each; `failed` calls that never went out become `unplaced`."""
+    url = empty_database_url
+    migrate.upgrade(url, "0003")
+    at = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    breaks = CircuitBreak.__table__
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for country, seconds in (("NL", 0), ("NL", 0), ("NL", 0), ("BE", 5), ("NL", 7200)):
+                opened = at + timedelta(seconds=seconds)
+                await connection.execute(insert(breaks).values(
+                    country=country, opened_at=opened, until=opened + timedelta(hours=1), verified_share=0.0, window=20))
+            for ref, status, history in (
+                ("placed", "failed", [("start", "sent"), ("check", "attempts_exhausted")]),
+                ("call-failed", "failed", [("start", "call_failed")]),
+                (None, "failed", [("start", "provider_error")]),
+                ("recalled", "failed", [("start", "sent"), ("resend", "provider_error"), ("resend", "sent"),
+                                         ("check", "attempts_exhausted")]),
+                ("resend-down", "failed", [("start", "sent"), ("resend", "provider_error"), ("check", "closed")]),
+                ("gone", "expired", [("start", "sent")]),
+            ):
+                verification = ref or "noref"
+                await connection.execute(insert(Verification.__table__).values(
+                    id=verification, number="+31612345678", country="NL", channel="tts", provider_ref=ref,
+                    status=status, code_attempts=0, calls=1, ip="198.51.100.1", created_at=at, last_call_at=at,
+                    expires_at=at))
+                for kind, outcome in history:
+                    await connection.execute(insert(Attempt.__table__).values(
+                        created_at=at, kind=kind, number="+31612345678", region="NL", ip="198.51.100.1",
+                        channel="tts", outcome=outcome, verification_id=verification))
+        migrate.upgrade(url)
+        async with engine.connect() as connection:
+            epochs = (await connection.execute(text(
+                "SELECT scope, epoch FROM circuit_breaks ORDER BY id"))).all()
+            statuses = dict((await connection.execute(text("SELECT id, status FROM verifications"))).all())
+        assert [tuple(row) for row in epochs] == [("NL", 0), ("NL", 1), ("NL", 2), ("BE", 0), ("NL", 3)]
+        assert statuses == {"placed": "failed", "call-failed": "unplaced", "noref": "unplaced",
+                            "recalled": "failed", "resend-down": "unplaced", "gone": "expired"}
+        migrate.downgrade(url, "0003")
+        async with engine.connect() as connection:
+            statuses = dict((await connection.execute(text("SELECT id, status FROM verifications"))).all())
+        assert set(statuses.values()) == {"failed", "expired"}
     finally:
         await engine.dispose()

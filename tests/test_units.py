@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from webapp.attempts import printable
-from webapp.client_ip import client_ip, parse_networks
+from webapp.client_ip import client_ip, limit_key, parse_networks
 from webapp.codes import InvalidCode, clean_code
 from webapp.cross_origin import is_cross_site
 
@@ -103,3 +103,18 @@ def post(**headers: str) -> dict:
 )
 def test_cross_site_posts_are_recognised(headers: dict[str, str], cross: bool) -> None:
     assert is_cross_site(post(**headers)) is cross
+
+
+@pytest.mark.parametrize(
+    ("ip", "prefix", "key"),
+    [
+        ("203.0.113.7", 64, "203.0.113.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64, "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", 48, "2001:db8:1::/48"),
+        ("2001:db8::1", 128, "2001:db8::1/128"),
+        ("::ffff:198.51.100.3", 64, "198.51.100.3"),
+        ("unknown", 64, "unknown"),
+    ],
+)
+def test_limit_key_counts_ipv6_by_its_network_and_ipv4_as_it_is(ip: str, prefix: int, key: str) -> None:
+    assert limit_key(ip, prefix) == key

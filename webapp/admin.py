@@ -129,7 +129,7 @@ async def attempts_index(request: Request) -> Response:
         errors.append("That page link is broken; showing the newest attempts.")
     async with request.state.sessions() as session:
         page = await reports.page(session, where, before=before, after=after)
-        breaks = await circuit.recent_breaks(session, limit=5)
+        breaks = await circuit.breaks_in_force(session, _now(request))
     return request.state.admin_pages.render(
         request,
         "admin_attempts.html",
@@ -247,10 +247,11 @@ async def ip_detail(request: Request) -> Response:
         page = await reports.page(session, AttemptFilter(network=network), size=200)
         entries = await denylist.ip_entries(session, ip)
     guard = request.state.guard
-    limits = await _limit_state(request, guard.start_ip_limits, "start-ip", ip)
-    limits += await _limit_state(request, guard.check_ip_limits, "check-ip", ip)
+    key = request.state.limits.client_key(ip)  # the counters' key: an IPv6 address's network
+    limits = await _limit_state(request, guard.start_ip_limits, "start-ip", key)
+    limits += await _limit_state(request, guard.check_ip_limits, "check-ip", key)
     return request.state.admin_pages.render(
-        request, "admin_ip.html", ip=ip, page=page, entries=entries, limits=limits, now=_now(request),
+        request, "admin_ip.html", ip=ip, limit_key=key, page=page, entries=entries, limits=limits, now=_now(request),
     )
 
 

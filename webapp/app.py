@@ -110,6 +110,7 @@ def create_app(
         limits = RateLimits(
             settings.ratelimit_storage_url,
             key_prefix=settings.ratelimit_key_prefix,
+            ipv6_prefix=settings.limit_ipv6_prefix,
             now=lambda: clock().timestamp(),
         )
         guard = Guard(settings, limits, sessions, clock)

@@ -4,6 +4,10 @@ Only then is `X-Forwarded-For` read, right to left, skipping our own proxies;
 the first address that is not one of them is the client; and only then does
 `X-Forwarded-Proto` say which scheme the client used (a proxy that ends TLS
 talks plain HTTP to us). A header sent by anyone else changes nothing.
+
+The limits count an IPv6 client by its network (`limit_key`): one subscriber
+line or host usually gets a whole /64, so keying on the full address would
+give it 2**64 budgets.
 """
 
 from __future__ import annotations
@@ -69,3 +73,16 @@ def request_scheme(scope: Scope, trusted: tuple[Network, ...]) -> str:
     # The last value is the one our own proxy wrote; it overwrites or appends.
     last = ",".join(said).split(",")[-1].strip().lower() if said else ""
     return last if last in ("http", "https") else scheme
+
+
+def limit_key(ip: str, ipv6_prefix: int = 64) -> str:
+    """The key per-IP counters count `ip` under: an IPv4 address as it is, an IPv6 one as its network."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip  # "unknown" (no socket peer): all such requests share one key
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address.packed, ipv6_prefix), strict=False))
+    return str(address)

@@ -129,7 +129,9 @@ class Flow:
                 return replace(self._pending(current), reused=True)
         try:
             await self._guard.check_number(number)
-            await self._verifications.refuse_if_live(number.e164)
+            live_until = await self._verifications.live_until(number.e164)
+            if live_until is not None:
+                raise await self._guard.number_busy(number, live_until)
             await self._guard.count_call(number)
             verification = await self._verifications.reserve(number, ip)
         except Refusal as refusal:
@@ -284,7 +286,7 @@ class Flow:
         except ProviderError as exc:
             if not isinstance(exc, ProviderUnauthorized):
                 log.warning("placing a call failed at the provider: %s", exc)
-            await self._close(verification, "failed", ip, kind=kind, outcome="provider_error", latency=_ms(started))
+            await self._close(verification, "unplaced", ip, kind=kind, outcome="provider_error", latency=_ms(started))
             if isinstance(exc, InvalidParameter) and exc.parameter == "recipient":
                 raise Refusal("provider_error", "We can't call this number. Check it and try again.",
                               field="phone") from None
@@ -292,7 +294,7 @@ class Flow:
         if created.status != "sent":
             log.warning("the provider could not place the call to %s: status %s", mask_number(number.e164), created.status)
             verification.provider_ref = created.id
-            await self._close(verification, "failed", ip, kind=kind, outcome="call_failed", latency=_ms(started))
+            await self._close(verification, "unplaced", ip, kind=kind, outcome="call_failed", latency=_ms(started))
             raise self._call_failed(kind, "call_failed", verification)
         return created, _ms(started)
 

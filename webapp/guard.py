@@ -1,9 +1,11 @@
 """The guard: everything that can refuse a call runs here, before the provider.
 
 Order, cheapest and most certain first: the deny list, number policy, the
-country's circuit breaker, then the counters (per IP, per number, overall,
-per country). Counters are only spent on calls that policy would allow.
-Messages help an honest person without naming the rule that fired.
+circuit breaker, then the counters (per IP, per number, overall, per
+country). Counters are only spent on calls that policy would allow, and a
+refused try spends none (`webapp.limits`); the wait a refusal tells is the
+real one: the longest of everything that holds. Messages help an honest
+person without naming the rule that fired.
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
-from limits import RateLimitItem
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp import circuit, denylist, policy
 from webapp.errors import Refusal
-from webapp.limits import LimiterUnavailable, RateLimits, parse
+from webapp.limits import Counter, Full, LimiterUnavailable, RateLimits, parse
 from webapp.phone import PhoneNumber
 from webapp.settings import Settings
 
@@ -28,6 +29,18 @@ LIMITER_DOWN = "We can't place calls right now. Please try again in a few minute
 DENIED = "We can't place this call."
 BUSY = "We're placing too many calls right now. Please try again in a few minutes."
 CIRCUIT = "We can't call numbers in this country right now. Please try again later."
+CIRCUIT_RANGE = "We can't call this number right now. Please try again later."
+
+
+def pending_refusal(wait: int) -> Refusal:
+    """The refusal for a number another session's call is still live on."""
+    return Refusal(
+        "blocked_pending",
+        f"A call to this number is already in progress. Try again in {wait_text(wait)}.",
+        status_code=429,
+        retry_after=wait,
+        field="phone",
+    )
 
 
 def wait_text(seconds: int) -> str:
@@ -64,51 +77,72 @@ class Guard:
 
     async def admit_ip(self, kind: str, ip: str) -> None:
         """The client's own limits, before its request body is even read."""
+        key = self._limits.client_key(ip)
         if kind == "check":
-            wait = await self._hit(self.check_ip_limits, "check-ip", ip)
-            if wait:
-                raise Refusal("blocked_ip", f"Too many tries. Please wait {wait_text(wait)} and try again.",
-                              step="code", status_code=429, retry_after=wait)
+            full = await self._hit(Counter(self.check_ip_limits, ("check-ip", key)))
+            if full:
+                raise Refusal("blocked_ip", f"Too many tries. Please wait {wait_text(full.wait)} and try again.",
+                              step="code", status_code=429, retry_after=full.wait)
             return
         async with self._sessions() as session:
             if await denylist.ip_denied(session, ip):
                 raise Refusal("blocked_denylist", DENIED, status_code=422)
-        wait = await self._hit(self.start_ip_limits, "start-ip", ip)
-        if wait:
-            raise Refusal("blocked_ip", f"Too many calls requested from your network. Try again in {wait_text(wait)}.",
-                          status_code=429, retry_after=wait)
+        full = await self._hit(Counter(self.start_ip_limits, ("start-ip", key)))
+        if full:
+            raise Refusal("blocked_ip",
+                          f"Too many calls requested from your network. Try again in {wait_text(full.wait)}.",
+                          status_code=429, retry_after=full.wait)
 
     async def check_number(self, number: PhoneNumber) -> None:
-        """Deny list, number policy and the country's circuit breaker: no counter spent."""
+        """Deny list, number policy and the circuit breaker (the number's range, its country): no counter spent."""
         now = self._clock()
         async with self._sessions() as session:
             if await denylist.number_denied(session, number.e164):
                 raise Refusal("blocked_denylist", DENIED, field="phone")
             policy.check_number(number, self._settings)
-            stopped = await circuit.open_break(session, number.region, now)
+            stopped = await circuit.open_break(session, number.region, number.e164, now)
             if stopped is None:
-                stopped = await circuit.trip_if_pumped(session, number.region, now, self._settings)
+                await circuit.trip_if_pumped(session, number.region, now, self._settings)
+                # Looked at again whatever the judging found: a break another request opened
+                # meanwhile has taken its calls out of what was judged here.
+                stopped = await circuit.open_break(session, number.region, number.e164, now)
         if stopped is not None:
             wait = max(1, math.ceil((stopped.until - now).total_seconds()))
-            raise Refusal("blocked_circuit", CIRCUIT, status_code=429, retry_after=wait, field="phone")
+            message = CIRCUIT if stopped.whole_country else CIRCUIT_RANGE
+            raise Refusal("blocked_circuit", message, status_code=429, retry_after=wait, field="phone")
 
     async def count_call(self, number: PhoneNumber) -> None:
-        """Spend the counters of one call: per number, overall, per country."""
-        wait = await self._hit(self.number_limits, "number", number.e164)
-        if wait:
-            raise Refusal("blocked_number", f"Too many calls to this number. Try again in {wait_text(wait)}.",
-                          status_code=429, retry_after=wait, field="phone")
-        wait = await self._hit(self._global, "global")
-        if not wait:
-            wait = await self._hit(self._per_country, "country", number.region)
-        if wait:
-            raise Refusal("blocked_global", BUSY, status_code=429, retry_after=wait)
+        """Spend the counters of one call (per number, overall, per country), or refuse spending none."""
+        full = await self._hit(*self._call_counters(number))
+        if full is None:
+            return
+        if full.waits[0]:
+            raise Refusal("blocked_number", f"Too many calls to this number. Try again in {wait_text(full.wait)}.",
+                          status_code=429, retry_after=full.wait, field="phone")
+        raise Refusal("blocked_global", BUSY, status_code=429, retry_after=full.wait)
 
-    async def _hit(self, items: list[RateLimitItem], *key: str) -> int | None:
+    async def number_busy(self, number: PhoneNumber, live_until: datetime) -> Refusal:
+        """blocked_pending, with the real wait: the live call's code runs out, and the counters have room."""
+        wait = max(1, math.ceil((live_until - self._clock()).total_seconds()))
         try:
-            return await self._limits.hit(items, *key)
+            full = await self._limits.blocked_all(*self._call_counters(number))
+        except LimiterUnavailable:
+            full = None  # refused anyway; the next try meets the limiter's state again
+        return pending_refusal(max(wait, full.wait) if full else wait)
+
+    def _call_counters(self, number: PhoneNumber) -> tuple[Counter, ...]:
+        return (
+            Counter(self.number_limits, ("number", number.e164)),
+            Counter(self._global, ("global",)),
+            Counter(self._per_country, ("country", number.region)),
+        )
+
+    async def _hit(self, *counters: Counter) -> Full | None:
+        try:
+            return await self._limits.hit_all(*counters)
         except LimiterUnavailable:
             if self._settings.ratelimit_fail_open:
-                log.warning("limiter storage down and RATELIMIT_FAIL_OPEN is set: admitting %s unlimited", key[0])
+                log.warning("limiter storage down and RATELIMIT_FAIL_OPEN is set: admitting %s unlimited",
+                            counters[0].key[0])
                 return None
             raise Refusal("limiter_unavailable", LIMITER_DOWN, status_code=503) from None

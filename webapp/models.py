@@ -68,7 +68,8 @@ class Verification(Base):
     country: Mapped[str] = mapped_column(String(3))
     channel: Mapped[str] = mapped_column(String(8), default="tts")
     provider_ref: Mapped[str | None] = mapped_column(String(64))
-    #: pending | verified | failed | expired | cancelled
+    #: pending | verified | failed (the code never came right) | expired | cancelled
+    #: | unplaced (the provider placed no call: it failed, or answered "call failed")
     status: Mapped[str] = mapped_column(String(16), default="pending")
     code_attempts: Mapped[int] = mapped_column(Integer, default=0)
     calls: Mapped[int] = mapped_column(Integer, default=1)
@@ -141,19 +142,35 @@ class DenyEntry(Base):
 
 
 class CircuitBreak(Base):
-    """A country whose calls were stopped because too few of them ended verified."""
+    """A number range, or a whole country, whose calls were stopped because too few of them ended verified."""
 
     __tablename__ = "circuit_breaks"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     country: Mapped[str] = mapped_column(String(3))
+    #: what is stopped: the country itself ("NL"), or a range of its numbers by their prefix ("+3197010")
+    scope: Mapped[str] = mapped_column(String(16))
+    #: the scope's breaks numbered from 0: this one closes the scope's epoch since its previous break
+    epoch: Mapped[int] = mapped_column(Integer)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     until: Mapped[datetime] = mapped_column(UTCDateTime())
-    #: the share of the last `window` settled calls that ended verified
+    #: the share of the `window` ended calls judged in the scope that ended verified
     verified_share: Mapped[float] = mapped_column(Float)
     window: Mapped[int] = mapped_column(Integer)
+    #: how many client networks and numbers the unanswered ones came from (None: before migration 0004)
+    networks: Mapped[int | None] = mapped_column(Integer)
+    numbers: Mapped[int | None] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_circuit_breaks_country_until", "country", "until"),)
+    __table_args__ = (
+        Index("ix_circuit_breaks_country_until", "country", "until"),
+        # One trip writes one break, however many processes judged the same calls at once.
+        UniqueConstraint("scope", "epoch", name="uq_circuit_breaks_scope_epoch"),
+    )
+
+    @property
+    def whole_country(self) -> bool:
+        """The break stops the whole country, not one range of its numbers."""
+        return self.scope == self.country
 
 
 class AdminAction(Base):

@@ -46,8 +46,9 @@ class Operators:
 
     async def authenticate(self, request: Request, ip: str) -> str | Response:
         """The operator's name, or the response that refuses the request."""
+        key = self._limits.client_key(ip)
         try:
-            wait = await self._limits.blocked(self._failures, "admin-fail", ip)
+            wait = await self._limits.blocked(self._failures, "admin-fail", key)
         except LimiterUnavailable:
             return _no_store(PlainTextResponse("The operators' pages are unavailable: the limiter does not answer.", 503))
         if wait:
@@ -62,7 +63,7 @@ class Operators:
             return user
         log.warning("failed operator login from %s (user %r)", ip, user[:64])
         try:
-            await self._limits.hit(self._failures, "admin-fail", ip)
+            await self._limits.hit(self._failures, "admin-fail", key)
         except LimiterUnavailable:
             pass  # refused anyway; the next request meets the limiter's state again
         return _challenge("Wrong user name or password.")

@@ -1,10 +1,15 @@
 """Number policy: which numbers voice2fa will call at all.
 
 Premium-rate, shared-cost and the like are where toll fraud pays out
-("pumping"), so they are refused before any limit is counted.
+("pumping"), so they are refused before any limit is counted. So are the
+non-geographic "international networks" (satellite phones such as Inmarsat
++870 and Iridium +881, and the +882/+883 networks), unless allowed: among the
+costliest destinations there are, and seldom the number of a person signing up.
 """
 
 from __future__ import annotations
+
+import phonenumbers
 
 from webapp.errors import Refusal
 from webapp.phone import NUMBER_TYPES, PhoneNumber
@@ -12,10 +17,14 @@ from webapp.settings import Settings
 
 COUNTRY_MESSAGE = "We can't call numbers in this country."
 TYPE_MESSAGE = "We can't call this kind of number. Please use a mobile or landline number."
+#: The region phonenumbers gives numbers of no country ("001").
+INTERNATIONAL_NETWORKS = phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
 
 
 def check_number(number: PhoneNumber, settings: Settings) -> None:
     """Raise a Refusal if policy forbids calling `number`."""
+    if number.region == INTERNATIONAL_NETWORKS and not settings.allow_international_networks:
+        raise Refusal("blocked_number_type", TYPE_MESSAGE, field="phone")
     if settings.allowed_countries and number.region not in settings.allowed_countries:
         raise Refusal("blocked_country", COUNTRY_MESSAGE, field="phone")
     if number.region in settings.denied_countries:

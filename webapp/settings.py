@@ -56,6 +56,8 @@ class Settings:
     limit_check_per_ip: str = "10/minute"
     limit_calls_global: str = "60/minute;600/hour"
     limit_calls_per_country: str = "100/hour"
+    #: Per-IP counters count an IPv6 client by its network of this many bits.
+    limit_ipv6_prefix: int = 64
     #: Empty: every country phonenumbers knows.
     allowed_countries: tuple[str, ...] = ()
     denied_countries: tuple[str, ...] = ()
@@ -63,10 +65,22 @@ class Settings:
         "premium_rate", "shared_cost", "uan", "pager", "voicemail", "personal_number",
     )
     allow_voip: bool = True
-    #: Stop calling a country when fewer than circuit_min_verified of its
-    #: last circuit_window settled calls ended verified, for circuit_cooloff s.
+    #: Satellite and other non-geographic "international network" numbers
+    #: (phonenumbers region 001: +870, +881, +882, +883, ...): costly, seldom a person's.
+    allow_international_networks: bool = False
+    #: The circuit breaker (webapp/circuit.py): when fewer than circuit_min_verified
+    #: of a country's last circuit_window ended calls were verified, and the
+    #: unanswered ones came from circuit_min_networks networks to circuit_min_numbers
+    #: numbers, stop the ranges they concentrate on (numbers alike but for their
+    #: last circuit_range_digits), or the whole country when they spread across it
+    #: at circuit_surge times its usual volume (over circuit_history s), for circuit_cooloff s.
     circuit_window: int = 20
     circuit_min_verified: float = 0.2
+    circuit_min_networks: int = 3
+    circuit_min_numbers: int = 5
+    circuit_range_digits: int = 4
+    circuit_surge: float = 3.0
+    circuit_history: int = 7 * 24 * 3600
     circuit_cooloff: int = 3600
 
     # -- the operators' pages --
@@ -148,6 +162,7 @@ class Settings:
             limit_check_per_ip=config("LIMIT_CHECK_PER_IP", cast=str, default=defaults.limit_check_per_ip),
             limit_calls_global=config("LIMIT_CALLS_GLOBAL", cast=str, default=defaults.limit_calls_global),
             limit_calls_per_country=config("LIMIT_CALLS_PER_COUNTRY", cast=str, default=defaults.limit_calls_per_country),
+            limit_ipv6_prefix=config("LIMIT_IPV6_PREFIX", cast=int, default=defaults.limit_ipv6_prefix),
             allowed_countries=_regions(config("ALLOWED_COUNTRIES", cast=str, default="")),
             denied_countries=_regions(config("DENIED_COUNTRIES", cast=str, default="")),
             blocked_number_types=tuple(
@@ -157,8 +172,14 @@ class Settings:
                 if t.strip()
             ),
             allow_voip=config("ALLOW_VOIP", cast=bool, default=True),
+            allow_international_networks=config("ALLOW_INTERNATIONAL_NETWORKS", cast=bool, default=False),
             circuit_window=config("CIRCUIT_WINDOW", cast=int, default=defaults.circuit_window),
             circuit_min_verified=config("CIRCUIT_MIN_VERIFIED", cast=float, default=defaults.circuit_min_verified),
+            circuit_min_networks=config("CIRCUIT_MIN_NETWORKS", cast=int, default=defaults.circuit_min_networks),
+            circuit_min_numbers=config("CIRCUIT_MIN_NUMBERS", cast=int, default=defaults.circuit_min_numbers),
+            circuit_range_digits=config("CIRCUIT_RANGE_DIGITS", cast=int, default=defaults.circuit_range_digits),
+            circuit_surge=config("CIRCUIT_SURGE", cast=float, default=defaults.circuit_surge),
+            circuit_history=config("CIRCUIT_HISTORY", cast=int, default=defaults.circuit_history),
             circuit_cooloff=config("CIRCUIT_COOLOFF", cast=int, default=defaults.circuit_cooloff),
             admin_user=config("ADMIN_USER", cast=str, default=defaults.admin_user),
             admin_password_hash=Secret(admin_hash) if admin_hash else None,
@@ -212,6 +233,17 @@ class Settings:
                 raise ValueError(f"{name.upper()} must be more than 0 and at most 3600 seconds")
         if self.request_timeout < self.headers_timeout:
             raise ValueError("REQUEST_TIMEOUT must be at least HEADERS_TIMEOUT: it includes the headers")
+        for name in ("circuit_min_networks", "circuit_min_numbers"):
+            if not 1 <= getattr(self, name) <= self.circuit_window:
+                raise ValueError(f"{name.upper()} must be between 1 and CIRCUIT_WINDOW ({self.circuit_window})")
+        if not 1 <= self.circuit_range_digits <= 10:
+            raise ValueError("CIRCUIT_RANGE_DIGITS must be between 1 and 10")
+        if self.circuit_surge < 1:
+            raise ValueError("CIRCUIT_SURGE is a factor of at least 1, e.g. 3")
+        if self.circuit_history < 3600:
+            raise ValueError("CIRCUIT_HISTORY must be at least 3600 seconds")
+        if not 1 <= self.limit_ipv6_prefix <= 128:
+            raise ValueError("LIMIT_IPV6_PREFIX must be between 1 and 128, e.g. 64")
 
 
 def _regions(value: str) -> tuple[str, ...]:

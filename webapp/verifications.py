@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.errors import Refusal
-from webapp.guard import wait_text
+from webapp.guard import pending_refusal
 from webapp.models import Verification
 from webapp.phone import PhoneNumber
 
@@ -52,17 +52,15 @@ class Verifications:
             yield session, await _locked(session, verification)
             await session.commit()
 
-    async def refuse_if_live(self, e164: str) -> None:
-        """Another session's verification for this number is still waiting for its code."""
+    async def live_until(self, e164: str) -> datetime | None:
+        """When the code of the verification still live on this number runs out, if one is."""
         now = self._clock()
         async with self._sessions() as session:
-            live = await session.scalar(
+            return await session.scalar(
                 select(Verification.expires_at)
                 .where(Verification.number == e164, Verification.status == "pending", Verification.expires_at > now)
                 .limit(1)
             )
-        if live is not None:
-            raise self._busy_number(live)
 
     async def reserve(self, number: PhoneNumber, ip: str) -> Verification:
         """Claim the number: the database lets one live verification per number exist."""
@@ -168,13 +166,7 @@ class Verifications:
 
     def _busy_number(self, expires_at: datetime | None) -> Refusal:
         wait = max(1, math.ceil((expires_at - self._clock()).total_seconds())) if expires_at else self._timeout
-        return Refusal(
-            "blocked_pending",
-            f"A call to this number is already in progress. Try again in {wait_text(wait)}.",
-            status_code=429,
-            retry_after=wait,
-            field="phone",
-        )
+        return pending_refusal(wait)
 
 
 async def _locked(session: AsyncSession, verification: Verification) -> Verification:
