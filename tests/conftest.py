@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -23,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Secret
 from starlette.types import ASGIApp
 
+from webapp import csrf
 from webapp.app import create_app
 from webapp.db import create_engine, create_sessionmaker
 from webapp.migrate import upgrade
@@ -329,3 +332,47 @@ async def start_call(client: httpx.AsyncClient, phone: str, country: str = "NL")
 async def outcomes(db: async_sessionmaker[AsyncSession]) -> list[str]:
     """The outcome of every attempts row, oldest first."""
     return [row.outcome for row in await attempts(db)]
+# -- the operators' pages ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def operator(client_for: Callable[..., httpx.AsyncClient]) -> httpx.AsyncClient:
+    """A client logged in as the operator, from 192.0.2.50."""
+    return client_for("192.0.2.50", auth=OPERATOR)
+
+
+def row(clock: FakeClock, seconds_ago: float, *, latency: int, number: str | None = "+31612345678",
+        outcome: str = "sent", ip: str = "198.51.100.1", kind: str = "start", region: str | None = "NL",
+        raw_input: str | None = None) -> Attempt:
+    """An attempts row; `latency` doubles as a unique tag to find it in the HTML."""
+    return Attempt(created_at=clock.now - timedelta(seconds=seconds_ago), kind=kind, number=number, raw_input=raw_input,
+                   region=region, ip=ip, channel="tts", outcome=outcome, provider_latency_ms=latency)
+
+
+async def seed(db: async_sessionmaker[AsyncSession], rows: list[Attempt]) -> None:
+    """Insert `rows` into the test's database."""
+    async with db() as session:
+        session.add_all(rows)
+        await session.commit()
+
+
+def text_of(html: str) -> str:
+    """What the page says, without tags, whitespace folded."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def token_in(html: str) -> str:
+    """The form token in a page's form."""
+    found = re.search(rf'name="{csrf.FIELD}" value="([^"]+)"', html)
+    assert found, "the page's form has no form token"
+    return found.group(1)
+
+
+async def form_token(operator: httpx.AsyncClient) -> str:
+    """The form token of the operator's session, read from the deny form as a browser would see it."""
+    return token_in((await operator.get("/admin/deny?action=deny")).text)
+
+
+async def post_action(operator: httpx.AsyncClient, **fields: str) -> httpx.Response:
+    """POST /admin/deny with `fields`, as the confirmation page's form does (form token included)."""
+    return await operator.post("/admin/deny", data={csrf.FIELD: await form_token(operator), **fields})

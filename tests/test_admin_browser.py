@@ -16,14 +16,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import OPERATOR
 from tests.test_browser import SHOTS, WAIT_MS, browser, live_server, watch  # noqa: F401 - fixtures
 from webapp.db import create_engine, create_sessionmaker
-from webapp.models import Attempt
+from webapp.models import Attempt, DenyEntry
+from webapp.pages import htmx_file
 from webapp.reports import PAGE_SIZE
 from webapp.settings import Settings
 
@@ -82,12 +84,30 @@ async def _insert(database_url: str) -> list[Seeded]:
         await engine.dispose()
 
 
+def on_own_loop(coroutine: object) -> object:
+    """Run a coroutine to the end on a loop of its own (these tests are sync; pytest-asyncio has its own loop)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+async def _deny_entries(database_url: str) -> list[tuple[str, str, str | None]]:
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return [(e.kind, e.value, e.reason) for e in (await session.scalars(select(DenyEntry))).all()]
+    finally:
+        await engine.dispose()
+
+
+def deny_entries(settings: Settings) -> list[tuple[str, str, str | None]]:
+    """The deny list in the test's database: (kind, value, reason)."""
+    return on_own_loop(_deny_entries(settings.database_url))  # type: ignore[return-value]
+
+
 @pytest.fixture
 def seeded(settings: Settings) -> list[Seeded]:
     """The attempts table of this test's database, seeded; the rows as inserted."""
-    # A sync test: run the insert on a loop in its own thread, apart from pytest-asyncio's.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _insert(settings.database_url)).result()
+    return on_own_loop(_insert(settings.database_url))  # type: ignore[return-value]
 
 
 def newest_first(rows: list[Seeded]) -> list[int]:
@@ -268,4 +288,60 @@ def test_back_undoes_one_filter_change_form_included(admin: AdminPage, seeded: l
     expect(admin.total()).to_have_text(str(SEEDED))
     assert number.input_value() == ""
     admin.assert_not_reloaded()
+    assert admin.errors == []
+
+
+# -- hostile links (issue 7) --------------------------------------------------------------------------
+
+#: The links of the hostile test, as the filter form would send them. The first loaded the
+#: app's own htmx into the CSV's bad-filter answer and had it post a deny of every +3… number;
+#: the second sent the operator to another site.
+HOSTILE_LINKS = {
+    "deny by htmx": {
+        "number": f"<script src=/static/{htmx_file()}>*",
+        "ip": "</script><form hx-post=deny hx-trigger=load>",
+        "since": "<input name=action value=deny>",
+        "until": "<input name=value value=+3*>",
+    },
+    "refresh off-site": {"ip": "<meta http-equiv=refresh content=0;//evil.test>"},
+}
+
+
+@pytest.mark.parametrize("path", ["/admin/attempts.csv", "/admin/", "/admin/summary"])
+@pytest.mark.parametrize("link", HOSTILE_LINKS)
+def test_a_hostile_link_neither_acts_nor_leaves_the_site(admin: AdminPage, settings: Settings, path: str, link: str) -> None:
+    page = admin.page
+    sent: list[str] = []  # every request that is not a GET
+    off_site: list[str] = []
+
+    def only_this_site(route: object) -> None:
+        if route.request.url.startswith(admin.base_url + "/"):
+            route.continue_()
+        else:
+            off_site.append(route.request.url)
+            route.abort()
+
+    page.on("request", lambda request: request.method != "GET" and sent.append(f"{request.method} {request.url}"))
+    page.context.route("**/*", only_this_site)
+    filters = HOSTILE_LINKS[link]
+    # networkidle: whatever the page would load or post on its own has been asked for by then.
+    page.goto(f"{admin.base_url}{path}?{urlencode(filters)}", wait_until="networkidle")
+    admin.shot(f"hostile-{link.replace(' ', '-')}{path.replace('/', '-').replace('.', '-')}")
+
+    expect(page.locator("main")).to_contain_text(filters["ip"])  # shown, as text
+    assert page.locator("main form[hx-post], main meta, main input[name=value]").count() == 0
+    assert sent == [] and off_site == []
+    assert page.url.startswith(admin.base_url + path)
+    assert deny_entries(settings) == []
+
+
+def test_denying_from_the_confirmation_page_works_in_the_browser(admin: AdminPage, settings: Settings) -> None:
+    page = admin.page
+    page.goto(admin.base_url + "/admin/deny?action=deny&value=%2B31612345678")
+    page.get_by_label("Reason").fill("abuse report")
+    page.get_by_role("button", name="Deny", exact=True).click()
+    expect(page).to_have_url(admin.base_url + "/admin/deny-list?done=denied")
+    expect(page.get_by_role("status")).to_have_text("Denied.")
+    assert deny_entries(settings) == [("number", "+31612345678", "abuse report")]
+    admin.shot("denied")
     assert admin.errors == []

@@ -1,105 +1,69 @@
 """The operators' pages: the attempts table, a number's and an IP's story, the deny list.
 
 HTTP only, like routes.py: read the query, ask `reports` / `denylist` /
-`circuit`, render. Every handler is `operator_only` (HTTP Basic, no-store).
+`circuit`, render. Every handler is `operator_only` (HTTP Basic, no-store,
+and the session's form token on a POST). Every body that holds input is an
+autoescaped template. Filter parsing is `filters`; the CSV is `export`.
 With htmx, changing a filter swaps just the results (`HX-Target: results`)
 and pushes the URL, so the address bar always holds a shareable link.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncIterator
+import re
+import unicodedata
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
 from jinja2_fragments import render_block
-from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from webapp import circuit, denylist, reports
+from webapp import circuit, csrf, denylist, export, filters, reports
 from webapp.chart import stacked_bars
+from webapp.filters import FilterError
 from webapp.guard import wait_text
 from webapp.limits import LimiterUnavailable
 from webapp.operators import operator_only
 from webapp.pages import Pages, is_htmx
 from webapp.phone import InvalidNumber, format_international, parse_phone
-from webapp.reports import AttemptFilter, Cursor, FilterError
-from webapp.routes import BadForm, read_form
+from webapp.reports import AttemptFilter, Cursor
 
 LIMIT_NAMES = {"number": "Calls to this number", "start-ip": "Calls asked from this address",
                "check-ip": "Code checks from this address"}
 #: The element an htmx request targets → the template block that fills it.
 FRAGMENTS = {"results": "results", "attempts-table": "table", "summary": "summary"}
-CSV_COLUMNS = ("time_utc", "kind", "number", "raw_input", "region", "ip", "channel", "outcome",
-               "verification_id", "provider_ref", "provider_latency_ms")
-
-
-def _filters(params: QueryParams, default_region: str, now: datetime) -> tuple[AttemptFilter, dict[str, Any], list[str]]:
-    """The filter the query asks for, the form's values, and what could not be used."""
-    errors: list[str] = []
-    form: dict[str, Any] = {
-        "number": params.get("number", "")[:40],
-        "ip": params.get("ip", "")[:50],
-        "outcome": [o for o in params.getlist("outcome") if o in reports.OUTCOMES],
-        "kind": [k for k in params.getlist("kind") if k in reports.KINDS],
-        "country": params.get("country", "")[:3],
-        "period": params.get("period", reports.DEFAULT_PERIOD),
-        "since": params.get("since", "")[:30],
-        "until": params.get("until", "")[:30],
-    }
-    if len(form["outcome"]) != len(params.getlist("outcome")):
-        errors.append("Unknown outcomes were left out.")
-    if form["period"] not in reports.PERIODS:
-        errors.append(f"“{form['period'][:20]}” is not a period; showing the last 24 hours.")
-        form["period"] = reports.DEFAULT_PERIOD
-    fields: dict[str, Any] = {"outcomes": tuple(form["outcome"]), "kinds": tuple(form["kind"])}
-    number = form["number"].strip()
-    if number:
-        try:
-            if number.endswith("*"):
-                fields["number_prefix"] = denylist.parse_entry(number).value
-            else:
-                fields["number"] = parse_phone(number, default_region).e164
-        except (InvalidNumber, ValueError) as exc:
-            errors.append(f"Number: {getattr(exc, 'message', None) or exc}")
-    for name, parse, target in (
-        ("ip", reports.parse_network, "network"),
-        ("country", reports.check_country, "country"),
-        ("since", lambda text: reports.parse_time(text, "from"), "since"),
-        ("until", lambda text: reports.parse_time(text, "until"), "until"),
-    ):
-        if form[name].strip():
-            try:
-                fields[target] = parse(form[name])
-            except FilterError as exc:
-                errors.append(str(exc))
-    if "since" not in fields and "until" not in fields:
-        span = reports.PERIODS[form["period"]]
-        fields["since"] = now - span if span else None
-    return AttemptFilter(**fields), form, errors
-
-
-def _query(form: dict[str, Any], **extra: str) -> str:
-    pairs = [(key, value) for key, values in form.items() for value in (values if isinstance(values, list) else [values]) if value]
-    pairs += [(key, value) for key, value in extra.items() if value]
-    return urlencode(pairs)
+#: What `?done=` may say after an action: a key, never text from the link.
+DONE = {
+    "denied": "Denied.",
+    "allowed": "Allowed again.",
+    "already-denied": "Nothing to do: that was denied already.",
+    "not-denied": "Nothing to do: that was not on the deny list.",
+}
+#: Verification ids are `secrets.token_urlsafe(16)`; anything else is no verification's.
+_VERIFICATION_ID = re.compile(r"[A-Za-z0-9_-]{1,32}", re.ASCII)
 
 
 class AdminPages:
     """Renders the operators' templates; one helper picks page or results fragment."""
 
-    def __init__(self, pages: Pages) -> None:
+    def __init__(self, pages: Pages, *, fail_open: bool = False) -> None:
         self.env = pages.env
-        self.env.globals.update(group=reports.group, pretty=format_international)
+        self.env.globals.update(group=reports.group, pretty=format_international, form_token_field=csrf.FIELD)
+        self.fail_open = fail_open
 
     def render(self, request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
-        context.update(root=request.scope.get("root_path", ""), operator=request.state.operator)
-        context.setdefault("flash", request.query_params.get("done", "")[:200])
+        context.update(
+            root=request.scope.get("root_path", ""),
+            operator=request.state.operator,
+            # Called by the forms that post, so only they put the token in the session.
+            form_token=lambda: csrf.token(request.session),
+            counters_unavailable=getattr(request.state, "counters_unavailable", False),
+            fail_open=self.fail_open,
+        )
+        context.setdefault("flash", DONE.get(request.query_params.get("done", ""), ""))
         block = FRAGMENTS.get(request.headers.get("HX-Target", "")) if is_htmx(request) else None
         if block is not None:
             html = render_block(self.env, template, block, **context)
@@ -108,6 +72,13 @@ class AdminPages:
         response = HTMLResponse(html, status_code=status_code)
         response.headers["Vary"] = "HX-Request, HX-Target"
         return response
+
+    def problem(
+        self, request: Request, *, status_code: int, title: str, messages: list[str], back: str = "/admin/"
+    ) -> HTMLResponse:
+        """A page saying what was wrong and what to do, for a request that can't be served."""
+        return self.render(request, "admin_problem.html", status_code=status_code, title=title, messages=messages,
+                           back=back)
 
 
 def _now(request: Request) -> datetime:
@@ -118,7 +89,7 @@ def _now(request: Request) -> datetime:
 async def attempts_index(request: Request) -> Response:
     """GET /admin/: the attempts table, filtered, paged, summarised."""
     settings = request.app.state.settings
-    where, form, errors = _filters(request.query_params, settings.default_region, _now(request))
+    where, form, errors = filters.read(request.query_params, settings.default_region, _now(request))
     before = after = None
     try:
         if request.query_params.get("before"):
@@ -139,7 +110,7 @@ async def attempts_index(request: Request) -> Response:
         now=_now(request),
         form=form,
         errors=errors,
-        query=_query(form),
+        query=filters.query(form),
         outcomes=reports.OUTCOMES,
         kinds=reports.KINDS,
         periods=reports.PERIODS,
@@ -154,7 +125,7 @@ async def attempts_summary(request: Request) -> Response:
     busy day it reads thousands of rows, and the table should not wait for that.
     """
     settings = request.app.state.settings
-    where, form, errors = _filters(request.query_params, settings.default_region, _now(request))
+    where, form, errors = filters.read(request.query_params, settings.default_region, _now(request))
     async with request.state.sessions() as session:
         summary = await reports.summary(session, where, _now(request))
     return request.state.admin_pages.render(
@@ -165,7 +136,7 @@ async def attempts_summary(request: Request) -> Response:
         chart=stacked_bars(summary.series, summary.bucket),
         form=form,
         errors=errors,
-        query=_query(form),
+        query=filters.query(form),
         alert=settings.conversion_alert,
     )
 
@@ -174,43 +145,18 @@ async def attempts_summary(request: Request) -> Response:
 async def attempts_csv(request: Request) -> Response:
     """GET /admin/attempts.csv: exactly the filtered rows, streamed."""
     settings = request.app.state.settings
-    where, _form, errors = _filters(request.query_params, settings.default_region, _now(request))
+    where, form, errors = filters.read(request.query_params, settings.default_region, _now(request))
     if errors:
-        return HTMLResponse("Fix the filters first: " + " ".join(errors), status_code=400)
-    sessions = request.state.sessions
-
-    async def rows() -> AsyncIterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
-        async with sessions() as session:
-            count = 0
-            async for row in reports.stream(session, where):
-                writer.writerow([_cell(value) for value in (
-                    row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), row.kind, row.number, row.raw_input, row.region,
-                    row.ip, row.channel, row.outcome, row.verification_id, row.provider_ref, row.provider_latency_ms,
-                )])
-                count += 1
-                if count % 500 == 0:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
-
+        return request.state.admin_pages.problem(
+            request, status_code=400, title="Fix the filters first", messages=errors,
+            back="/admin/?" + filters.query(form),
+        )
     stamp = _now(request).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
-        rows(),
+        export.rows(request.state.sessions, where),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="attempts-{stamp}.csv"'},
     )
-
-
-def _cell(value: object) -> str:
-    """A CSV cell a spreadsheet will not run: leading = + - @ (and tab, CR) are quoted away."""
-    if value is None:
-        return ""
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @operator_only
@@ -236,7 +182,7 @@ async def number_detail(request: Request) -> Response:
 async def ip_detail(request: Request) -> Response:
     """GET /admin/ips/{ip}: every attempt from one address, its limits and deny state."""
     try:
-        network = reports.parse_network(request.path_params["ip"])
+        network = filters.parse_network(request.path_params["ip"])
     except FilterError:
         network = None
     if network is None or network.num_addresses != 1:
@@ -248,8 +194,9 @@ async def ip_detail(request: Request) -> Response:
         entries = await denylist.ip_entries(session, ip)
     guard = request.state.guard
     key = request.state.limits.client_key(ip)  # the counters' key: an IPv6 address's network
-    limits = await _limit_state(request, guard.start_ip_limits, "start-ip", key)
-    limits += await _limit_state(request, guard.check_ip_limits, "check-ip", key)
+    starts = await _limit_state(request, guard.start_ip_limits, "start-ip", key)
+    checks = await _limit_state(request, guard.check_ip_limits, "check-ip", key)
+    limits = None if starts is None or checks is None else starts + checks
     return request.state.admin_pages.render(
         request, "admin_ip.html", ip=ip, limit_key=key, page=page, entries=entries, limits=limits, now=_now(request),
     )
@@ -258,8 +205,11 @@ async def ip_detail(request: Request) -> Response:
 @operator_only
 async def verification_detail(request: Request) -> Response:
     """GET /admin/verifications/{id}: one verification and its attempts."""
-    async with request.state.sessions() as session:
-        verification, rows = await reports.verification_attempts(session, request.path_params["id"][:64])
+    ident = request.path_params["id"]
+    verification = None
+    if _VERIFICATION_ID.fullmatch(ident):
+        async with request.state.sessions() as session:
+            verification, rows = await reports.verification_attempts(session, ident)
     if verification is None:
         return request.state.admin_pages.render(request, "admin_missing.html", status_code=404,
                                                  what="No such verification.")
@@ -269,11 +219,13 @@ async def verification_detail(request: Request) -> Response:
     )
 
 
-async def _limit_state(request: Request, items: list, *key: str) -> list[dict[str, Any]]:
+async def _limit_state(request: Request, items: list, *key: str) -> list[dict[str, Any]] | None:
+    """The counters of `key` now; None when the limiter's storage does not answer."""
     try:
         found = await request.state.limits.stats(items, *key)
     except LimiterUnavailable:
-        return [{"name": "limiter", "remaining": None, "reset": None, "label": "the limiter does not answer"}]
+        request.state.counters_unavailable = True
+        return None
     return [
         {
             "label": f"{LIMIT_NAMES[key[0]]}, {item.amount} per {wait_text(item.get_expiry())}",
@@ -317,11 +269,8 @@ async def deny_confirm(request: Request) -> Response:
 
 @operator_only
 async def deny_apply(request: Request) -> Response:
-    """POST /admin/deny: deny or allow again, and record who did it."""
-    try:
-        form = await read_form(request)
-    except BadForm as exc:
-        return HTMLResponse(exc.message, status_code=exc.status_code)
+    """POST /admin/deny: deny or allow again, and record who did it (the form token is checked already)."""
+    form = request.state.form
     action, value, reason = form.get("action", ""), form.get("value", "")[:100], " ".join(form.get("reason", "").split())
     back = _back(form.get("back", ""))
     try:
@@ -329,9 +278,14 @@ async def deny_apply(request: Request) -> Response:
     except ValueError as exc:
         return request.state.admin_pages.render(request, "admin_deny.html", status_code=422, action=action, value=value,
                                                  entry=None, error=str(exc), back=back)
+    error = ""
     if action not in ("deny", "allow"):
-        return request.state.admin_pages.render(request, "admin_deny.html", status_code=422, action="deny", value=value,
-                                                 entry=entry, error="The action is deny or allow.", back=back)
+        action, error = "deny", "The action is deny or allow."
+    elif any(unicodedata.category(char) == "Cc" for char in reason):
+        error = "The reason can't hold control characters."
+    if error:
+        return request.state.admin_pages.render(request, "admin_deny.html", status_code=422, action=action, value=value,
+                                                 entry=entry, error=error, back=back)
     now = _now(request)
     async with request.state.sessions() as session:
         if action == "deny":
@@ -341,8 +295,7 @@ async def deny_apply(request: Request) -> Response:
         if changed:
             await denylist.record(session, operator=request.state.operator, action=action, entry=entry,
                                   reason=reason, now=now)
-    verb = "Denied" if action == "deny" else "Allowed again"
-    done = f"{verb}: {entry.kind} {entry.value}." if changed else f"Nothing to do: {entry.kind} {entry.value} was already {'denied' if action == 'deny' else 'allowed'}."
+    done = ("denied" if changed else "already-denied") if action == "deny" else ("allowed" if changed else "not-denied")
     separator = "&" if "?" in back else "?"
     return RedirectResponse(f"{back}{separator}{urlencode({'done': done})}", status_code=303)
 

@@ -125,10 +125,17 @@ def create_app(
                 "sessions": sessions,
                 "guard": guard,
                 "clock": clock,
-                "operators": Operators(settings.admin_user, admin_hash, limits, settings.limit_admin_failures)
+                "operators": Operators(
+                    settings.admin_user, admin_hash, limits, settings.limit_admin_failures,
+                    # Failed logins also counted in this process: the limit holds with Redis down.
+                    in_process=RateLimits(
+                        "memory://", key_prefix="operators", ipv6_prefix=settings.limit_ipv6_prefix,
+                        now=lambda: clock().timestamp(),
+                    ),
+                )
                 if admin_hash
                 else None,
-                "admin_pages": AdminPages(pages),
+                "admin_pages": AdminPages(pages, fail_open=settings.ratelimit_fail_open),
             }
         finally:
             await http.aclose()

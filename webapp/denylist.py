@@ -48,6 +48,8 @@ def parse_entry(text: str) -> Entry:
             # Never guess a prefix from a mistyped number: a range is asked for with "*".
             raise ValueError(f"{text!r} is not a valid number; for a range of numbers write a prefix like +3197*") from None
     try:
+        if "%" in text:  # a zone ("fe80::1%eth0") is no client's address, and may hold anything, NUL included
+            raise ValueError(text)
         return Entry("ip", str(ipaddress.ip_network(text, strict=False)))
     except ValueError:
         raise ValueError(f"{text!r} is not a number (with +country code), a prefix or an IP address/network") from None

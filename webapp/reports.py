@@ -36,6 +36,14 @@ DEFAULT_PERIOD = "24h"
 PAGE_SIZE = 50
 #: Digits of a number that make its "prefix" in the summary: "+" and 6 digits.
 PREFIX_CHARS = 7
+#: The times a filter or a page link may name: wide enough for any attempt
+#: ever logged, and far enough from datetime's ends that the summary's hourly
+#: and daily buckets never step past them.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(3000, 1, 1, tzinfo=timezone.utc)
+#: Attempt ids are 64-bit (BIGINT on PostgreSQL, INTEGER on SQLite): a bigger one is no row's.
+MAX_ID = 2**63 - 1
+_CURSOR = re.compile(r"(\d{8}T\d{6}\.\d{6}Z)~(\d{1,19})", re.ASCII)
 
 
 def group(outcome: str) -> str:
@@ -113,9 +121,15 @@ class Cursor:
 
     @classmethod
     def parse(cls, text: str) -> Cursor:
-        at, _, ident = text.partition("~")
-        moment = datetime.strptime(at, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=timezone.utc)
-        return cls(moment, int(ident))
+        """A cursor from a page link; ValueError unless it is one this app could have made."""
+        found = _CURSOR.fullmatch(text)
+        if found is None:
+            raise ValueError("not a page cursor")
+        moment = datetime.strptime(found[1], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=timezone.utc)
+        ident = int(found[2])
+        if not (EARLIEST <= moment < LATEST and 0 < ident <= MAX_ID):
+            raise ValueError("page cursor out of range")
+        return cls(moment, ident)
 
 
 @dataclass
@@ -297,42 +311,3 @@ async def verification_attempts(session: AsyncSession, verification_id: str) -> 
         return None, []
     query = select(Attempt).where(Attempt.verification_id == verification_id).order_by(Attempt.created_at, Attempt.id)
     return verification, list((await session.scalars(query)).all())
-
-
-# -- reading what the operator typed ------------------------------------------------
-
-
-class FilterError(ValueError):
-    """A filter the operator typed that can't be used; the message says why."""
-
-
-_COUNTRY = re.compile(r"[A-Z]{2}|001")
-
-
-def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    """An IP address or CIDR the filter can serve efficiently."""
-    try:
-        network = ipaddress.ip_network(text.strip(), strict=False)
-    except ValueError:
-        raise FilterError(f"“{text[:60]}” is not an IP address or network (like 203.0.113.7 or 203.0.113.0/24).") from None
-    if network.version == 4 and network.prefixlen < 8:
-        raise FilterError("IPv4 networks wider than /8 can't be filtered.")
-    if network.version == 6 and network.num_addresses > 256:
-        raise FilterError("IPv6 networks can be filtered up to 256 addresses (/120 or longer).")
-    return network
-
-
-def parse_time(text: str, name: str) -> datetime:
-    """A `datetime-local` value, read as UTC."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise FilterError(f"“{text[:40]}” is not a time for “{name}” (like 2026-11-26T14:00).") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def check_country(text: str) -> str:
-    country = text.strip().upper()
-    if not _COUNTRY.fullmatch(country):
-        raise FilterError(f"“{text[:10]}” is not a country code (like NL).")
-    return country

@@ -1,0 +1,116 @@
+"""What an operator typed into the attempts filters, read into an `AttemptFilter`.
+
+Everything here reaches SQL or datetime arithmetic, so every value is checked
+and bounded first: a hostile link gets a 400 that says what was wrong, never
+a 500 from the database (PostgreSQL refuses NUL in text) or from Python (a
+time that overflows on its way to UTC, or in the summary's buckets). Page
+links (`reports.Cursor.parse`) are bounded the same way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.datastructures import QueryParams
+
+from webapp import denylist, reports
+from webapp.phone import InvalidNumber, parse_phone
+from webapp.reports import EARLIEST, LATEST, AttemptFilter
+
+_COUNTRY = re.compile(r"[A-Z]{2}|001")
+
+
+class FilterError(ValueError):
+    """A filter the operator typed that can't be used; the message says why."""
+
+
+def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An IP address or CIDR the filter can serve efficiently."""
+    try:
+        # A zone ("fe80::1%eth0") is never part of a stored address, and may hold anything, NUL included.
+        if "%" in text:
+            raise ValueError(text)
+        network = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise FilterError(f"“{text[:60]}” is not an IP address or network (like 203.0.113.7 or 203.0.113.0/24).") from None
+    if network.version == 4 and network.prefixlen < 8:
+        raise FilterError("IPv4 networks wider than /8 can't be filtered.")
+    if network.version == 6 and network.num_addresses > 256:
+        raise FilterError("IPv6 networks can be filtered up to 256 addresses (/120 or longer).")
+    return network
+
+
+def parse_time(text: str, name: str) -> datetime:
+    """A `datetime-local` value (or one with an offset), as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+        moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise FilterError(f"“{text[:40]}” is not a time for “{name}” (like 2026-11-26T14:00).") from None
+    if not EARLIEST <= moment < LATEST:
+        raise FilterError(f"“{text[:40]}” is out of range for “{name}”: give a time from 1970 to 2999.")
+    return moment
+
+
+def check_country(text: str) -> str:
+    """A region code as phonenumbers writes it: "NL", or "001" for the international networks."""
+    country = text.strip().upper()
+    if not _COUNTRY.fullmatch(country):
+        raise FilterError(f"“{text[:10]}” is not a country code (like NL).")
+    return country
+
+
+def read(params: QueryParams, default_region: str, now: datetime) -> tuple[AttemptFilter, dict[str, Any], list[str]]:
+    """The filter the query asks for, the form's values, and what could not be used."""
+    errors: list[str] = []
+    form: dict[str, Any] = {
+        "number": params.get("number", "")[:40],
+        "ip": params.get("ip", "")[:50],
+        "outcome": [o for o in params.getlist("outcome") if o in reports.OUTCOMES],
+        "kind": [k for k in params.getlist("kind") if k in reports.KINDS],
+        "country": params.get("country", "")[:3],
+        "period": params.get("period", reports.DEFAULT_PERIOD),
+        "since": params.get("since", "")[:30],
+        "until": params.get("until", "")[:30],
+    }
+    if len(form["outcome"]) != len(params.getlist("outcome")):
+        errors.append("Unknown outcomes were left out.")
+    if form["period"] not in reports.PERIODS:
+        errors.append(f"“{form['period'][:20]}” is not a period; showing the last 24 hours.")
+        form["period"] = reports.DEFAULT_PERIOD
+    fields: dict[str, Any] = {"outcomes": tuple(form["outcome"]), "kinds": tuple(form["kind"])}
+    number = form["number"].strip()
+    if number:
+        try:
+            if number.endswith("*"):
+                fields["number_prefix"] = denylist.parse_entry(number).value
+            else:
+                fields["number"] = parse_phone(number, default_region).e164
+        except (InvalidNumber, ValueError) as exc:
+            errors.append(f"Number: {getattr(exc, 'message', None) or exc}")
+    for name, parse, target in (
+        ("ip", parse_network, "network"),
+        ("country", check_country, "country"),
+        ("since", lambda text: parse_time(text, "from"), "since"),
+        ("until", lambda text: parse_time(text, "until"), "until"),
+    ):
+        if form[name].strip():
+            try:
+                fields[target] = parse(form[name])
+            except FilterError as exc:
+                errors.append(str(exc))
+    if "since" not in fields and "until" not in fields:
+        span = reports.PERIODS[form["period"]]
+        fields["since"] = now - span if span else None
+    return AttemptFilter(**fields), form, errors
+
+
+def query(form: dict[str, Any], **extra: str) -> str:
+    """The form's values (and `extra`) as a query string, for the page's links."""
+    pairs = [(key, value) for key, values in form.items() for value in (values if isinstance(values, list) else [values]) if value]
+    pairs += [(key, value) for key, value in extra.items() if value]
+    return urlencode(pairs)
