@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import re
 from html import unescape
 
@@ -415,6 +417,35 @@ async def test_stale_cookie_gets_the_phone_form_page(client: httpx.AsyncClient, 
     assert page.status_code == 200 and 'name="phone"' in page.text
     response = await client.post("/confirm", data={"code": "123456"})
     assert response.status_code == 409 and "<html" in response.text and 'name="phone"' in response.text
+
+
+def session_cookie(client: httpx.AsyncClient) -> dict[str, object]:
+    """What the session cookie carries: starlette signs base64 JSON, it does not encrypt it."""
+    payload = client.cookies["voice2fa_session"].split(".")[0]
+    return json.loads(base64.b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+async def test_the_session_cookie_holds_no_phone_number_only_ids_and_message_keys(
+    client: httpx.AsyncClient, app: object, clock: FakeClock, db
+) -> None:
+    seen = []
+    await call_me(client)
+    seen.append(session_cookie(client))
+    assert "Calling +31 6 12345678 now" in (await client.get("/")).text, "the page fills in the number"
+    clock.advance(31)
+    await client.post("/resend")
+    seen.append(session_cookie(client))
+    assert "Calling +31 6 12345678 again now" in (await client.get("/")).text
+    await client.post("/confirm", data={"code": spoken_code(app)})
+    seen.append(session_cookie(client))
+    assert "+31 6 12345678 is verified." in (await client.get("/")).text
+    [verification] = await verifications(db)
+    assert seen == [
+        {"verification": verification.id, "flash": "calling"},
+        {"verification": verification.id, "flash": "calling_again"},
+        {"result": verification.id, "flash": "verified"},
+    ]
+    assert not any("612345678" in json.dumps(cookie) for cookie in seen)
 
 
 async def test_the_page_never_holds_a_provider_id(htmx: httpx.AsyncClient, app: object) -> None:

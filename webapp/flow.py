@@ -72,6 +72,7 @@ class Pending:
 class Verified:
     """A verification that ended verified, as the result shows it."""
 
+    id: str
     number: str
     international: str
     verified_at: datetime
@@ -253,6 +254,13 @@ class Flow:
             return None
         return self._pending(verification)
 
+    async def result(self, verification_id: str | None) -> Verified | None:
+        """The verification behind a result page, if it ended verified."""
+        verification = await self._verifications.get(verification_id)
+        if verification is None or verification.status != "verified":
+            return None
+        return self._verified(verification)
+
     async def healthy(self) -> bool:
         """The attempts log answers a trivial query."""
         try:
@@ -422,6 +430,7 @@ class Flow:
 
     def _verified(self, verification: Verification) -> Verified:
         return Verified(
+            id=verification.id,
             number=verification.number,
             international=format_international(verification.number),
             verified_at=verification.verified_at or self._clock(),

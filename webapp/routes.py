@@ -19,6 +19,17 @@ from webapp.pages import Pages, is_htmx
 
 MAX_FORM_BYTES = 32 * 1024
 SESSION_KEY = "verification"
+#: The verification that just ended verified, for the result page after a redirect.
+RESULT_KEY = "result"
+
+#: What a success says. The session cookie is signed, not encrypted, so a
+#: redirect keeps only the key there; the page fills in the number from the database.
+MESSAGES = {
+    "calling": "Calling {number} now…",
+    "reused": "We're already calling {number}. Type the code from that call.",
+    "calling_again": "Calling {number} again now…",
+    "verified": "{number} is verified.",
+}
 
 
 class BadForm(Refusal):
@@ -68,12 +79,20 @@ def _session_id(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _done(request: Request, step: str, message: str, **context: Any) -> Response:
+def _done(request: Request, step: str, message_key: str, number: str = "", **context: Any) -> Response:
     """A success: the fragment for htmx; otherwise Post/Redirect/Get back to the page."""
     if is_htmx(request):
+        message = MESSAGES[message_key].format(number=number) if message_key else ""
         return _pages(request).render(request, step, message=message, **context)
-    request.session["flash"] = message
+    if message_key:
+        request.session["flash"] = message_key
     return RedirectResponse(request.scope.get("root_path", "") + "/", status_code=303)
+
+
+def _flash(request: Request, number: str) -> str:
+    """The message a redirect left in the session, with the number filled in."""
+    key = request.session.pop("flash", None)
+    return MESSAGES[key].format(number=number) if isinstance(key, str) and key in MESSAGES else ""
 
 
 def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **context: Any) -> Response:
@@ -102,15 +121,17 @@ def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **co
 
 async def page(request: Request) -> Response:
     """GET /: the step the session is at."""
-    message = request.session.pop("flash", "")
     pending = await _flow(request).pending(_session_id(request))
     if pending is None:
         request.session.pop(SESSION_KEY, None)
-        verified = request.session.pop("verified", None)
-        if isinstance(verified, str):
-            return _pages(request).render(request, "result", message=message, verified={"international": verified})
-        return _pages(request).render(request, "phone", message=message)
-    return _pages(request).render(request, "code", message=message, pending=pending)
+        result_id = request.session.pop(RESULT_KEY, None)
+        verified = await _flow(request).result(result_id if isinstance(result_id, str) else None)
+        if verified is not None:
+            message = _flash(request, verified.international)
+            return _pages(request).render(request, "result", message=message, verified=verified)
+        request.session.pop("flash", None)
+        return _pages(request).render(request, "phone")
+    return _pages(request).render(request, "code", message=_flash(request, pending.international), pending=pending)
 
 
 async def verify_start(request: Request) -> Response:
@@ -128,11 +149,7 @@ async def verify_start(request: Request) -> Response:
     except Refusal as refusal:
         return refused(request, refusal, phone_value=phone[:64], region=region)
     request.session[SESSION_KEY] = pending.id
-    if pending.reused:
-        message = f"We're already calling {pending.international}. Type the code from that call."
-    else:
-        message = f"Calling {pending.international} now…"
-    return _done(request, "code", message, pending=pending)
+    return _done(request, "code", "reused" if pending.reused else "calling", pending.international, pending=pending)
 
 
 async def verify_confirm(request: Request) -> Response:
@@ -150,8 +167,8 @@ async def verify_confirm(request: Request) -> Response:
         return refused(request, refusal)
     request.session.pop(SESSION_KEY, None)
     if not is_htmx(request):
-        request.session["verified"] = verified.international
-    return _done(request, "result", f"{verified.international} is verified.", verified=verified)
+        request.session[RESULT_KEY] = verified.id
+    return _done(request, "result", "verified", verified.international, verified=verified)
 
 
 async def verify_resend(request: Request) -> Response:
@@ -165,7 +182,7 @@ async def verify_resend(request: Request) -> Response:
         pending = await _flow(request).resend(_session_id(request), _ip(request))
     except Refusal as refusal:
         return refused(request, refusal)
-    return _done(request, "code", f"Calling {pending.international} again now…", pending=pending)
+    return _done(request, "code", "calling_again", pending.international, pending=pending)
 
 
 async def verify_restart(request: Request) -> Response:
