@@ -245,6 +245,21 @@ async def attempts(db: async_sessionmaker[AsyncSession]) -> list[Attempt]:
         return list((await session.scalars(select(Attempt).order_by(Attempt.id))).all())
 
 
+def spoken_code(app: Any) -> str:
+    """The code the embedded sandbox read out in its newest call."""
+    return app.state.sandbox.calls()[0]["token"]
+
+
+def calls_placed(app: Any) -> int:
+    """How many calls the embedded sandbox has placed."""
+    return len(app.state.sandbox.calls())
+
+
+async def call_me(client: httpx.AsyncClient, phone: str = "06 12345678", country: str = "NL") -> httpx.Response:
+    """Post the phone form."""
+    return await client.post("/verify", data={"country": country, "phone": phone})
+
+
 async def verifications(db: async_sessionmaker[AsyncSession]) -> list[Verification]:
     async with db() as session:
         return list((await session.scalars(select(Verification).order_by(Verification.created_at))).all())

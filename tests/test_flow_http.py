@@ -586,7 +586,7 @@ async def test_a_very_long_country_is_refused_clearly(htmx: httpx.AsyncClient, d
 
 
 async def test_the_right_code_sent_twice_at_once_stays_verified(client_for, app: object, db) -> None:
-    """A double click, or two tabs: the second check meets "already processed" and must not undo the first."""
+    """A double click, or two tabs: one check verifies; the other finds it finished (409) and must not undo it."""
     async with client_for(headers={"HX-Request": "true"}) as first, client_for(headers={"HX-Request": "true"}) as second:
         await call_me(first)
         second.cookies = first.cookies
@@ -594,11 +594,11 @@ async def test_the_right_code_sent_twice_at_once_stays_verified(client_for, app:
         responses = await asyncio.gather(
             first.post("/confirm", data={"code": code}), second.post("/confirm", data={"code": code})
         )
-    assert [r.status_code for r in responses] == [200, 200]
-    assert all("is verified" in r.text for r in responses)
+    assert sorted(r.status_code for r in responses) == [200, 409]
+    assert all("+31 6 12345678</strong> is confirmed" in r.text for r in responses)
     [verification] = await verifications(db)
     assert verification.status == "verified"
-    assert sorted(a.outcome for a in await attempts(db)) == ["already_verified", "sent", "verified"]
+    assert sorted(a.outcome for a in await attempts(db)) == ["replayed", "sent", "verified"]
 
 
 async def test_already_processed_asks_the_provider_how_it_ended(misbehaving, db) -> None:

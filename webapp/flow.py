@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 CALL_FAILED = "We couldn't place the call. Please try again later."
+REPLAYED = "This number is already verified; a code can't be used for it again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +201,9 @@ class Flow:
         """Check a code; Verified only when the provider says "verified"."""
         verification = await self._load(verification_id, "check", ip)
         if verification.status == "verified":
-            await self._attempts.write("check", "already_verified", ip, verification=verification)
-            return self._verified(verification)
+            # An old tab or a replayed cookie: a finished verification is no fresh proof.
+            await self._attempts.write("check", "replayed", ip, verification=verification)
+            raise self._replayed(verification)
         if verification.status != "pending":
             await self._attempts.write("check", "closed", ip, verification=verification)
             raise self._closed(verification, "This code can no longer be used. Ask for a new call.")
@@ -219,13 +221,10 @@ class Flow:
         try:
             checked = await self._provider.check(verification.provider_ref or "", code)
         except InvalidToken:
-            refusal = await self._wrong_code(verification, ip, _ms(started))
-            if refusal is None:
-                return self._verified(verification)
-            raise refusal from None
+            raise await self._wrong_code(verification, ip, _ms(started)) from None
         except (TokenExpired, NotFound):
             if not await self._close(verification, "expired", ip, latency=_ms(started)):
-                return self._verified(verification)
+                raise self._replayed(verification) from None
             raise self._closed(verification, "The code has expired. Ask for a new call.") from None
         except TokenProcessed:
             # Also what a second click with the right code gets while the first is being
@@ -233,7 +232,7 @@ class Flow:
             if await self._provider_says(verification) == "verified":
                 return await self._verify(verification, ip, _ms(started))
             if not await self._close(verification, "failed", ip, latency=_ms(started), outcome="closed"):
-                return self._verified(verification)
+                raise self._replayed(verification) from None
             raise self._closed(verification, "This code can no longer be used. Ask for a new call.") from None
         except ProviderError as exc:
             log.warning("code check failed at the provider: %s", exc)
@@ -260,6 +259,16 @@ class Flow:
         if verification is None or verification.status != "verified":
             return None
         return self._verified(verification)
+
+    async def verified_since(self, verification_id: str | None, since: datetime) -> Verified | None:
+        """The verification, if it ended verified at or after `since`.
+
+        The seam for the OpenID Connect hand-off: only a verification completed
+        after the authorization request began may satisfy it, never an older one
+        a session cookie still points at.
+        """
+        verified = await self.result(verification_id)
+        return verified if verified is not None and verified.verified_at >= since else None
 
     async def healthy(self) -> bool:
         """The attempts log answers a trivial query."""
@@ -313,36 +322,35 @@ class Flow:
             return await self._verify(verification, ip, latency)
         if checked.status == "expired":
             if not await self._close(verification, "expired", ip, latency=latency):
-                return self._verified(verification)
+                raise self._replayed(verification)
             raise self._closed(verification, "The code has expired. Ask for a new call.")
         if checked.status == "failed":
             if not await self._close(verification, "failed", ip, latency=latency, outcome="attempts_exhausted"):
-                return self._verified(verification)
+                raise self._replayed(verification)
             raise self._closed(verification, "That code was wrong too many times. Ask for a new call.")
         # A 200 that is not "verified" is not success, whatever else it says.
         log.warning("provider answered a check with status %r for %s", checked.status, verification.provider_ref)
-        refusal = await self._wrong_code(verification, ip, latency, outcome="unverified")
-        if refusal is None:
-            return self._verified(verification)
-        raise refusal
+        raise await self._wrong_code(verification, ip, latency, outcome="unverified")
 
     async def _verify(self, verification: Verification, ip: str, latency: int | None) -> Verified:
-        """The provider said verified: record it once; a repeat is logged as such."""
+        """The provider said verified: record it once; only the request that recorded it succeeds."""
         async with self._sessions() as session:
             first = await self._verifications.mark_verified(session, verification, self._clock())
-            outcome = "verified" if first else "already_verified"
+            outcome = "verified" if first else "replayed"
             session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
             await session.commit()
+        if not first:
+            raise self._replayed(verification)
         return self._verified(verification)
 
     async def _wrong_code(
         self, verification: Verification, ip: str, latency: int, outcome: str = "wrong_code"
-    ) -> Refusal | None:
-        """Count a wrong code; the refusal to show, or None if the verification was verified meanwhile."""
+    ) -> Refusal:
+        """Count a wrong code; the refusal to show (replayed if the verification was verified meanwhile)."""
         async with self._sessions() as session:
             status = await self._verifications.count_wrong_code(session, verification, self._options.max_attempts)
             if status == "verified":
-                outcome = "already_verified"
+                outcome = "replayed"
             elif status == "failed" and verification.code_attempts >= self._options.max_attempts:
                 outcome = "attempts_exhausted"
             elif status != "pending":
@@ -350,7 +358,7 @@ class Flow:
             session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
             await session.commit()
         if status == "verified":
-            return None
+            return self._replayed(verification)
         if outcome == "attempts_exhausted":
             return self._closed(verification, "That code was wrong too many times. Ask for a new call.")
         if status != "pending":
@@ -384,7 +392,10 @@ class Flow:
         """Close the verification as `status`; False (and nothing changed) if it was verified meanwhile."""
         async with self._sessions() as session:
             now_status = await self._verifications.close(session, verification, status)
-            logged = "already_verified" if now_status == "verified" else (outcome or status)
+            if now_status == "verified":
+                logged = "replayed" if kind == "check" else "already_verified"
+            else:
+                logged = outcome or status
             session.add(self._attempts.row(kind, logged, ip, verification=verification, latency=latency))
             await session.commit()
         return now_status != "verified"
@@ -396,6 +407,9 @@ class Flow:
         except ProviderError as exc:
             log.info("fetching verification %s from the provider failed: %s", verification.provider_ref, exc)
             return None
+
+    def _replayed(self, verification: Verification) -> Refusal:
+        return Refusal("replayed", REPLAYED, step="result", status_code=409, verified=self._verified(verification))
 
     def _closed(self, verification: Verification, message: str) -> Refusal:
         return Refusal("closed", message, step="code", status_code=422, pending=self._pending(verification))
@@ -429,11 +443,13 @@ class Flow:
         )
 
     def _verified(self, verification: Verification) -> Verified:
+        # verified_at is what the hand-off will trust: always the database's, never "now".
+        assert verification.verified_at is not None, "a verified verification has its verified_at"
         return Verified(
             id=verification.id,
             number=verification.number,
             international=format_international(verification.number),
-            verified_at=verification.verified_at or self._clock(),
+            verified_at=verification.verified_at,
         )
 
 

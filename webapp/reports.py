@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from webapp.models import Attempt, UTCDateTime, Verification
 
 OUTCOMES = (
-    "sent", "verified", "reused", "already_verified",
+    "sent", "verified", "reused", "already_verified", "replayed",
     "wrong_code", "unverified", "attempts_exhausted", "invalid_code", "invalid_number", "expired", "closed",
     "no_verification", "resend_too_soon",
     "blocked_ip", "blocked_number", "blocked_pending", "blocked_global", "blocked_country",

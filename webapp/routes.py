@@ -104,8 +104,11 @@ def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **co
     headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
     if keep_form and is_htmx(request):
         return _pages(request).status_only(request, refusal.message, status_code=refusal.status_code, headers=headers)
-    step = refusal.step if refusal.pending is not None or refusal.step == "phone" else "phone"
-    if step == "phone" and refusal.outcome in ("no_verification", "already_verified"):
+    if refusal.step == "result" and refusal.verified is not None:
+        step = "result"
+    else:
+        step = refusal.step if refusal.pending is not None or refusal.step == "phone" else "phone"
+    if step == "result" or (step == "phone" and refusal.outcome in ("no_verification", "already_verified")):
         request.session.pop(SESSION_KEY, None)
     return _pages(request).render(
         request,
@@ -115,6 +118,7 @@ def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **co
         message=refusal.message,
         field=refusal.field,
         pending=refusal.pending,
+        verified=refusal.verified,
         **context,
     )
 

@@ -126,15 +126,17 @@ class Verifications:
     # each other, on PostgreSQL and on SQLite alike.
 
     async def mark_verified(self, session: AsyncSession, verification: Verification, now: datetime) -> bool:
-        """Set verified; True if this call did it, False if it already was."""
+        """Set verified; True if this call did it, False if it already was (verified_at stays the first)."""
         result = await session.execute(
             update(Verification)
             .where(Verification.id == verification.id, Verification.status != "verified")
             .values(status="verified", verified_at=now)
         )
-        verification.status = "verified"
-        verification.verified_at = verification.verified_at or now
-        return bool(result.rowcount)
+        if result.rowcount:
+            verification.status, verification.verified_at = "verified", now
+            return True
+        await _reread_status(session, verification)
+        return False
 
     async def close(self, session: AsyncSession, verification: Verification, status: str) -> str:
         """Close a pending verification as `status`; the status it has afterwards."""
@@ -147,7 +149,7 @@ class Verifications:
             .values(**values)
         )
         if not result.rowcount:
-            status = await session.scalar(select(Verification.status).where(Verification.id == verification.id)) or status
+            return await _reread_status(session, verification, status)
         verification.status = status
         return status
 
@@ -183,6 +185,20 @@ async def _locked(session: AsyncSession, verification: Verification) -> Verifica
     if fresh is None:
         raise Refusal("no_verification", GONE, step="phone", status_code=409)
     return fresh
+
+
+async def _reread_status(session: AsyncSession, verification: Verification, default: str | None = None) -> str:
+    # Another request changed the row: take its status (and verified_at) as it now stands.
+    row = (
+        await session.execute(
+            select(Verification.status, Verification.verified_at).where(Verification.id == verification.id)
+        )
+    ).first()
+    if row is not None:
+        verification.status, verification.verified_at = row.status, row.verified_at
+    elif default is not None:
+        verification.status = default
+    return verification.status
 
 
 async def _expire_stale(session: AsyncSession, e164: str, now: datetime) -> None:
