@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -33,6 +34,7 @@ from webapp.errors import (
     TokenProcessed,
 )
 from webapp.guard import Guard, wait_text
+from webapp.leases import LeaseBusy, Leases
 from webapp.models import Verification
 from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
 from webapp.provider import CallOptions, Provider, ProviderVerification
@@ -45,6 +47,11 @@ Clock = Callable[[], datetime]
 
 CALL_FAILED = "We couldn't place the call. Please try again later."
 REPLAYED = "This number is already verified; a code can't be used for it again."
+SUPERSEDED = "A new call was placed since. Type the code from the newest call."
+EXPIRED = "The code has expired. Ask for a new call."
+UNUSABLE = "This code can no longer be used. Ask for a new call."
+EXHAUSTED = "That code was wrong too many times. Ask for a new call."
+BUSY = "This verification is busy in another window. Please try again in a moment."
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,8 @@ class Pending:
     expires_at: datetime
     #: seconds until "Call me again" is allowed, when the flow last looked
     resend_in: int
+    #: which call of the verification the code form is for (1, 2, … with "Call me again")
+    call: int = 1
     #: the person asked again for a number already being called: no new call
     reused: bool = False
 
@@ -98,6 +107,10 @@ class Flow:
         self._clock = clock
         self._verifications = Verifications(sessionmaker, clock, settings.call.timeout)
         self._attempts = AttemptLog(sessionmaker, clock)
+        # A turn covers at most two provider requests (cancel + create, check + fetch) and a few
+        # writes; a request waits about that long for another process's turn, then says "busy".
+        deadline = settings.provider_deadline
+        self._leases = Leases(sessionmaker, clock, duration=2 * deadline + 10, wait=2 * deadline + 2)
 
     async def admit(self, kind: str, ip: str, verification_id: str | None = None) -> None:
         """The client's own limits (deny list, per-IP counters), before its form is read."""
@@ -148,6 +161,10 @@ class Flow:
 
     async def resend(self, verification_id: str | None, ip: str) -> Pending:
         """Place a new call for the verification in progress ("Call me again")."""
+        async with self._turn(verification_id, "resend", ip):
+            return await self._resend(verification_id, ip)
+
+    async def _resend(self, verification_id: str | None, ip: str) -> Pending:
         verification = await self._load(verification_id, "resend", ip)
         if verification.status == "verified":
             await self._attempts.write("resend", "already_verified", ip, verification=verification)
@@ -197,8 +214,16 @@ class Flow:
         verification = fresh
         return self._pending(verification)
 
-    async def confirm(self, verification_id: str | None, raw_code: str, ip: str) -> Verified:
-        """Check a code; Verified only when the provider says "verified"."""
+    async def confirm(self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None = None) -> Verified:
+        """Check a code; Verified only when the provider says "verified" for the call it was typed for.
+
+        `for_call` is the call the code form was showing (`Pending.call`): a code
+        typed for a call that "Call me again" has replaced is not checked.
+        """
+        async with self._turn(verification_id, "check", ip):
+            return await self._confirm(verification_id, raw_code, ip, for_call)
+
+    async def _confirm(self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None) -> Verified:
         verification = await self._load(verification_id, "check", ip)
         if verification.status == "verified":
             # An old tab or a replayed cookie: a finished verification is no fresh proof.
@@ -206,7 +231,15 @@ class Flow:
             raise self._replayed(verification)
         if verification.status != "pending":
             await self._attempts.write("check", "closed", ip, verification=verification)
-            raise self._closed(verification, "This code can no longer be used. Ask for a new call.")
+            raise self._closed(verification, UNUSABLE)
+        if for_call is not None and for_call != str(verification.calls):
+            await self._attempts.write("check", "superseded", ip, verification=verification)
+            raise self._superseded(verification)
+        if verification.provider_ref is None:
+            # Its call was placed while the database was away and is not recorded yet (webapp.outbox).
+            await self._attempts.write("check", "verification_busy", ip, verification=verification)
+            raise Refusal("verification_busy", BUSY, step="code", status_code=503, retry_after=2,
+                          pending=self._pending(verification))
         try:
             code = clean_code(raw_code, self._options.token_length)
         except InvalidCode as refusal:
@@ -214,8 +247,7 @@ class Flow:
             refusal.pending = self._pending(verification)
             raise
         if self._clock() >= verification.expires_at:
-            await self._close(verification, "expired", ip)
-            raise self._closed(verification, "The code has expired. Ask for a new call.")
+            raise await self._close_check(verification, "expired", ip, EXPIRED)
 
         started = time.perf_counter()
         try:
@@ -223,17 +255,15 @@ class Flow:
         except InvalidToken:
             raise await self._wrong_code(verification, ip, _ms(started)) from None
         except (TokenExpired, NotFound):
-            if not await self._close(verification, "expired", ip, latency=_ms(started)):
-                raise self._replayed(verification) from None
-            raise self._closed(verification, "The code has expired. Ask for a new call.") from None
+            raise await self._close_check(verification, "expired", ip, EXPIRED, latency=_ms(started)) from None
         except TokenProcessed:
-            # Also what a second click with the right code gets while the first is being
-            # recorded: ask the provider how it ended rather than guess.
+            # Also what a check gets when the right code was recorded at the provider
+            # but not by us (the database was away): ask the provider how it ended.
             if await self._provider_says(verification) == "verified":
                 return await self._verify(verification, ip, _ms(started))
-            if not await self._close(verification, "failed", ip, latency=_ms(started), outcome="closed"):
-                raise self._replayed(verification) from None
-            raise self._closed(verification, "This code can no longer be used. Ask for a new call.") from None
+            raise await self._close_check(
+                verification, "failed", ip, UNUSABLE, latency=_ms(started), outcome="closed"
+            ) from None
         except ProviderError as exc:
             log.warning("code check failed at the provider: %s", exc)
             await self._attempts.write("check", "provider_error", ip, verification=verification, latency=_ms(started))
@@ -284,11 +314,25 @@ class Flow:
         """Give up on a verification ("use a different number")."""
         if not verification_id:
             return
-        cancelled = await self._verifications.cancel(verification_id)
+        async with self._leases.hold(verification_id):
+            cancelled = await self._verifications.cancel(verification_id)
         if cancelled is not None and cancelled.provider_ref:
             await self._cancel_quietly(cancelled.provider_ref)
 
     # -- the parts -------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _turn(self, verification_id: str | None, kind: str, ip: str) -> AsyncIterator[None]:
+        """The verification is this request's alone for the block (webapp.leases)."""
+        async with AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self._leases.hold(verification_id))
+            except LeaseBusy:
+                verification = await self._verifications.get(verification_id)
+                await self._attempts.write(kind, "verification_busy", ip, verification=verification)
+                raise Refusal("verification_busy", BUSY, step="code", status_code=503, retry_after=5,
+                              pending=self._pending(verification) if verification else None) from None
+            yield
 
     async def _create(
         self, number: PhoneNumber, ip: str, kind: str, verification: Verification
@@ -321,48 +365,50 @@ class Flow:
         if checked.status == "verified" and checked.id == verification.provider_ref:
             return await self._verify(verification, ip, latency)
         if checked.status == "expired":
-            if not await self._close(verification, "expired", ip, latency=latency):
-                raise self._replayed(verification)
-            raise self._closed(verification, "The code has expired. Ask for a new call.")
+            raise await self._close_check(verification, "expired", ip, EXPIRED, latency=latency)
         if checked.status == "failed":
-            if not await self._close(verification, "failed", ip, latency=latency, outcome="attempts_exhausted"):
-                raise self._replayed(verification)
-            raise self._closed(verification, "That code was wrong too many times. Ask for a new call.")
+            raise await self._close_check(
+                verification, "failed", ip, EXHAUSTED, latency=latency, outcome="attempts_exhausted"
+            )
         # A 200 that is not "verified" is not success, whatever else it says.
         log.warning("provider answered a check with status %r for %s", checked.status, verification.provider_ref)
         raise await self._wrong_code(verification, ip, latency, outcome="unverified")
 
     async def _verify(self, verification: Verification, ip: str, latency: int | None) -> Verified:
         """The provider said verified: record it once; only the request that recorded it succeeds."""
+        ref = verification.provider_ref
         async with self._sessions() as session:
             first = await self._verifications.mark_verified(session, verification, self._clock())
-            outcome = "verified" if first else "replayed"
+            refusal = None if first else self._race(verification, ref) or self._closed(verification, UNUSABLE)
+            outcome = "verified" if refusal is None else refusal.outcome
             session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
             await session.commit()
-        if not first:
-            raise self._replayed(verification)
+        if refusal is not None:
+            raise refusal
         return self._verified(verification)
 
     async def _wrong_code(
         self, verification: Verification, ip: str, latency: int, outcome: str = "wrong_code"
     ) -> Refusal:
-        """Count a wrong code; the refusal to show (replayed if the verification was verified meanwhile)."""
+        """Count a wrong code; the refusal to show."""
+        ref = verification.provider_ref
         async with self._sessions() as session:
             status = await self._verifications.count_wrong_code(session, verification, self._options.max_attempts)
-            if status == "verified":
-                outcome = "replayed"
+            race = self._race(verification, ref)
+            if race is not None:
+                outcome = race.outcome
             elif status == "failed" and verification.code_attempts >= self._options.max_attempts:
                 outcome = "attempts_exhausted"
             elif status != "pending":
                 outcome = "closed"
             session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
             await session.commit()
-        if status == "verified":
-            return self._replayed(verification)
+        if race is not None:
+            return race
         if outcome == "attempts_exhausted":
-            return self._closed(verification, "That code was wrong too many times. Ask for a new call.")
+            return self._closed(verification, EXHAUSTED)
         if status != "pending":
-            return self._closed(verification, "This code can no longer be used. Ask for a new call.")
+            return self._closed(verification, UNUSABLE)
         left = self._options.max_attempts - verification.code_attempts
         return Refusal(
             outcome,
@@ -385,20 +431,38 @@ class Flow:
         status: str,
         ip: str,
         *,
-        kind: str = "check",
+        kind: str,
         latency: int | None = None,
         outcome: str | None = None,
-    ) -> bool:
-        """Close the verification as `status`; False (and nothing changed) if it was verified meanwhile."""
+    ) -> None:
+        """Close the verification whose call could not be placed as `status`, and log it."""
         async with self._sessions() as session:
             now_status = await self._verifications.close(session, verification, status)
-            if now_status == "verified":
-                logged = "replayed" if kind == "check" else "already_verified"
-            else:
-                logged = outcome or status
+            logged = "already_verified" if now_status == "verified" else (outcome or status)
             session.add(self._attempts.row(kind, logged, ip, verification=verification, latency=latency))
             await session.commit()
-        return now_status != "verified"
+
+    async def _close_check(
+        self, verification: Verification, status: str, ip: str, message: str,
+        *, latency: int | None = None, outcome: str | None = None,
+    ) -> Refusal:
+        """Close the call a check found over as `status`, and log it; the refusal for the person."""
+        ref = verification.provider_ref
+        async with self._sessions() as session:
+            await self._verifications.close(session, verification, status, on_call=ref)
+            race = self._race(verification, ref)
+            logged = race.outcome if race is not None else (outcome or status)
+            session.add(self._attempts.row("check", logged, ip, verification=verification, latency=latency))
+            await session.commit()
+        return race or self._closed(verification, message)
+
+    def _race(self, verification: Verification, ref: str | None) -> Refusal | None:
+        """What a check answers when another request changed its verification first, or None."""
+        if verification.status == "verified":
+            return self._replayed(verification)
+        if verification.provider_ref != ref:
+            return self._superseded(verification)
+        return None
 
     async def _provider_says(self, verification: Verification) -> str | None:
         """The verification's status at the provider, or None if it can't say."""
@@ -407,6 +471,10 @@ class Flow:
         except ProviderError as exc:
             log.info("fetching verification %s from the provider failed: %s", verification.provider_ref, exc)
             return None
+
+    def _superseded(self, verification: Verification) -> Refusal:
+        return Refusal("superseded", SUPERSEDED, step="code", field="code", status_code=409,
+                       pending=self._pending(verification))
 
     def _replayed(self, verification: Verification) -> Refusal:
         return Refusal("replayed", REPLAYED, step="result", status_code=409, verified=self._verified(verification))
@@ -440,6 +508,7 @@ class Flow:
             code_length=self._options.token_length,
             expires_at=verification.expires_at,
             resend_in=self._resend_wait(verification, now),
+            call=verification.calls,
         )
 
     def _verified(self, verification: Verification) -> Verified:

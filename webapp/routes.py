@@ -164,7 +164,9 @@ async def verify_confirm(request: Request) -> Response:
         return refused(request, refusal, keep_form=True)
     try:
         form = await read_form(request)
-        verified = await _flow(request).confirm(_session_id(request), form.get("code", ""), _ip(request))
+        verified = await _flow(request).confirm(
+            _session_id(request), form.get("code", ""), _ip(request), for_call=form.get("call")
+        )
     except Refusal as refusal:
         if refusal.step == "code" and refusal.pending is None:
             refusal.pending = await _flow(request).pending(_session_id(request))

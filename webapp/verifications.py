@@ -122,50 +122,57 @@ class Verifications:
         return verification
 
     # -- state changes that race: each is one conditional UPDATE, so that two
-    # requests for one verification (a double click, two tabs) cannot undo
-    # each other, on PostgreSQL and on SQLite alike.
+    # requests for one verification (a double click, two tabs, two workers)
+    # cannot undo each other, on PostgreSQL and on SQLite alike. Those of a
+    # check also hold only while the verification is on the call the check
+    # read (its provider_ref): a newer call is not the check's to change.
+    # Where the UPDATE finds nothing, the row is re-read into `verification`.
 
     async def mark_verified(self, session: AsyncSession, verification: Verification, now: datetime) -> bool:
-        """Set verified; True if this call did it, False if it already was (verified_at stays the first)."""
+        """Set verified; True if this call did it (verified_at stays the first, never moves)."""
         result = await session.execute(
             update(Verification)
-            .where(Verification.id == verification.id, Verification.status != "verified")
+            .where(Verification.id == verification.id, Verification.status == "pending",
+                   Verification.provider_ref == verification.provider_ref)
             .values(status="verified", verified_at=now)
         )
         if result.rowcount:
             verification.status, verification.verified_at = "verified", now
             return True
-        await _reread_status(session, verification)
+        await _reread(session, verification)
         return False
 
-    async def close(self, session: AsyncSession, verification: Verification, status: str) -> str:
-        """Close a pending verification as `status`; the status it has afterwards."""
+    async def close(
+        self, session: AsyncSession, verification: Verification, status: str, *, on_call: str | None = None
+    ) -> str:
+        """Close a pending verification as `status` (only while on call `on_call`, if given); the status afterwards."""
         values: dict[str, object] = {"status": status}
         if verification.provider_ref:
             values["provider_ref"] = verification.provider_ref
-        result = await session.execute(
-            update(Verification)
-            .where(Verification.id == verification.id, Verification.status == "pending")
-            .values(**values)
-        )
+        where = [Verification.id == verification.id, Verification.status == "pending"]
+        if on_call is not None:
+            where.append(Verification.provider_ref == on_call)
+        result = await session.execute(update(Verification).where(*where).values(**values))
         if not result.rowcount:
-            return await _reread_status(session, verification, status)
+            return await _reread(session, verification, status)
         verification.status = status
         return status
 
     async def count_wrong_code(self, session: AsyncSession, verification: Verification, limit: int) -> str:
-        """Count a wrong code on a pending verification, failing it at `limit`; the status afterwards."""
+        """Count a wrong code on the call the check read, failing it at `limit`; the status afterwards."""
+        ref = verification.provider_ref
         attempts = await session.scalar(
             update(Verification)
-            .where(Verification.id == verification.id, Verification.status == "pending")
+            .where(Verification.id == verification.id, Verification.status == "pending",
+                   Verification.provider_ref == ref)
             .values(code_attempts=Verification.code_attempts + 1)
             .returning(Verification.code_attempts)
         )
-        if attempts is None:  # no longer pending: closed or verified by a concurrent request
-            return await self.close(session, verification, "failed")
+        if attempts is None:  # closed, verified or called again by a concurrent request
+            return await _reread(session, verification)
         verification.code_attempts = attempts
         if attempts >= limit:
-            return await self.close(session, verification, "failed")
+            return await self.close(session, verification, "failed", on_call=ref)
         return "pending"
 
     def _busy_number(self, expires_at: datetime | None) -> Refusal:
@@ -187,15 +194,21 @@ async def _locked(session: AsyncSession, verification: Verification) -> Verifica
     return fresh
 
 
-async def _reread_status(session: AsyncSession, verification: Verification, default: str | None = None) -> str:
-    # Another request changed the row: take its status (and verified_at) as it now stands.
+async def _reread(session: AsyncSession, verification: Verification, default: str | None = None) -> str:
+    # Another request changed the row: take it as it now stands; its status.
     row = (
         await session.execute(
-            select(Verification.status, Verification.verified_at).where(Verification.id == verification.id)
+            select(
+                Verification.status, Verification.verified_at, Verification.provider_ref,
+                Verification.calls, Verification.code_attempts,
+            ).where(Verification.id == verification.id)
         )
     ).first()
     if row is not None:
         verification.status, verification.verified_at = row.status, row.verified_at
+        verification.provider_ref, verification.calls, verification.code_attempts = (
+            row.provider_ref, row.calls, row.code_attempts,
+        )
     elif default is not None:
         verification.status = default
     return verification.status
