@@ -28,6 +28,7 @@ import limits.storage.memory
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.datastructures import Secret
@@ -118,6 +119,23 @@ def postgres_database(prefix: str, template: str | None = None) -> Iterator[str]
         yield name
     finally:
         postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def terminate_backends(database_url: str) -> None:
+    """End every server process connected to this PostgreSQL database, as a restart or failover would."""
+    database = make_url(database_url).database
+    await _postgres(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+    )
+
+
+async def allow_connections(database_url: str, allowed: bool) -> None:
+    """Let the PostgreSQL database take connections, or refuse them all (and end those it has)."""
+    database = make_url(database_url).database
+    await _postgres(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+    if not allowed:
+        await terminate_backends(database_url)
 
 
 @pytest.fixture(scope="session")

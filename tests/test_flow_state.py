@@ -12,8 +12,14 @@ from sqlalchemy import select, update
 
 from tests.conftest import FakeClock, attempts, call_me, spoken_code, verifications
 from webapp.app import create_app
+from webapp.db import create_engine, create_sessionmaker
+from webapp.flow import Flow
+from webapp.guard import Guard
+from webapp.limits import RateLimits
 from webapp.models import Verification
-from webapp.provider.sandbox import create_sandbox_app
+from webapp.outbox import Outbox
+from webapp.provider.messagebird import MessageBird
+from webapp.provider.sandbox import SandboxState, create_sandbox_app
 
 NUMBER = "+31612345678"
 
@@ -242,3 +248,34 @@ async def test_a_verification_another_process_keeps_busy_is_a_503_with_the_code_
     assert [a.outcome for a in await attempts(db)] == ["sent", "verification_busy"]
     [verification] = await verifications(db)
     assert verification.status == "pending", "nothing was checked"
+
+
+# -- the seam for the hand-off: verified after a given moment --------------------------------------
+
+
+@pytest.fixture
+async def flow(settings, clock: FakeClock):
+    """The flow on its own, on the test's database and a sandbox of its own; (flow, sandbox)."""
+    sandbox = SandboxState(clock=clock)
+    engine = create_engine(settings.database_url, serving=True)
+    sessions = create_sessionmaker(engine)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_sandbox_app(sandbox))) as http:
+        provider = MessageBird(http, "sandbox", "http://sandbox.invalid", deadline=settings.provider_deadline)
+        guard = Guard(settings, RateLimits("memory://", now=lambda: clock().timestamp()), sessions, clock)
+        yield Flow(sessions, provider, guard, settings, clock, outbox=Outbox()), sandbox
+    await engine.dispose()
+
+
+async def test_only_a_verification_completed_after_the_moment_given_satisfies_verified_since(
+    flow, clock: FakeClock
+) -> None:
+    flow, sandbox = flow
+    began = clock()  # say, when an authorization request began
+    pending = await flow.start("0612345678", "NL", "203.0.113.10")
+    assert await flow.verified_since(pending.id, began) is None, "a pending verification satisfies nothing"
+    clock.advance(5)
+    verified = await flow.confirm(pending.id, sandbox.calls()[0]["token"], "203.0.113.10", for_call="1")
+    assert verified.verified_at == clock()
+    assert await flow.verified_since(pending.id, began) == verified
+    assert await flow.verified_since(pending.id, clock() + timedelta(seconds=1)) is None, "verified before it began"
+    assert await flow.verified_since("no-such-verification", began) is None

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.attempts import AttemptLog, printable
 from webapp.codes import InvalidCode, clean_code
+from webapp.db import STORAGE_ERRORS
 from webapp.errors import (
     InvalidParameter,
     InvalidToken,
@@ -36,6 +37,7 @@ from webapp.errors import (
 from webapp.guard import Guard, wait_text
 from webapp.leases import LeaseBusy, Leases
 from webapp.models import Verification
+from webapp.outbox import Outbox
 from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
 from webapp.provider import CallOptions, Provider, ProviderVerification
 from webapp.settings import Settings
@@ -71,6 +73,8 @@ class Pending:
     call: int = 1
     #: the person asked again for a number already being called: no new call
     reused: bool = False
+    #: False: the call was placed but the database was away; the outbox will write it down
+    recorded: bool = True
 
     @property
     def closed(self) -> bool:
@@ -98,6 +102,8 @@ class Flow:
         guard: Guard,
         settings: Settings,
         clock: Clock,
+        *,
+        outbox: Outbox,
     ) -> None:
         self._sessions = sessionmaker
         self._provider = provider
@@ -107,6 +113,7 @@ class Flow:
         self._clock = clock
         self._verifications = Verifications(sessionmaker, clock, settings.call.timeout)
         self._attempts = AttemptLog(sessionmaker, clock)
+        self._outbox = outbox
         # A turn covers at most two provider requests (cancel + create, check + fetch) and a few
         # writes; a request waits about that long for another process's turn, then says "busy".
         deadline = settings.provider_deadline
@@ -152,12 +159,7 @@ class Flow:
         if current is not None:
             await self.cancel(current.id)
         created, latency = await self._create(number, ip, "start", verification)
-        now = self._clock()
-        async with self._verifications.change(verification) as (session, verification):
-            verification.provider_ref = created.id
-            verification.expires_at = self._expiry(now, created)
-            session.add(self._attempts.row("start", "sent", ip, verification=verification, latency=latency))
-        return self._pending(verification)
+        return await self._placed("start", verification, created, ip, latency)
 
     async def resend(self, verification_id: str | None, ip: str) -> Pending:
         """Place a new call for the verification in progress ("Call me again")."""
@@ -196,23 +198,7 @@ class Flow:
         if was_live and verification.provider_ref:
             await self._cancel_quietly(verification.provider_ref)
         created, latency = await self._create(number, ip, "resend", verification)
-        now = self._clock()
-        async with self._verifications.change(verification) as (session, fresh):
-            # Closed in another tab while the call was being placed: don't bring it back.
-            still_live = fresh.status == "pending"
-            if still_live:
-                fresh.provider_ref = created.id
-                fresh.code_attempts = 0
-                fresh.calls += 1
-                fresh.last_call_at = now
-                fresh.expires_at = self._expiry(now, created)
-                session.add(self._attempts.row("resend", "sent", ip, verification=fresh, latency=latency))
-        if not still_live:
-            await self._cancel_quietly(created.id)
-            await self._attempts.write("resend", "no_verification", ip, verification=fresh, latency=latency)
-            raise Refusal("no_verification", GONE, step="phone", status_code=409)
-        verification = fresh
-        return self._pending(verification)
+        return await self._placed("resend", verification, created, ip, latency)
 
     async def confirm(self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None = None) -> Verified:
         """Check a code; Verified only when the provider says "verified" for the call it was typed for.
@@ -232,14 +218,14 @@ class Flow:
         if verification.status != "pending":
             await self._attempts.write("check", "closed", ip, verification=verification)
             raise self._closed(verification, UNUSABLE)
-        if for_call is not None and for_call != str(verification.calls):
-            await self._attempts.write("check", "superseded", ip, verification=verification)
-            raise self._superseded(verification)
-        if verification.provider_ref is None:
-            # Its call was placed while the database was away and is not recorded yet (webapp.outbox).
+        if verification.provider_ref is None or _later_call(for_call, verification.calls):
+            # Its call was placed while the database was away and is not written down yet (webapp.outbox).
             await self._attempts.write("check", "verification_busy", ip, verification=verification)
             raise Refusal("verification_busy", BUSY, step="code", status_code=503, retry_after=2,
                           pending=self._pending(verification))
+        if for_call is not None and for_call != str(verification.calls):
+            await self._attempts.write("check", "superseded", ip, verification=verification)
+            raise self._superseded(verification)
         try:
             code = clean_code(raw_code, self._options.token_length)
         except InvalidCode as refusal:
@@ -301,14 +287,19 @@ class Flow:
         return verified if verified is not None and verified.verified_at >= since else None
 
     async def healthy(self) -> bool:
-        """The attempts log answers a trivial query."""
+        """The attempts log answers a trivial query (and, on SQLite, its file is there and writable)."""
         try:
             async with self._sessions() as session:
                 await session.execute(text("SELECT 1"))
-        except Exception:  # any driver error means "not healthy", which is the answer
-            log.exception("health check: the database does not answer")
+        except STORAGE_ERRORS as exc:
+            log.error("health check: the database does not answer: %s", type(exc).__name__)
             return False
         return True
+
+    @property
+    def unrecorded(self) -> int:
+        """Calls placed that the outbox still has to write down."""
+        return len(self._outbox)
 
     async def cancel(self, verification_id: str | None) -> None:
         """Give up on a verification ("use a different number")."""
@@ -355,6 +346,37 @@ class Flow:
             await self._close(verification, "failed", ip, kind=kind, outcome="call_failed", latency=_ms(started))
             raise self._call_failed(kind, "call_failed", verification)
         return created, _ms(started)
+
+    async def _placed(
+        self, kind: str, verification: Verification, created: ProviderVerification, ip: str, latency: int
+    ) -> Pending:
+        """Write down the call the provider placed; if the database is away, the outbox keeps it."""
+        now = self._clock()
+        verification.provider_ref = created.id
+        verification.expires_at = self._expiry(now, created)
+        if kind == "resend":
+            verification.calls += 1
+            verification.code_attempts = 0
+            verification.last_call_at = now
+
+        async def write() -> None:
+            async with self._sessions() as session:
+                state = await self._verifications.record_call(session, verification)
+                if state != "recorded already":
+                    # A call closed in another tab while it was being placed is not brought back (and is
+                    # cancelled below), but it was placed: its row names the provider reference.
+                    outcome = "sent" if state == "recorded" else "no_verification"
+                    session.add(self._attempts.row(kind, outcome, ip, verification=verification,
+                                                   provider_ref=created.id, latency=latency, at=now))
+                await session.commit()
+            if state == "gone":
+                await self._cancel_quietly(created.id)
+
+        what = f"{kind}: verification {verification.id}, call placed as provider ref {created.id}"
+        recorded = await self._outbox.write(what, write)
+        if recorded and verification.status != "pending":
+            raise Refusal("no_verification", GONE, step="phone", status_code=409)
+        return replace(self._pending(verification), recorded=recorded)
 
     def _call_failed(self, kind: str, outcome: str, verification: Verification) -> Refusal:
         if kind == "start":
@@ -520,6 +542,11 @@ class Flow:
             international=format_international(verification.number),
             verified_at=verification.verified_at,
         )
+
+
+def _later_call(for_call: str | None, calls: int) -> bool:
+    """The code form is for a call newer than the database knows of."""
+    return for_call is not None and for_call.isdigit() and len(for_call) < 6 and int(for_call) > calls
 
 
 def _ms(started: float) -> int:

@@ -6,16 +6,19 @@ in one place, `refused`, so a refusal looks the same wherever it happens.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from webapp.errors import Refusal
-from webapp.flow import Flow
+from webapp.flow import Flow, Pending
 from webapp.pages import Pages, is_htmx
+
+log = logging.getLogger(__name__)
 
 MAX_FORM_BYTES = 32 * 1024
 SESSION_KEY = "verification"
@@ -30,6 +33,10 @@ MESSAGES = {
     "calling_again": "Calling {number} again now…",
     "verified": "{number} is verified.",
 }
+#: The call was placed, but the database was away when it was to be written down.
+UNRECORDED = ("We're calling {number}, but we're having trouble on our side: "
+              "if the code isn't accepted at first, wait a moment and try again.")
+STORAGE_DOWN = "We're having trouble on our side. Please try again in a minute."
 
 
 class BadForm(Refusal):
@@ -153,6 +160,8 @@ async def verify_start(request: Request) -> Response:
     except Refusal as refusal:
         return refused(request, refusal, phone_value=phone[:64], region=region)
     request.session[SESSION_KEY] = pending.id
+    if not pending.recorded:
+        return _unrecorded(request, pending)
     return _done(request, "code", "reused" if pending.reused else "calling", pending.international, pending=pending)
 
 
@@ -188,6 +197,8 @@ async def verify_resend(request: Request) -> Response:
         pending = await _flow(request).resend(_session_id(request), _ip(request))
     except Refusal as refusal:
         return refused(request, refusal)
+    if not pending.recorded:
+        return _unrecorded(request, pending)
     return _done(request, "code", "calling_again", pending.international, pending=pending)
 
 
@@ -198,10 +209,37 @@ async def verify_restart(request: Request) -> Response:
     return _done(request, "phone", "")
 
 
+def _unrecorded(request: Request, pending: Pending) -> Response:
+    """The call is on its way but not written down yet (webapp.outbox): a 503 that still shows the code form."""
+    message = UNRECORDED.format(number=pending.international)
+    return _pages(request).render(request, "code", status_code=503, headers={"Retry-After": "5"},
+                                  message=message, pending=pending)
+
+
+async def storage_unavailable(request: Request, exc: Exception) -> Response:
+    """Any database failure (or SQLite file trouble) in a request: a 503 with a message, never a bare 500."""
+    log.error("%s %s: the database did not answer: %s", request.method, request.url.path, type(exc).__name__)
+    headers = {"Retry-After": "30"}
+    if request.url.path.removeprefix(request.scope.get("root_path", "")) not in PAGE_PATHS:
+        return PlainTextResponse(STORAGE_DOWN, status_code=503, headers={**headers, "Cache-Control": "no-store"})
+    if is_htmx(request):
+        return _pages(request).status_only(request, STORAGE_DOWN, status_code=503, headers=headers)
+    return _pages(request).render(request, "phone", status_code=503, headers=headers, message=STORAGE_DOWN)
+
+
 async def healthz(request: Request) -> Response:
-    """GET /healthz: the database answers."""
-    ok = await _flow(request).healthy()
-    return JSONResponse({"status": "ok" if ok else "database unavailable"}, status_code=200 if ok else 503)
+    """GET /healthz: 200 when the database and the limiter storage answer; 503 says which does not."""
+    database = await _flow(request).healthy()
+    limiter = await request.state.limits.healthy()
+    # With RATELIMIT_FAIL_OPEN calls go on without the limiter: it is reported, but not fatal.
+    ok = database and (limiter or request.app.state.settings.ratelimit_fail_open)
+    body = {
+        "status": "ok" if ok else "unavailable",
+        "database": "ok" if database else "unavailable",
+        "limiter": "ok" if limiter else "unavailable",
+        "unrecorded_calls": _flow(request).unrecorded,
+    }
+    return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 
 async def sandbox_phone(request: Request) -> Response:
@@ -209,6 +247,10 @@ async def sandbox_phone(request: Request) -> Response:
     if not is_htmx(request):
         return RedirectResponse(request.scope.get("root_path", "") + "/", status_code=303)
     return _pages(request).block(request, "page.html", "sandbox_calls")
+
+
+#: The paths of the verification page, whose failures are shown on the page.
+PAGE_PATHS = frozenset({"/", "/verify", "/confirm", "/resend", "/restart"})
 
 
 def routes(*, sandbox: bool) -> list[BaseRoute]:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -44,13 +43,6 @@ class Verifications:
             return None
         async with self._sessions() as session:
             return await session.get(Verification, verification_id)
-
-    @asynccontextmanager
-    async def change(self, verification: Verification) -> AsyncIterator[tuple[AsyncSession, Verification]]:
-        """The row re-read for update in a new transaction, committed when the block ends."""
-        async with self._sessions() as session:
-            yield session, await _locked(session, verification)
-            await session.commit()
 
     async def refuse_if_live(self, e164: str) -> None:
         """Another session's verification for this number is still waiting for its code."""
@@ -120,6 +112,29 @@ class Verifications:
             verification.status = "cancelled"
             await session.commit()
         return verification
+
+    async def record_call(self, session: AsyncSession, verification: Verification) -> str:
+        """Write down the call `verification` is now on (its provider_ref, calls, expiry …).
+
+        "recorded"; "recorded already" (an earlier try's commit went through,
+        its answer was lost); or "gone": the verification was closed meanwhile
+        (another tab), and it stays closed.
+        """
+        ref = verification.provider_ref
+        result = await session.execute(
+            update(Verification)
+            .where(Verification.id == verification.id, Verification.status == "pending",
+                   or_(Verification.provider_ref.is_(None), Verification.provider_ref != ref))
+            .values(provider_ref=ref, calls=verification.calls, code_attempts=verification.code_attempts,
+                    last_call_at=verification.last_call_at, expires_at=verification.expires_at)
+        )
+        if result.rowcount:
+            return "recorded"
+        status = await session.scalar(select(Verification.status).where(Verification.id == verification.id))
+        if status == "pending":
+            return "recorded already"
+        await _reread(session, verification, "cancelled")
+        return "gone"
 
     # -- state changes that race: each is one conditional UPDATE, so that two
     # requests for one verification (a double click, two tabs, two workers)
