@@ -232,22 +232,40 @@ async def test_a_check_in_another_process_waits_for_call_me_again_there(
     assert (verification.busy_until, verification.busy_by) == (None, None), "both leases were given back"
 
 
-@pytest.mark.parametrize("settings_changes", [{"provider_deadline": 0.1}])
-async def test_a_verification_another_process_keeps_busy_is_a_503_with_the_code_form(
-    htmx: httpx.AsyncClient, app: object, clock: FakeClock, db
-) -> None:
-    await call_me(htmx)
+async def held_by_another_process(db, clock: FakeClock) -> None:
+    """Every verification leased by a process that keeps it for a minute."""
     async with db() as session:
         await session.execute(
             update(Verification).values(busy_by="otherprocess", busy_until=clock() + timedelta(minutes=1))
         )
         await session.commit()
+
+
+@pytest.mark.parametrize("settings_changes", [{"provider_deadline": 0.1}])
+async def test_a_verification_another_process_keeps_busy_is_a_503_with_the_code_form(
+    htmx: httpx.AsyncClient, app: object, clock: FakeClock, db
+) -> None:
+    await call_me(htmx)
+    await held_by_another_process(db, clock)
     response = await htmx.post("/confirm", data={"code": spoken_code(app), "call": "1"})
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
     assert "This verification is busy in another window" in response.text and 'name="code"' in response.text
     assert [a.outcome for a in await attempts(db)] == ["sent", "verification_busy"]
     [verification] = await verifications(db)
     assert verification.status == "pending", "nothing was checked"
+
+
+@pytest.mark.parametrize("settings_changes", [{"provider_deadline": 0.1}])
+async def test_use_a_different_number_on_a_verification_another_process_keeps_busy_is_a_503(
+    htmx: httpx.AsyncClient, clock: FakeClock, db
+) -> None:
+    await call_me(htmx)
+    await held_by_another_process(db, clock)
+    response = await htmx.post("/restart")
+    assert response.status_code == 503 and "This verification is busy" in response.text
+    assert 'name="code"' in response.text
+    [verification] = await verifications(db)
+    assert verification.status == "pending"
 
 
 # -- the seam for the hand-off: verified after a given moment --------------------------------------

@@ -157,7 +157,10 @@ class Flow:
             await self._attempts.write("start", refusal.outcome, ip, number=number.e164, region=number.region)
             raise
         if current is not None:
-            await self.cancel(current.id)
+            try:
+                await self.cancel(current.id)
+            except Refusal:
+                pass  # another worker has the old call in hand; unclaimed, it simply expires
         created, latency = await self._create(number, ip, "start", verification)
         return await self._placed("start", verification, created, ip, latency)
 
@@ -305,8 +308,12 @@ class Flow:
         """Give up on a verification ("use a different number")."""
         if not verification_id:
             return
-        async with self._leases.hold(verification_id):
-            cancelled = await self._verifications.cancel(verification_id)
+        try:
+            async with self._leases.hold(verification_id):
+                cancelled = await self._verifications.cancel(verification_id)
+        except LeaseBusy:
+            raise Refusal("verification_busy", BUSY, step="code", status_code=503, retry_after=5,
+                          pending=await self.pending(verification_id)) from None
         if cancelled is not None and cancelled.provider_ref:
             await self._cancel_quietly(cancelled.provider_ref)
 

@@ -204,7 +204,10 @@ async def verify_resend(request: Request) -> Response:
 
 async def verify_restart(request: Request) -> Response:
     """POST /restart: forget the verification in progress, back to the phone form."""
-    await _flow(request).cancel(_session_id(request))
+    try:
+        await _flow(request).cancel(_session_id(request))
+    except Refusal as refusal:
+        return refused(request, refusal)
     request.session.pop(SESSION_KEY, None)
     return _done(request, "phone", "")
 
