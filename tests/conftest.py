@@ -34,6 +34,7 @@ import limits.storage.memory
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.datastructures import Secret
@@ -184,6 +185,23 @@ def postgres_database(prefix: str, template: str | None = None) -> Iterator[str]
         postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+async def terminate_backends(database_url: str) -> None:
+    """End every server process connected to this PostgreSQL database, as a restart or failover would."""
+    database = make_url(database_url).database
+    await _postgres(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+    )
+
+
+async def allow_connections(database_url: str, allowed: bool) -> None:
+    """Let the PostgreSQL database take connections, or refuse them all (and end those it has)."""
+    database = make_url(database_url).database
+    await _postgres(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+    if not allowed:
+        await terminate_backends(database_url)
+
+
 @pytest.fixture(scope="session")
 def postgres_available() -> None:
     """PostgreSQL answers on POSTGRES_SERVER, or the test is skipped (asked once per run)."""
@@ -308,6 +326,21 @@ async def attempts(db: async_sessionmaker[AsyncSession]) -> list[Attempt]:
     """Every attempts row, oldest first."""
     async with db() as session:
         return list((await session.scalars(select(Attempt).order_by(Attempt.id))).all())
+
+
+def spoken_code(app: Any) -> str:
+    """The code the embedded sandbox read out in its newest call."""
+    return app.state.sandbox.calls()[0]["token"]
+
+
+def calls_placed(app: Any) -> int:
+    """How many calls the embedded sandbox has placed."""
+    return len(app.state.sandbox.calls())
+
+
+async def call_me(client: httpx.AsyncClient, phone: str = "06 12345678", country: str = "NL") -> httpx.Response:
+    """Post the phone form."""
+    return await client.post("/verify", data={"country": country, "phone": phone})
 
 
 async def verifications(db: async_sessionmaker[AsyncSession]) -> list[Verification]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import re
 from html import unescape
 
@@ -417,6 +419,35 @@ async def test_stale_cookie_gets_the_phone_form_page(client: httpx.AsyncClient, 
     assert response.status_code == 409 and "<html" in response.text and 'name="phone"' in response.text
 
 
+def session_cookie(client: httpx.AsyncClient) -> dict[str, object]:
+    """What the session cookie carries: starlette signs base64 JSON, it does not encrypt it."""
+    payload = client.cookies["voice2fa_session"].split(".")[0]
+    return json.loads(base64.b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+async def test_the_session_cookie_holds_no_phone_number_only_ids_and_message_keys(
+    client: httpx.AsyncClient, app: object, clock: FakeClock, db
+) -> None:
+    seen = []
+    await call_me(client)
+    seen.append(session_cookie(client))
+    assert "Calling +31 6 12345678 now" in (await client.get("/")).text, "the page fills in the number"
+    clock.advance(31)
+    await client.post("/resend")
+    seen.append(session_cookie(client))
+    assert "Calling +31 6 12345678 again now" in (await client.get("/")).text
+    await client.post("/confirm", data={"code": spoken_code(app)})
+    seen.append(session_cookie(client))
+    assert "+31 6 12345678 is verified." in (await client.get("/")).text
+    [verification] = await verifications(db)
+    assert seen == [
+        {"verification": verification.id, "flash": "calling"},
+        {"verification": verification.id, "flash": "calling_again"},
+        {"result": verification.id, "flash": "verified"},
+    ]
+    assert not any("612345678" in json.dumps(cookie) for cookie in seen)
+
+
 async def test_the_page_never_holds_a_provider_id(htmx: httpx.AsyncClient, app: object) -> None:
     response = await call_me(htmx)
     [sandboxed] = app.state.sandbox.verifications.values()  # type: ignore[attr-defined]
@@ -509,7 +540,8 @@ async def test_code_form_posted_without_a_session_gets_the_phone_form(client: ht
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "limiter": "ok", "unrecorded_calls": 0}
 
 
 async def test_pages_carry_a_strict_csp_and_no_inline_script_or_style(client: httpx.AsyncClient) -> None:
@@ -555,7 +587,7 @@ async def test_a_very_long_country_is_refused_clearly(htmx: httpx.AsyncClient, d
 
 
 async def test_the_right_code_sent_twice_at_once_stays_verified(client_for, app: object, db) -> None:
-    """A double click, or two tabs: the second check meets "already processed" and must not undo the first."""
+    """A double click, or two tabs: one check verifies; the other finds it finished (409) and must not undo it."""
     async with client_for(headers={"HX-Request": "true"}) as first, client_for(headers={"HX-Request": "true"}) as second:
         await call_me(first)
         second.cookies = first.cookies
@@ -563,11 +595,11 @@ async def test_the_right_code_sent_twice_at_once_stays_verified(client_for, app:
         responses = await asyncio.gather(
             first.post("/confirm", data={"code": code}), second.post("/confirm", data={"code": code})
         )
-    assert [r.status_code for r in responses] == [200, 200]
-    assert all("is verified" in r.text for r in responses)
+    assert sorted(r.status_code for r in responses) == [200, 409]
+    assert all("+31 6 12345678</strong> is confirmed" in r.text for r in responses)
     [verification] = await verifications(db)
     assert verification.status == "verified"
-    assert sorted(a.outcome for a in await attempts(db)) == ["already_verified", "sent", "verified"]
+    assert sorted(a.outcome for a in await attempts(db)) == ["replayed", "sent", "verified"]
 
 
 async def test_already_processed_asks_the_provider_how_it_ended(misbehaving, db) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 
+import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -35,13 +36,15 @@ from webapp.headers import SecurityHeaders
 from webapp.limits import RateLimits
 from webapp.logs import quiet_loggers
 from webapp.operators import Operators
+from webapp.outbox import Outbox
 from webapp.passwords import hash_password
 from webapp.pages import Pages
 from webapp.phone import CountryOptions
 from webapp.provider.messagebird import MessageBird
 from webapp.provider.sandbox import SandboxState, create_sandbox_app
 from webapp.resources import STATIC
-from webapp.routes import routes
+from webapp.db import STORAGE_ERRORS
+from webapp.routes import routes, storage_unavailable
 from webapp.settings import Settings
 
 log = logging.getLogger("webapp")
@@ -92,7 +95,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, serving=True)
         timeout = httpx.Timeout(settings.provider_read_timeout, connect=settings.provider_connect_timeout)
         if sandbox is not None:
             log.warning("Sandbox mode: no MESSAGEBIRD_API_KEY, so no real calls are made.")
@@ -114,30 +117,37 @@ def create_app(
             now=lambda: clock().timestamp(),
         )
         guard = Guard(settings, limits, sessions, clock)
-        flow = Flow(sessions, provider, guard, settings, clock)
+        outbox = Outbox()
+        flow = Flow(sessions, provider, guard, settings, clock, outbox=outbox)
         try:
-            yield {
-                "flow": flow,
-                "pages": pages,
-                "sandbox": sandbox,
-                "client_ip": partial(client_ip, trusted=trusted),
-                "limits": limits,
-                "sessions": sessions,
-                "guard": guard,
-                "clock": clock,
-                "operators": Operators(
-                    settings.admin_user, admin_hash, limits, settings.limit_admin_failures,
-                    # Failed logins also counted in this process: the limit holds with Redis down.
-                    in_process=RateLimits(
-                        "memory://", key_prefix="operators", ipv6_prefix=settings.limit_ipv6_prefix,
-                        now=lambda: clock().timestamp(),
-                    ),
-                )
-                if admin_hash
-                else None,
-                "admin_pages": AdminPages(pages, fail_open=settings.ratelimit_fail_open),
-            }
+            async with anyio.create_task_group() as background:
+                background.start_soon(outbox.run)  # writes down calls placed while the database was away
+                try:
+                    yield {
+                        "flow": flow,
+                        "pages": pages,
+                        "sandbox": sandbox,
+                        "client_ip": partial(client_ip, trusted=trusted),
+                        "limits": limits,
+                        "sessions": sessions,
+                        "guard": guard,
+                        "clock": clock,
+                        "operators": Operators(
+                            settings.admin_user, admin_hash, limits, settings.limit_admin_failures,
+                            # Failed logins also counted in this process: the limit holds with Redis down.
+                            in_process=RateLimits(
+                                "memory://", key_prefix="operators", ipv6_prefix=settings.limit_ipv6_prefix,
+                                now=lambda: clock().timestamp(),
+                            ),
+                        )
+                        if admin_hash
+                        else None,
+                        "admin_pages": AdminPages(pages, fail_open=settings.ratelimit_fail_open),
+                    }
+                finally:
+                    background.cancel_scope.cancel()
         finally:
+            await outbox.close()
             await http.aclose()
             await engine.dispose()
 
@@ -158,7 +168,9 @@ def create_app(
             https_only=settings.secure_cookies,
         ),
     ]
-    app = Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan)
+    # A database (or SQLite file) that is away is a 503 with a message wherever it shows.
+    handlers = {error: storage_unavailable for error in STORAGE_ERRORS}
+    app = Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.settings = settings
     app.state.sandbox = sandbox
     return app

@@ -43,14 +43,15 @@ class AttemptLog:
         verification: Verification | None = None,
         provider_ref: str | None = None,
         latency: int | None = None,
+        at: datetime | None = None,
     ) -> Attempt:
-        """A row for one decision; what is not given is taken from the verification."""
+        """A row for one decision (now, or `at`); what is not given is taken from the verification."""
         if verification is not None:
             number = number or verification.number
             region = region or verification.country
             provider_ref = provider_ref or verification.provider_ref
         return Attempt(
-            created_at=self._clock(),
+            created_at=at or self._clock(),
             kind=kind,
             number=number,
             raw_input=raw_input if number is None else None,

@@ -1,24 +1,66 @@
-"""The async engine and sessionmaker, made by the app's lifespan."""
+"""The async engine and sessionmaker, made by the app's lifespan.
+
+Every engine pings a pooled connection before handing it out
+(`pool_pre_ping`), so a PostgreSQL backend that was terminated or restarted
+costs a reconnect, not a failed request.
+
+SQLite fails quietly where PostgreSQL would refuse: a database file deleted
+under a running app is still written (into the unlinked file, lost at the
+next restart), and opening a missing file creates an empty one. So the engine
+an app serves from (`serving=True`) opens the file without creating it
+(`mode=rw`) and, at each checkout, checks that the file at the path is still
+the one it opened and is writable; when not, the checkout fails with
+`DatabaseFileUnusable`, which the app answers like any database outage (503).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
+from urllib.parse import quote
 
+import anyio.to_thread
+import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+#: What a database that is away raises: SQLAlchemy's errors, and what the driver
+#: raises unwrapped while connecting (asyncpg: ConnectionRefusedError, or its own
+#: errors when the server ends the connection during SQLAlchemy's set-up of it).
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (
+    SQLAlchemyError, OSError, asyncpg.InterfaceError, asyncpg.PostgresError,
+)
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+
+class DatabaseFileUnusable(SQLAlchemyError):
+    """The SQLite file is gone from its path, or can no longer be written."""
+
+
+def create_engine(url: str, *, serving: bool = False, **kwargs: Any) -> AsyncEngine:
     """An async engine; SQLite in WAL mode with foreign keys and a busy timeout.
 
     Query parameters stay out of error messages and the engine's log lines:
-    they hold phone numbers.
+    they hold phone numbers. `serving`: the engine of a running app; on SQLite its file must exist and
+    stay the file first opened, and writable (see the module docstring).
     """
-    engine = create_async_engine(url, hide_parameters=True, **kwargs)
-    if make_url(url).get_backend_name() == "sqlite":
+    parsed = make_url(url)
+    path = _sqlite_file(parsed) if serving else None
+    if path is not None:
+        # The URI form lets SQLite refuse to create the file (mode=rw).
+        parsed = parsed.set(database=f"file:{quote(path)}", query={"uri": "true", "mode": "rw"})
+    kwargs.setdefault("pool_pre_ping", True)
+    engine = create_async_engine(parsed, hide_parameters=True, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    if path is not None:
+        _watch_file(engine, path)
     return engine
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -32,5 +74,41 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def _sqlite_file(url: URL) -> str | None:
+    """The absolute path of a SQLite database file, or None (not SQLite, in memory, already a URI)."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.query:
+        return None
+    return os.path.abspath(url.database)  # type: ignore[arg-type]
+
+
+def _file_state(path: str) -> tuple[tuple[int, int] | None, bool]:
+    """(device, inode) of the file at `path` (None when there is none), and whether it can be written."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None, False
+    # os.access, not the mode bits: it also says no to root for an immutable
+    # file or a read-only mount, where the mode bits would not.
+    return (found.st_dev, found.st_ino), os.access(path, os.W_OK)
+
+
+def _watch_file(engine: AsyncEngine, path: str) -> None:
+    def state(dbapi_connection: Any) -> tuple[tuple[int, int] | None, bool]:
+        # Pool events run inside SQLAlchemy's greenlet: run_async awaits, and
+        # the stat runs in a worker thread, off the event loop.
+        return dbapi_connection.run_async(lambda _driver: anyio.to_thread.run_sync(_file_state, path))
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def remember(dbapi_connection: Any, record: Any) -> None:
+        record.info["sqlite_file"] = state(dbapi_connection)[0]
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        identity, writable = state(dbapi_connection)
+        if identity is None:
+            raise DatabaseFileUnusable(f"the SQLite database file {path} is gone")
+        if identity != record.info.get("sqlite_file"):
+            # Another file is at the path now (restored, replaced): reconnect to it.
+            raise DisconnectionError(f"the SQLite database file {path} was replaced")
+        if not writable:
+            raise DatabaseFileUnusable(f"the SQLite database file {path} is read-only")

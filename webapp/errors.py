@@ -92,6 +92,7 @@ class Refusal(Voice2faError):
         retry_after: int | None = None,
         field: str | None = None,
         pending: object | None = None,
+        verified: object | None = None,
     ) -> None:
         super().__init__(message)
         self.outcome = outcome
@@ -104,3 +105,5 @@ class Refusal(Voice2faError):
         self.field = field
         #: the verification still in progress, for re-rendering the code form
         self.pending = pending
+        #: the finished verification, for the result page (step "result")
+        self.verified = verified

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.attempts import AttemptLog, printable
 from webapp.codes import InvalidCode, clean_code
+from webapp.db import STORAGE_ERRORS
 from webapp.errors import (
     InvalidParameter,
     InvalidToken,
@@ -33,8 +35,10 @@ from webapp.errors import (
     TokenProcessed,
 )
 from webapp.guard import Guard, wait_text
+from webapp.leases import LeaseBusy, Leases
 from webapp.logs import mask_number
 from webapp.models import Verification
+from webapp.outbox import Outbox
 from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
 from webapp.provider import CallOptions, Provider, ProviderVerification
 from webapp.settings import Settings
@@ -45,6 +49,12 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 CALL_FAILED = "We couldn't place the call. Please try again later."
+REPLAYED = "This number is already verified; a code can't be used for it again."
+SUPERSEDED = "A new call was placed since. Type the code from the newest call."
+EXPIRED = "The code has expired. Ask for a new call."
+UNUSABLE = "This code can no longer be used. Ask for a new call."
+EXHAUSTED = "That code was wrong too many times. Ask for a new call."
+BUSY = "This verification is busy in another window. Please try again in a moment."
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +70,12 @@ class Pending:
     expires_at: datetime
     #: seconds until "Call me again" is allowed, when the flow last looked
     resend_in: int
+    #: which call of the verification the code form is for (1, 2, … with "Call me again")
+    call: int = 1
     #: the person asked again for a number already being called: no new call
     reused: bool = False
+    #: False: the call was placed but the database was away; the outbox will write it down
+    recorded: bool = True
 
     @property
     def closed(self) -> bool:
@@ -73,6 +87,7 @@ class Pending:
 class Verified:
     """A verification that ended verified, as the result shows it."""
 
+    id: str
     number: str
     international: str
     verified_at: datetime
@@ -88,6 +103,8 @@ class Flow:
         guard: Guard,
         settings: Settings,
         clock: Clock,
+        *,
+        outbox: Outbox,
     ) -> None:
         self._sessions = sessionmaker
         self._provider = provider
@@ -97,6 +114,11 @@ class Flow:
         self._clock = clock
         self._verifications = Verifications(sessionmaker, clock, settings.call.timeout)
         self._attempts = AttemptLog(sessionmaker, clock)
+        self._outbox = outbox
+        # A turn covers at most two provider requests (cancel + create, check + fetch) and a few
+        # writes; a request waits about that long for another process's turn, then says "busy".
+        deadline = settings.provider_deadline
+        self._leases = Leases(sessionmaker, clock, duration=2 * deadline + 10, wait=2 * deadline + 2)
 
     async def admit(self, kind: str, ip: str, verification_id: str | None = None) -> None:
         """The client's own limits (deny list, per-IP counters), before its form is read."""
@@ -138,17 +160,19 @@ class Flow:
             await self._attempts.write("start", refusal.outcome, ip, number=number.e164, region=number.region)
             raise
         if current is not None:
-            await self.cancel(current.id)
+            try:
+                await self.cancel(current.id)
+            except Refusal:
+                pass  # another worker has the old call in hand; unclaimed, it simply expires
         created, latency = await self._create(number, ip, "start", verification)
-        now = self._clock()
-        async with self._verifications.change(verification) as (session, verification):
-            verification.provider_ref = created.id
-            verification.expires_at = self._expiry(now, created)
-            session.add(self._attempts.row("start", "sent", ip, verification=verification, latency=latency))
-        return self._pending(verification)
+        return await self._placed("start", verification, created, ip, latency)
 
     async def resend(self, verification_id: str | None, ip: str) -> Pending:
         """Place a new call for the verification in progress ("Call me again")."""
+        async with self._turn(verification_id, "resend", ip):
+            return await self._resend(verification_id, ip)
+
+    async def _resend(self, verification_id: str | None, ip: str) -> Pending:
         verification = await self._load(verification_id, "resend", ip)
         if verification.status == "verified":
             await self._attempts.write("resend", "already_verified", ip, verification=verification)
@@ -180,33 +204,34 @@ class Flow:
         if was_live and verification.provider_ref:
             await self._cancel_quietly(verification.provider_ref)
         created, latency = await self._create(number, ip, "resend", verification)
-        now = self._clock()
-        async with self._verifications.change(verification) as (session, fresh):
-            # Closed in another tab while the call was being placed: don't bring it back.
-            still_live = fresh.status == "pending"
-            if still_live:
-                fresh.provider_ref = created.id
-                fresh.code_attempts = 0
-                fresh.calls += 1
-                fresh.last_call_at = now
-                fresh.expires_at = self._expiry(now, created)
-                session.add(self._attempts.row("resend", "sent", ip, verification=fresh, latency=latency))
-        if not still_live:
-            await self._cancel_quietly(created.id)
-            await self._attempts.write("resend", "no_verification", ip, verification=fresh, latency=latency)
-            raise Refusal("no_verification", GONE, step="phone", status_code=409)
-        verification = fresh
-        return self._pending(verification)
+        return await self._placed("resend", verification, created, ip, latency)
 
-    async def confirm(self, verification_id: str | None, raw_code: str, ip: str) -> Verified:
-        """Check a code; Verified only when the provider says "verified"."""
+    async def confirm(self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None = None) -> Verified:
+        """Check a code; Verified only when the provider says "verified" for the call it was typed for.
+
+        `for_call` is the call the code form was showing (`Pending.call`): a code
+        typed for a call that "Call me again" has replaced is not checked.
+        """
+        async with self._turn(verification_id, "check", ip):
+            return await self._confirm(verification_id, raw_code, ip, for_call)
+
+    async def _confirm(self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None) -> Verified:
         verification = await self._load(verification_id, "check", ip)
         if verification.status == "verified":
-            await self._attempts.write("check", "already_verified", ip, verification=verification)
-            return self._verified(verification)
+            # An old tab or a replayed cookie: a finished verification is no fresh proof.
+            await self._attempts.write("check", "replayed", ip, verification=verification)
+            raise self._replayed(verification)
         if verification.status != "pending":
             await self._attempts.write("check", "closed", ip, verification=verification)
-            raise self._closed(verification, "This code can no longer be used. Ask for a new call.")
+            raise self._closed(verification, UNUSABLE)
+        if verification.provider_ref is None or _later_call(for_call, verification.calls):
+            # Its call was placed while the database was away and is not written down yet (webapp.outbox).
+            await self._attempts.write("check", "verification_busy", ip, verification=verification)
+            raise Refusal("verification_busy", BUSY, step="code", status_code=503, retry_after=2,
+                          pending=self._pending(verification))
+        if for_call is not None and for_call != str(verification.calls):
+            await self._attempts.write("check", "superseded", ip, verification=verification)
+            raise self._superseded(verification)
         try:
             code = clean_code(raw_code, self._options.token_length)
         except InvalidCode as refusal:
@@ -214,29 +239,23 @@ class Flow:
             refusal.pending = self._pending(verification)
             raise
         if self._clock() >= verification.expires_at:
-            await self._close(verification, "expired", ip)
-            raise self._closed(verification, "The code has expired. Ask for a new call.")
+            raise await self._close_check(verification, "expired", ip, EXPIRED)
 
         started = time.perf_counter()
         try:
             checked = await self._provider.check(verification.provider_ref or "", code)
         except InvalidToken:
-            refusal = await self._wrong_code(verification, ip, _ms(started))
-            if refusal is None:
-                return self._verified(verification)
-            raise refusal from None
+            raise await self._wrong_code(verification, ip, _ms(started)) from None
         except (TokenExpired, NotFound):
-            if not await self._close(verification, "expired", ip, latency=_ms(started)):
-                return self._verified(verification)
-            raise self._closed(verification, "The code has expired. Ask for a new call.") from None
+            raise await self._close_check(verification, "expired", ip, EXPIRED, latency=_ms(started)) from None
         except TokenProcessed:
-            # Also what a second click with the right code gets while the first is being
-            # recorded: ask the provider how it ended rather than guess.
+            # Also what a check gets when the right code was recorded at the provider
+            # but not by us (the database was away): ask the provider how it ended.
             if await self._provider_says(verification) == "verified":
                 return await self._verify(verification, ip, _ms(started))
-            if not await self._close(verification, "failed", ip, latency=_ms(started), outcome="closed"):
-                return self._verified(verification)
-            raise self._closed(verification, "This code can no longer be used. Ask for a new call.") from None
+            raise await self._close_check(
+                verification, "failed", ip, UNUSABLE, latency=_ms(started), outcome="closed"
+            ) from None
         except ProviderError as exc:
             log.warning("code check failed at the provider: %s", exc)
             await self._attempts.write("check", "provider_error", ip, verification=verification, latency=_ms(started))
@@ -256,25 +275,65 @@ class Flow:
             return None
         return self._pending(verification)
 
+    async def result(self, verification_id: str | None) -> Verified | None:
+        """The verification behind a result page, if it ended verified."""
+        verification = await self._verifications.get(verification_id)
+        if verification is None or verification.status != "verified":
+            return None
+        return self._verified(verification)
+
+    async def verified_since(self, verification_id: str | None, since: datetime) -> Verified | None:
+        """The verification, if it ended verified at or after `since`.
+
+        The seam for the OpenID Connect hand-off: only a verification completed
+        after the authorization request began may satisfy it, never an older one
+        a session cookie still points at.
+        """
+        verified = await self.result(verification_id)
+        return verified if verified is not None and verified.verified_at >= since else None
+
     async def healthy(self) -> bool:
-        """The attempts log answers a trivial query."""
+        """The attempts log answers a trivial query (and, on SQLite, its file is there and writable)."""
         try:
             async with self._sessions() as session:
                 await session.execute(text("SELECT 1"))
-        except Exception:  # any driver error means "not healthy", which is the answer
-            log.exception("health check: the database does not answer")
+        except STORAGE_ERRORS as exc:
+            log.error("health check: the database does not answer: %s", type(exc).__name__)
             return False
         return True
+
+    @property
+    def unrecorded(self) -> int:
+        """Calls placed that the outbox still has to write down."""
+        return len(self._outbox)
 
     async def cancel(self, verification_id: str | None) -> None:
         """Give up on a verification ("use a different number")."""
         if not verification_id:
             return
-        cancelled = await self._verifications.cancel(verification_id)
+        try:
+            async with self._leases.hold(verification_id):
+                cancelled = await self._verifications.cancel(verification_id)
+        except LeaseBusy:
+            raise Refusal("verification_busy", BUSY, step="code", status_code=503, retry_after=5,
+                          pending=await self.pending(verification_id)) from None
         if cancelled is not None and cancelled.provider_ref:
             await self._cancel_quietly(cancelled.provider_ref)
 
     # -- the parts -------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _turn(self, verification_id: str | None, kind: str, ip: str) -> AsyncIterator[None]:
+        """The verification is this request's alone for the block (webapp.leases)."""
+        async with AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self._leases.hold(verification_id))
+            except LeaseBusy:
+                verification = await self._verifications.get(verification_id)
+                await self._attempts.write(kind, "verification_busy", ip, verification=verification)
+                raise Refusal("verification_busy", BUSY, step="code", status_code=503, retry_after=5,
+                              pending=self._pending(verification) if verification else None) from None
+            yield
 
     async def _create(
         self, number: PhoneNumber, ip: str, kind: str, verification: Verification
@@ -298,6 +357,37 @@ class Flow:
             raise self._call_failed(kind, "call_failed", verification)
         return created, _ms(started)
 
+    async def _placed(
+        self, kind: str, verification: Verification, created: ProviderVerification, ip: str, latency: int
+    ) -> Pending:
+        """Write down the call the provider placed; if the database is away, the outbox keeps it."""
+        now = self._clock()
+        verification.provider_ref = created.id
+        verification.expires_at = self._expiry(now, created)
+        if kind == "resend":
+            verification.calls += 1
+            verification.code_attempts = 0
+            verification.last_call_at = now
+
+        async def write() -> None:
+            async with self._sessions() as session:
+                state = await self._verifications.record_call(session, verification)
+                if state != "recorded already":
+                    # A call closed in another tab while it was being placed is not brought back (and is
+                    # cancelled below), but it was placed: its row names the provider reference.
+                    outcome = "sent" if state == "recorded" else "no_verification"
+                    session.add(self._attempts.row(kind, outcome, ip, verification=verification,
+                                                   provider_ref=created.id, latency=latency, at=now))
+                await session.commit()
+            if state == "gone":
+                await self._cancel_quietly(created.id)
+
+        what = f"{kind}: verification {verification.id}, call placed as provider ref {created.id}"
+        recorded = await self._outbox.write(what, write)
+        if recorded and verification.status != "pending":
+            raise Refusal("no_verification", GONE, step="phone", status_code=409)
+        return replace(self._pending(verification), recorded=recorded)
+
     def _call_failed(self, kind: str, outcome: str, verification: Verification) -> Refusal:
         if kind == "start":
             return Refusal(outcome, CALL_FAILED, status_code=503)
@@ -307,49 +397,50 @@ class Flow:
         if checked.status == "verified" and checked.id == verification.provider_ref:
             return await self._verify(verification, ip, latency)
         if checked.status == "expired":
-            if not await self._close(verification, "expired", ip, latency=latency):
-                return self._verified(verification)
-            raise self._closed(verification, "The code has expired. Ask for a new call.")
+            raise await self._close_check(verification, "expired", ip, EXPIRED, latency=latency)
         if checked.status == "failed":
-            if not await self._close(verification, "failed", ip, latency=latency, outcome="attempts_exhausted"):
-                return self._verified(verification)
-            raise self._closed(verification, "That code was wrong too many times. Ask for a new call.")
+            raise await self._close_check(
+                verification, "failed", ip, EXHAUSTED, latency=latency, outcome="attempts_exhausted"
+            )
         # A 200 that is not "verified" is not success, whatever else it says.
         log.warning("provider answered a check with status %r for %s", checked.status, verification.provider_ref)
-        refusal = await self._wrong_code(verification, ip, latency, outcome="unverified")
-        if refusal is None:
-            return self._verified(verification)
-        raise refusal
+        raise await self._wrong_code(verification, ip, latency, outcome="unverified")
 
     async def _verify(self, verification: Verification, ip: str, latency: int | None) -> Verified:
-        """The provider said verified: record it once; a repeat is logged as such."""
+        """The provider said verified: record it once; only the request that recorded it succeeds."""
+        ref = verification.provider_ref
         async with self._sessions() as session:
             first = await self._verifications.mark_verified(session, verification, self._clock())
-            outcome = "verified" if first else "already_verified"
+            refusal = None if first else self._race(verification, ref) or self._closed(verification, UNUSABLE)
+            outcome = "verified" if refusal is None else refusal.outcome
             session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
             await session.commit()
+        if refusal is not None:
+            raise refusal
         return self._verified(verification)
 
     async def _wrong_code(
         self, verification: Verification, ip: str, latency: int, outcome: str = "wrong_code"
-    ) -> Refusal | None:
-        """Count a wrong code; the refusal to show, or None if the verification was verified meanwhile."""
+    ) -> Refusal:
+        """Count a wrong code; the refusal to show."""
+        ref = verification.provider_ref
         async with self._sessions() as session:
             status = await self._verifications.count_wrong_code(session, verification, self._options.max_attempts)
-            if status == "verified":
-                outcome = "already_verified"
+            race = self._race(verification, ref)
+            if race is not None:
+                outcome = race.outcome
             elif status == "failed" and verification.code_attempts >= self._options.max_attempts:
                 outcome = "attempts_exhausted"
             elif status != "pending":
                 outcome = "closed"
             session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
             await session.commit()
-        if status == "verified":
-            return None
+        if race is not None:
+            return race
         if outcome == "attempts_exhausted":
-            return self._closed(verification, "That code was wrong too many times. Ask for a new call.")
+            return self._closed(verification, EXHAUSTED)
         if status != "pending":
-            return self._closed(verification, "This code can no longer be used. Ask for a new call.")
+            return self._closed(verification, UNUSABLE)
         left = self._options.max_attempts - verification.code_attempts
         return Refusal(
             outcome,
@@ -372,17 +463,38 @@ class Flow:
         status: str,
         ip: str,
         *,
-        kind: str = "check",
+        kind: str,
         latency: int | None = None,
         outcome: str | None = None,
-    ) -> bool:
-        """Close the verification as `status`; False (and nothing changed) if it was verified meanwhile."""
+    ) -> None:
+        """Close the verification whose call could not be placed as `status`, and log it."""
         async with self._sessions() as session:
             now_status = await self._verifications.close(session, verification, status)
             logged = "already_verified" if now_status == "verified" else (outcome or status)
             session.add(self._attempts.row(kind, logged, ip, verification=verification, latency=latency))
             await session.commit()
-        return now_status != "verified"
+
+    async def _close_check(
+        self, verification: Verification, status: str, ip: str, message: str,
+        *, latency: int | None = None, outcome: str | None = None,
+    ) -> Refusal:
+        """Close the call a check found over as `status`, and log it; the refusal for the person."""
+        ref = verification.provider_ref
+        async with self._sessions() as session:
+            await self._verifications.close(session, verification, status, on_call=ref)
+            race = self._race(verification, ref)
+            logged = race.outcome if race is not None else (outcome or status)
+            session.add(self._attempts.row("check", logged, ip, verification=verification, latency=latency))
+            await session.commit()
+        return race or self._closed(verification, message)
+
+    def _race(self, verification: Verification, ref: str | None) -> Refusal | None:
+        """What a check answers when another request changed its verification first, or None."""
+        if verification.status == "verified":
+            return self._replayed(verification)
+        if verification.provider_ref != ref:
+            return self._superseded(verification)
+        return None
 
     async def _provider_says(self, verification: Verification) -> str | None:
         """The verification's status at the provider, or None if it can't say."""
@@ -391,6 +503,13 @@ class Flow:
         except ProviderError as exc:
             log.info("fetching verification %s from the provider failed: %s", verification.provider_ref, exc)
             return None
+
+    def _superseded(self, verification: Verification) -> Refusal:
+        return Refusal("superseded", SUPERSEDED, step="code", field="code", status_code=409,
+                       pending=self._pending(verification))
+
+    def _replayed(self, verification: Verification) -> Refusal:
+        return Refusal("replayed", REPLAYED, step="result", status_code=409, verified=self._verified(verification))
 
     def _closed(self, verification: Verification, message: str) -> Refusal:
         return Refusal("closed", message, step="code", status_code=422, pending=self._pending(verification))
@@ -421,14 +540,23 @@ class Flow:
             code_length=self._options.token_length,
             expires_at=verification.expires_at,
             resend_in=self._resend_wait(verification, now),
+            call=verification.calls,
         )
 
     def _verified(self, verification: Verification) -> Verified:
+        # verified_at is what the hand-off will trust: always the database's, never "now".
+        assert verification.verified_at is not None, "a verified verification has its verified_at"
         return Verified(
+            id=verification.id,
             number=verification.number,
             international=format_international(verification.number),
-            verified_at=verification.verified_at or self._clock(),
+            verified_at=verification.verified_at,
         )
+
+
+def _later_call(for_call: str | None, calls: int) -> bool:
+    """The code form is for a call newer than the database knows of."""
+    return for_call is not None and for_call.isdigit() and len(for_call) < 6 and int(for_call) > calls
 
 
 def _ms(started: float) -> int:

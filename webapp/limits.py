@@ -113,6 +113,14 @@ class RateLimits:
         """Which counters are full already, if any; counts nothing."""
         return await self._in_thread(self._full, counters)
 
+    async def healthy(self) -> bool:
+        """The storage answers (a ping, for Redis)."""
+        try:
+            return bool(await anyio.to_thread.run_sync(self.limiter.limiter.storage.check))
+        except Exception as exc:  # whatever the storage raised, the answer is "no"
+            log.error("rate limit storage unavailable: %s: %s", type(exc).__name__, exc)
+            return False
+
     async def stats(self, items: Sequence[RateLimitItem], *key: str) -> list[tuple[RateLimitItem, int, float]]:
         """For each item: (item, remaining, reset time as a timestamp), for the operators' pages."""
         return await self._in_thread(self._stats, items, key)

@@ -78,6 +78,10 @@ class Verification(Base):
     last_call_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: a check, a resend or a cancel holds the row until then (webapp.leases); None: free
+    busy_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: which process holds it
+    busy_by: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         Index("ix_verifications_number_created", "number", "created_at"),

@@ -22,12 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from webapp.models import Attempt, UTCDateTime, Verification
 
 OUTCOMES = (
-    "sent", "verified", "reused", "already_verified",
+    "sent", "verified", "reused", "already_verified", "replayed", "superseded",
     "wrong_code", "unverified", "attempts_exhausted", "invalid_code", "invalid_number", "expired", "closed",
     "no_verification", "resend_too_soon",
     "blocked_ip", "blocked_number", "blocked_pending", "blocked_global", "blocked_country",
     "blocked_number_type", "blocked_denylist", "blocked_circuit",
-    "provider_error", "call_failed", "limiter_unavailable",
+    "provider_error", "call_failed", "limiter_unavailable", "verification_busy",
 )
 KINDS = ("start", "check", "resend")
 PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
@@ -48,13 +48,13 @@ _CURSOR = re.compile(r"(\d{8}T\d{6}\.\d{6}Z)~(\d{1,19})", re.ASCII)
 
 def group(outcome: str) -> str:
     """The colour family of an outcome: verified, placed, person, blocked or system."""
-    if outcome in ("verified", "already_verified"):
+    if outcome == "verified":
         return "verified"
     if outcome in ("sent", "reused"):
         return "placed"
     if outcome.startswith("blocked_"):
         return "blocked"
-    if outcome in ("provider_error", "call_failed", "limiter_unavailable"):
+    if outcome in ("provider_error", "call_failed", "limiter_unavailable", "verification_busy"):
         return "system"
     return "person"
 

@@ -6,20 +6,38 @@ in one place, `refused`, so a refusal looks the same wherever it happens.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from webapp.errors import Refusal
-from webapp.flow import Flow
+from webapp.flow import Flow, Pending
 from webapp.pages import Pages, is_htmx
 from webapp.sandbox_phone import provider_refs
 
+log = logging.getLogger(__name__)
+
 MAX_FORM_BYTES = 32 * 1024
 SESSION_KEY = "verification"
+#: The verification that just ended verified, for the result page after a redirect.
+RESULT_KEY = "result"
+
+#: What a success says. The session cookie is signed, not encrypted, so a
+#: redirect keeps only the key there; the page fills in the number from the database.
+MESSAGES = {
+    "calling": "Calling {number} now…",
+    "reused": "We're already calling {number}. Type the code from that call.",
+    "calling_again": "Calling {number} again now…",
+    "verified": "{number} is verified.",
+}
+#: The call was placed, but the database was away when it was to be written down.
+UNRECORDED = ("We're calling {number}, but we're having trouble on our side: "
+              "if the code isn't accepted at first, wait a moment and try again.")
+STORAGE_DOWN = "We're having trouble on our side. Please try again in a minute."
 
 
 class BadForm(Refusal):
@@ -72,12 +90,20 @@ def _session_id(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _done(request: Request, step: str, message: str, **context: Any) -> Response:
+def _done(request: Request, step: str, message_key: str, number: str = "", **context: Any) -> Response:
     """A success: the fragment for htmx; otherwise Post/Redirect/Get back to the page."""
     if is_htmx(request):
+        message = MESSAGES[message_key].format(number=number) if message_key else ""
         return _pages(request).render(request, step, message=message, **context)
-    request.session["flash"] = message
+    if message_key:
+        request.session["flash"] = message_key
     return RedirectResponse(request.scope.get("root_path", "") + "/", status_code=303)
+
+
+def _flash(request: Request, number: str) -> str:
+    """The message a redirect left in the session, with the number filled in."""
+    key = request.session.pop("flash", None)
+    return MESSAGES[key].format(number=number) if isinstance(key, str) and key in MESSAGES else ""
 
 
 def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **context: Any) -> Response:
@@ -89,8 +115,11 @@ def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **co
     headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
     if keep_form and is_htmx(request):
         return _pages(request).status_only(request, refusal.message, status_code=refusal.status_code, headers=headers)
-    step = refusal.step if refusal.pending is not None or refusal.step == "phone" else "phone"
-    if step == "phone" and refusal.outcome in ("no_verification", "already_verified"):
+    if refusal.step == "result" and refusal.verified is not None:
+        step = "result"
+    else:
+        step = refusal.step if refusal.pending is not None or refusal.step == "phone" else "phone"
+    if step == "result" or (step == "phone" and refusal.outcome in ("no_verification", "already_verified")):
         request.session.pop(SESSION_KEY, None)
     return _pages(request).render(
         request,
@@ -100,23 +129,26 @@ def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **co
         message=refusal.message,
         field=refusal.field,
         pending=refusal.pending,
+        verified=refusal.verified,
         **context,
     )
 
 
 async def page(request: Request) -> Response:
     """GET /: the step the session is at."""
-    message = request.session.pop("flash", "")
     panel = await _phone_panel(request)
     pending = await _flow(request).pending(_session_id(request))
     if pending is None:
         request.session.pop(SESSION_KEY, None)
-        verified = request.session.pop("verified", None)
-        if isinstance(verified, str):
-            return _pages(request).render(request, "result", message=message, verified={"international": verified},
-                                          **panel)
-        return _pages(request).render(request, "phone", message=message, **panel)
-    return _pages(request).render(request, "code", message=message, pending=pending, **panel)
+        result_id = request.session.pop(RESULT_KEY, None)
+        verified = await _flow(request).result(result_id if isinstance(result_id, str) else None)
+        if verified is not None:
+            message = _flash(request, verified.international)
+            return _pages(request).render(request, "result", message=message, verified=verified, **panel)
+        request.session.pop("flash", None)
+        return _pages(request).render(request, "phone", **panel)
+    return _pages(request).render(request, "code", message=_flash(request, pending.international), pending=pending,
+                                  **panel)
 
 
 async def verify_start(request: Request) -> Response:
@@ -134,11 +166,9 @@ async def verify_start(request: Request) -> Response:
     except Refusal as refusal:
         return refused(request, refusal, phone_value=phone[:64], region=region)
     request.session[SESSION_KEY] = pending.id
-    if pending.reused:
-        message = f"We're already calling {pending.international}. Type the code from that call."
-    else:
-        message = f"Calling {pending.international} now…"
-    return _done(request, "code", message, pending=pending)
+    if not pending.recorded:
+        return _unrecorded(request, pending)
+    return _done(request, "code", "reused" if pending.reused else "calling", pending.international, pending=pending)
 
 
 async def verify_confirm(request: Request) -> Response:
@@ -149,15 +179,17 @@ async def verify_confirm(request: Request) -> Response:
         return refused(request, refusal, keep_form=True)
     try:
         form = await read_form(request)
-        verified = await _flow(request).confirm(_session_id(request), form.get("code", ""), _ip(request))
+        verified = await _flow(request).confirm(
+            _session_id(request), form.get("code", ""), _ip(request), for_call=form.get("call")
+        )
     except Refusal as refusal:
         if refusal.step == "code" and refusal.pending is None:
             refusal.pending = await _flow(request).pending(_session_id(request))
         return refused(request, refusal)
     request.session.pop(SESSION_KEY, None)
     if not is_htmx(request):
-        request.session["verified"] = verified.international
-    return _done(request, "result", f"{verified.international} is verified.", verified=verified)
+        request.session[RESULT_KEY] = verified.id
+    return _done(request, "result", "verified", verified.international, verified=verified)
 
 
 async def verify_resend(request: Request) -> Response:
@@ -171,20 +203,52 @@ async def verify_resend(request: Request) -> Response:
         pending = await _flow(request).resend(_session_id(request), _ip(request))
     except Refusal as refusal:
         return refused(request, refusal)
-    return _done(request, "code", f"Calling {pending.international} again now…", pending=pending)
+    if not pending.recorded:
+        return _unrecorded(request, pending)
+    return _done(request, "code", "calling_again", pending.international, pending=pending)
 
 
 async def verify_restart(request: Request) -> Response:
     """POST /restart: forget the verification in progress, back to the phone form."""
-    await _flow(request).cancel(_session_id(request))
+    try:
+        await _flow(request).cancel(_session_id(request))
+    except Refusal as refusal:
+        return refused(request, refusal)
     request.session.pop(SESSION_KEY, None)
     return _done(request, "phone", "")
 
 
+def _unrecorded(request: Request, pending: Pending) -> Response:
+    """The call is on its way but not written down yet (webapp.outbox): a 503 that still shows the code form."""
+    message = UNRECORDED.format(number=pending.international)
+    return _pages(request).render(request, "code", status_code=503, headers={"Retry-After": "5"},
+                                  message=message, pending=pending)
+
+
+async def storage_unavailable(request: Request, exc: Exception) -> Response:
+    """Any database failure (or SQLite file trouble) in a request: a 503 with a message, never a bare 500."""
+    log.error("%s %s: the database did not answer: %s", request.method, request.url.path, type(exc).__name__)
+    headers = {"Retry-After": "30"}
+    if request.url.path.removeprefix(request.scope.get("root_path", "")) not in PAGE_PATHS:
+        return PlainTextResponse(STORAGE_DOWN, status_code=503, headers={**headers, "Cache-Control": "no-store"})
+    if is_htmx(request):
+        return _pages(request).status_only(request, STORAGE_DOWN, status_code=503, headers=headers)
+    return _pages(request).render(request, "phone", status_code=503, headers=headers, message=STORAGE_DOWN)
+
+
 async def healthz(request: Request) -> Response:
-    """GET /healthz: the database answers."""
-    ok = await _flow(request).healthy()
-    return JSONResponse({"status": "ok" if ok else "database unavailable"}, status_code=200 if ok else 503)
+    """GET /healthz: 200 when the database and the limiter storage answer; 503 says which does not."""
+    database = await _flow(request).healthy()
+    limiter = await request.state.limits.healthy()
+    # With RATELIMIT_FAIL_OPEN calls go on without the limiter: it is reported, but not fatal.
+    ok = database and (limiter or request.app.state.settings.ratelimit_fail_open)
+    body = {
+        "status": "ok" if ok else "unavailable",
+        "database": "ok" if database else "unavailable",
+        "limiter": "ok" if limiter else "unavailable",
+        "unrecorded_calls": _flow(request).unrecorded,
+    }
+    return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 
 async def _session_refs(request: Request) -> frozenset[str]:
@@ -208,6 +272,10 @@ async def sandbox_phone(request: Request) -> Response:
 async def sandbox_calls(request: Request) -> Response:
     """GET /_sandbox/calls: this session's calls as JSON, newest first (never another session's)."""
     return JSONResponse(_pages(request).placed(await _session_refs(request)))
+
+
+#: The paths of the verification page, whose failures are shown on the page.
+PAGE_PATHS = frozenset({"/", "/verify", "/confirm", "/resend", "/restart"})
 
 
 def routes(*, sandbox: bool) -> list[BaseRoute]:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -44,13 +43,6 @@ class Verifications:
             return None
         async with self._sessions() as session:
             return await session.get(Verification, verification_id)
-
-    @asynccontextmanager
-    async def change(self, verification: Verification) -> AsyncIterator[tuple[AsyncSession, Verification]]:
-        """The row re-read for update in a new transaction, committed when the block ends."""
-        async with self._sessions() as session:
-            yield session, await _locked(session, verification)
-            await session.commit()
 
     async def live_until(self, e164: str) -> datetime | None:
         """When the code of the verification still live on this number runs out, if one is."""
@@ -119,49 +111,81 @@ class Verifications:
             await session.commit()
         return verification
 
-    # -- state changes that race: each is one conditional UPDATE, so that two
-    # requests for one verification (a double click, two tabs) cannot undo
-    # each other, on PostgreSQL and on SQLite alike.
+    async def record_call(self, session: AsyncSession, verification: Verification) -> str:
+        """Write down the call `verification` is now on (its provider_ref, calls, expiry …).
 
-    async def mark_verified(self, session: AsyncSession, verification: Verification, now: datetime) -> bool:
-        """Set verified; True if this call did it, False if it already was."""
+        "recorded"; "recorded already" (an earlier try's commit went through,
+        its answer was lost); or "gone": the verification was closed meanwhile
+        (another tab), and it stays closed.
+        """
+        ref = verification.provider_ref
         result = await session.execute(
             update(Verification)
-            .where(Verification.id == verification.id, Verification.status != "verified")
+            .where(Verification.id == verification.id, Verification.status == "pending",
+                   or_(Verification.provider_ref.is_(None), Verification.provider_ref != ref))
+            .values(provider_ref=ref, calls=verification.calls, code_attempts=verification.code_attempts,
+                    last_call_at=verification.last_call_at, expires_at=verification.expires_at)
+        )
+        if result.rowcount:
+            return "recorded"
+        status = await session.scalar(select(Verification.status).where(Verification.id == verification.id))
+        if status == "pending":
+            return "recorded already"
+        await _reread(session, verification, "cancelled")
+        return "gone"
+
+    # -- state changes that race: each is one conditional UPDATE, so that two
+    # requests for one verification (a double click, two tabs, two workers)
+    # cannot undo each other, on PostgreSQL and on SQLite alike. Those of a
+    # check also hold only while the verification is on the call the check
+    # read (its provider_ref): a newer call is not the check's to change.
+    # Where the UPDATE finds nothing, the row is re-read into `verification`.
+
+    async def mark_verified(self, session: AsyncSession, verification: Verification, now: datetime) -> bool:
+        """Set verified; True if this call did it (verified_at stays the first, never moves)."""
+        result = await session.execute(
+            update(Verification)
+            .where(Verification.id == verification.id, Verification.status == "pending",
+                   Verification.provider_ref == verification.provider_ref)
             .values(status="verified", verified_at=now)
         )
-        verification.status = "verified"
-        verification.verified_at = verification.verified_at or now
-        return bool(result.rowcount)
+        if result.rowcount:
+            verification.status, verification.verified_at = "verified", now
+            return True
+        await _reread(session, verification)
+        return False
 
-    async def close(self, session: AsyncSession, verification: Verification, status: str) -> str:
-        """Close a pending verification as `status`; the status it has afterwards."""
+    async def close(
+        self, session: AsyncSession, verification: Verification, status: str, *, on_call: str | None = None
+    ) -> str:
+        """Close a pending verification as `status` (only while on call `on_call`, if given); the status afterwards."""
         values: dict[str, object] = {"status": status}
         if verification.provider_ref:
             values["provider_ref"] = verification.provider_ref
-        result = await session.execute(
-            update(Verification)
-            .where(Verification.id == verification.id, Verification.status == "pending")
-            .values(**values)
-        )
+        where = [Verification.id == verification.id, Verification.status == "pending"]
+        if on_call is not None:
+            where.append(Verification.provider_ref == on_call)
+        result = await session.execute(update(Verification).where(*where).values(**values))
         if not result.rowcount:
-            status = await session.scalar(select(Verification.status).where(Verification.id == verification.id)) or status
+            return await _reread(session, verification, status)
         verification.status = status
         return status
 
     async def count_wrong_code(self, session: AsyncSession, verification: Verification, limit: int) -> str:
-        """Count a wrong code on a pending verification, failing it at `limit`; the status afterwards."""
+        """Count a wrong code on the call the check read, failing it at `limit`; the status afterwards."""
+        ref = verification.provider_ref
         attempts = await session.scalar(
             update(Verification)
-            .where(Verification.id == verification.id, Verification.status == "pending")
+            .where(Verification.id == verification.id, Verification.status == "pending",
+                   Verification.provider_ref == ref)
             .values(code_attempts=Verification.code_attempts + 1)
             .returning(Verification.code_attempts)
         )
-        if attempts is None:  # no longer pending: closed or verified by a concurrent request
-            return await self.close(session, verification, "failed")
+        if attempts is None:  # closed, verified or called again by a concurrent request
+            return await _reread(session, verification)
         verification.code_attempts = attempts
         if attempts >= limit:
-            return await self.close(session, verification, "failed")
+            return await self.close(session, verification, "failed", on_call=ref)
         return "pending"
 
     def _busy_number(self, expires_at: datetime | None) -> Refusal:
@@ -175,6 +199,26 @@ async def _locked(session: AsyncSession, verification: Verification) -> Verifica
     if fresh is None:
         raise Refusal("no_verification", GONE, step="phone", status_code=409)
     return fresh
+
+
+async def _reread(session: AsyncSession, verification: Verification, default: str | None = None) -> str:
+    # Another request changed the row: take it as it now stands; its status.
+    row = (
+        await session.execute(
+            select(
+                Verification.status, Verification.verified_at, Verification.provider_ref,
+                Verification.calls, Verification.code_attempts,
+            ).where(Verification.id == verification.id)
+        )
+    ).first()
+    if row is not None:
+        verification.status, verification.verified_at = row.status, row.verified_at
+        verification.provider_ref, verification.calls, verification.code_attempts = (
+            row.provider_ref, row.calls, row.code_attempts,
+        )
+    elif default is not None:
+        verification.status = default
+    return verification.status
 
 
 async def _expire_stale(session: AsyncSession, e164: str, now: datetime) -> None:
