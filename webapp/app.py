@@ -33,6 +33,8 @@ from webapp.flow import Flow
 from webapp.guard import Guard
 from webapp.headers import SecurityHeaders
 from webapp.limits import RateLimits
+from webapp.oidc import endpoints as oidc_endpoints
+from webapp.oidc.provider import Provider, enabled as handoff_enabled
 from webapp.operators import Operators
 from webapp.passwords import hash_password
 from webapp.pages import Pages
@@ -112,7 +114,10 @@ def create_app(
         )
         guard = Guard(settings, limits, sessions, clock)
         flow = Flow(sessions, provider, guard, settings, clock)
+        oidc = Provider(settings, sessions, clock, limits) if handoff else None
         try:
+            if oidc is not None:
+                await oidc.keys.start()  # reads OIDC_SIGNING_KEY_FILE, if set
             yield {
                 "flow": flow,
                 "pages": pages,
@@ -126,6 +131,7 @@ def create_app(
                 if admin_hash
                 else None,
                 "admin_pages": AdminPages(pages),
+                "oidc": oidc,
             }
         finally:
             await http.aclose()
@@ -135,6 +141,11 @@ def create_app(
     app_routes = routes(sandbox=sandbox is not None)
     if admin_hash:
         app_routes += admin.routes()
+    handoff = handoff_enabled(settings)
+    if handoff:
+        app_routes += oidc_endpoints.routes()
+    else:
+        log.warning("The OpenID Connect hand-off is off: set PUBLIC_URL to the address sites reach voice2fa at.")
     if sandbox is not None:
         app_routes += viewing_routes(sandbox)
     app_routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))

@@ -43,6 +43,8 @@ class AttemptLog:
         verification: Verification | None = None,
         provider_ref: str | None = None,
         latency: int | None = None,
+        client_id: str | None = None,
+        reason: str | None = None,
     ) -> Attempt:
         """A row for one decision; what is not given is taken from the verification."""
         if verification is not None:
@@ -61,4 +63,6 @@ class AttemptLog:
             verification_id=verification.id if verification is not None else None,
             provider_ref=provider_ref,
             provider_latency_ms=latency,
+            client_id=client_id,
+            reason=printable(reason, 120) if reason else None,
         )
