@@ -153,9 +153,9 @@ def _validated(params: dict[str, list[str]], client: OidcClient, redirect_uri: s
                                       if _describable(name) else "A parameter is given more than once.")
     value = {name: values[0] for name, values in params.items()}
     if "request" in value:
-        raise RequestNotSupportedError()
+        raise RequestNotSupportedError("Request objects are not supported.")
     if "request_uri" in value:
-        raise RequestURINotSupportedError()
+        raise RequestURINotSupportedError("request_uri is not supported.")
     response_type = value.get("response_type")
     if not response_type:
         raise InvalidRequestError("Missing response_type.")
@@ -241,8 +241,9 @@ async def complete(
             session.add(provider.log.row(KIND, "code_issued", ip, number=number, client_id=request.client_id))
             await session.commit()
             return redirect_url(request.redirect_uri, [("code", code)], request.state, issuer)
+        client_id = request.client_id if request else None
         await session.rollback()
-    await provider.log.write(KIND, "oidc_error", ip, number=number, client_id=request.client_id if request else None,
+    await provider.log.write(KIND, "oidc_error", ip, number=number, client_id=client_id,
                              reason=_reason("access_denied", failure[0]))
     raise HandoffError(failure[1])
 
