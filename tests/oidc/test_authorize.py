@@ -98,6 +98,13 @@ async def test_errors_after_the_redirect_uri_is_trusted_go_back_to_it(
     assert params["state"] == ["af0ifjsldkj"] and params["iss"] == [ISSUER]
 
 
+async def test_a_request_without_pkce_is_told_pkce_is_required(provider: Provider, shop: Registered) -> None:
+    result = await check(provider, query(shop, code_challenge=None, code_challenge_method=None))
+    assert isinstance(result, authorize.Redirect)
+    assert redirect_params(result.url)["error_description"] == [
+        "PKCE is required: send code_challenge with code_challenge_method=S256."]
+
+
 async def test_a_repeated_parameter_goes_back_as_invalid_request(provider: Provider, shop: Registered) -> None:
     result = await check(provider, query(shop) + b"&scope=openid")
     assert isinstance(result, authorize.Redirect)
