@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from webapp.oidc.clients import check_name, check_redirect_uri
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from webapp.oidc.clients import add, check_name, check_redirect_uri
+
+from ..conftest import FakeClock
 
 
 @pytest.mark.parametrize("uri", [
@@ -46,3 +51,11 @@ def test_a_name_is_trimmed_and_must_be_printable() -> None:
     for bad in ("", "   ", "a" * 101, "shop\x00"):
         with pytest.raises(ValueError):
             check_name(bad)
+
+
+async def test_client_ids_are_hex_so_no_command_line_takes_one_for_an_option(
+    db: async_sessionmaker[AsyncSession], clock: FakeClock,
+) -> None:
+    async with db() as session:
+        ids = [(await add(session, f"Site {i}", ["https://s.example/cb"], clock())).client_id for i in range(20)]
+    assert all(re.fullmatch("[0-9a-f]{32}", client_id) for client_id in ids)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -20,7 +22,6 @@ from webapp.settings import Settings
 
 from ..conftest import FakeClock
 from .conftest import ISSUER, Registered, exchange, issue_code, jwks
-
 
 PUBLIC = "https://verify.example.com"
 
@@ -64,7 +65,10 @@ async def test_outside_sandbox_mode_the_hand_off_needs_public_url(settings: Sett
 
 async def test_the_jwks_holds_only_public_keys(client: httpx.AsyncClient) -> None:
     [key] = (await client.get("/oidc/jwks")).json()["keys"]
-    assert key["kty"] == "RSA" and key["alg"] == "RS256" and key["use"] == "sig" and key["kid"]
+    assert key["kty"] == "RSA" and key["alg"] == "RS256" and key["use"] == "sig"
+    # the kid is the published key's RFC 7638 thumbprint, in hex (no leading "-" for `keys retire`)
+    thumbprint = base64.urlsafe_b64decode(RSAKey.import_key(key).thumbprint() + "=")
+    assert key["kid"] == thumbprint.hex()
     assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
 
 
@@ -121,7 +125,7 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     key = RSAKey.generate_key(2048)
     path = tmp_path_factory.mktemp("key") / "signing.pem"
     path.write_bytes(key.as_pem(private=True))
-    return str(path), key.thumbprint()
+    return str(path), keys.kid_of(key)
 
 
 async def test_a_key_file_signs_and_is_published(

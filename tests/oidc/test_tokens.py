@@ -17,13 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from webapp.models import Attempt, OidcAccessToken, OidcAuthorizationCode, OidcClient
+from webapp.models import OidcAccessToken, OidcAuthorizationCode, OidcClient
 from webapp.oidc import authorize
 from webapp.oidc.provider import Provider
 
 from ..conftest import FakeClock, attempts
 from .conftest import (
-    ISSUER, NUMBER, Registered, exchange, issue_code, jwks, new_pkce, redirect_params, register, token_form,
+    ISSUER,
+    NUMBER,
+    Registered,
+    exchange,
+    issue_code,
+    jwks,
+    new_pkce,
+    redirect_params,
+    register,
+    token_form,
     verified_claims,
 )
 
@@ -286,3 +295,20 @@ async def test_a_token_records_when_its_client_was_last_used(
         assert client is not None and client.last_used_at == clock()
         [code] = (await session.scalars(select(OidcAuthorizationCode))).all()
     assert code.used_at == clock() and len(code.code_hash) == 64
+
+
+async def test_a_removed_client_takes_its_codes_and_tokens_with_it(
+    provider: Provider, shop: Registered, clock: FakeClock, site_server: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    from webapp.oidc import clients
+
+    tokens = (await exchange(site_server, shop, await issue_code(provider, shop, clock))).json()
+    pending = await issue_code(provider, shop, clock)
+    async with db() as session:
+        assert await clients.remove(session, shop.client_id)
+        assert (await session.scalars(select(OidcAuthorizationCode))).all() == []
+        assert (await session.scalars(select(OidcAccessToken))).all() == []
+    assert (await exchange(site_server, shop, pending)).status_code == 401
+    userinfo = await site_server.get("/oidc/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert userinfo.status_code == 401

@@ -73,7 +73,8 @@ async def add(session: AsyncSession, name: str, redirect_uris: list[str], now: d
     uris = [check_redirect_uri(uri) for uri in redirect_uris]
     if not uris:
         raise ValueError("a client needs at least one --redirect-uri")
-    credentials = Credentials(client_id=secrets.token_urlsafe(16), client_secret=secrets.token_urlsafe(32))
+    # Hex ids: a base64url id may begin with "-", which a command line takes for an option.
+    credentials = Credentials(client_id=secrets.token_hex(16), client_secret=secrets.token_urlsafe(32))
     secret_hash = await anyio.to_thread.run_sync(hash_password, credentials.client_secret)
     session.add(OidcClient(
         id=credentials.client_id, name=name, secret_hash=secret_hash,

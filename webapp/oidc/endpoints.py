@@ -55,7 +55,6 @@ def metadata(issuer: str) -> dict[str, Any]:
         "claims_supported": list(CLAIMS),
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "prompt_values_supported": ["login"],
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,

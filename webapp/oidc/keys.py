@@ -8,12 +8,14 @@ JWKS, so tokens it signed still verify, until `voice2fa keys retire <kid>`.
 With OIDC_SIGNING_KEY_FILE the key comes from that PEM file instead (it is not
 copied into the database); database keys not retired are still published.
 
-The kid is the key's RFC 7638 thumbprint. Private keys never leave the server:
-the JWKS holds the public halves only.
+The kid is the key's RFC 7638 thumbprint (SHA-256) in hex rather than base64url,
+which may begin with "-" and so read as an option to `keys retire`. Private
+keys never leave the server: the JWKS holds the public halves only.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +34,11 @@ KEY_BITS = 2048
 _PARAMETERS = {"use": "sig", "alg": ALGORITHM}
 
 
+def kid_of(key: RSAKey) -> str:
+    """The key's RFC 7638 thumbprint, in hex."""
+    return base64.urlsafe_b64decode(key.thumbprint() + "==").hex()
+
+
 def load_pem(pem: str | bytes) -> RSAKey:
     """An RSA private key from PEM, its kid set to its thumbprint; ValueError if it is not one."""
     try:
@@ -40,12 +47,12 @@ def load_pem(pem: str | bytes) -> RSAKey:
         raise ValueError(f"not an RSA private key in PEM: {exc}") from None
     if not key.is_private:
         raise ValueError("the PEM holds a public key; ID tokens need the private key")
-    return RSAKey.import_key(pem, parameters={**_PARAMETERS, "kid": key.thumbprint()})
+    return RSAKey.import_key(pem, parameters={**_PARAMETERS, "kid": kid_of(key)})
 
 
 def _generate() -> tuple[str, str]:
     key = RSAKey.generate_key(KEY_BITS, parameters=_PARAMETERS)
-    return key.thumbprint(), key.as_pem(private=True).decode("ascii")
+    return kid_of(key), key.as_pem(private=True).decode("ascii")
 
 
 async def create(session: AsyncSession, now: datetime) -> str:
