@@ -35,6 +35,8 @@ from webapp.guard import Guard
 from webapp.headers import SecurityHeaders
 from webapp.limits import RateLimits
 from webapp.logs import quiet_loggers
+from webapp.oidc import endpoints as oidc_endpoints
+from webapp.oidc.provider import Provider, enabled as handoff_enabled
 from webapp.operators import Operators
 from webapp.outbox import Outbox
 from webapp.passwords import hash_password
@@ -119,7 +121,10 @@ def create_app(
         guard = Guard(settings, limits, sessions, clock)
         outbox = Outbox()
         flow = Flow(sessions, provider, guard, settings, clock, outbox=outbox)
+        oidc = Provider(settings, sessions, clock, limits) if handoff else None
         try:
+            if oidc is not None:
+                await oidc.keys.start()  # reads OIDC_SIGNING_KEY_FILE, if set
             async with anyio.create_task_group() as background:
                 background.start_soon(outbox.run)  # writes down calls placed while the database was away
                 try:
@@ -143,6 +148,7 @@ def create_app(
                         if admin_hash
                         else None,
                         "admin_pages": AdminPages(pages, fail_open=settings.ratelimit_fail_open),
+                        "oidc": oidc,
                     }
                 finally:
                     background.cancel_scope.cancel()
@@ -155,6 +161,11 @@ def create_app(
     app_routes = routes(sandbox=sandbox is not None)
     if admin_hash:
         app_routes += admin.routes()
+    handoff = handoff_enabled(settings)
+    if handoff:
+        app_routes += oidc_endpoints.routes()
+    else:
+        log.warning("The OpenID Connect hand-off is off: set PUBLIC_URL to the address sites reach voice2fa at.")
     app_routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     middleware = [
         Middleware(SecurityHeaders),

@@ -44,6 +44,8 @@ class AttemptLog:
         provider_ref: str | None = None,
         latency: int | None = None,
         at: datetime | None = None,
+        client_id: str | None = None,
+        reason: str | None = None,
     ) -> Attempt:
         """A row for one decision (now, or `at`); what is not given is taken from the verification."""
         if verification is not None:
@@ -62,4 +64,6 @@ class AttemptLog:
             verification_id=verification.id if verification is not None else None,
             provider_ref=provider_ref,
             provider_latency_ms=latency,
+            client_id=client_id,
+            reason=printable(reason, 120) if reason else None,
         )

@@ -14,9 +14,9 @@ from html import escape
 from markupsafe import Markup
 
 #: Bottom to top, with the CSS class each group's bars take.
-GROUPS = ("verified", "placed", "person", "blocked", "system")
+GROUPS = ("verified", "placed", "person", "blocked", "system", "handoff")
 LABELS = {"verified": "verified", "placed": "calls placed", "person": "mistakes", "blocked": "blocked",
-          "system": "provider / system"}
+          "system": "provider / system", "handoff": "hand-off"}
 
 WIDTH, HEIGHT = 720, 180
 LEFT, BOTTOM, TOP = 40, 22, 8

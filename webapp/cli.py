@@ -1,4 +1,4 @@
-"""The `voice2fa` command: serve the app or the sandbox alone, the deny list, pruning, operators' passwords."""
+"""The `voice2fa` command: serve the app or the sandbox alone, the deny list, pruning, operators' passwords, hand-off clients and keys."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from webapp import denylist, prune, server
 from webapp.db import create_engine, create_sessionmaker
 from webapp.logs import MaskingFilter
 from webapp.models import Attempt, DenyEntry
+from webapp.oidc.commands import add_parsers as add_handoff_parsers
 from webapp.passwords import hash_password
 from webapp.settings import Settings
 
@@ -256,13 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     prune_parser.add_argument("--force", action="store_true", help="allow an AGE under one day")
     prune_parser.set_defaults(handler=prune_log)
 
+    add_handoff_parsers(commands, _on_database)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # `serve` installs its own, masked the same way
         handler.addFilter(MaskingFilter())
     try:
         return args.handler(args)
-    except ValueError as exc:  # bad settings, a bad deny-list value or age: say which, not a traceback
+    except ValueError as exc:  # bad settings, a bad deny-list value, age or redirect URI: say which, not a traceback
         print(f"voice2fa: {exc}", file=sys.stderr)
         return 2
 

@@ -28,8 +28,12 @@ OUTCOMES = (
     "blocked_ip", "blocked_number", "blocked_pending", "blocked_global", "blocked_country",
     "blocked_number_type", "blocked_denylist", "blocked_circuit",
     "provider_error", "call_failed", "limiter_unavailable", "verification_busy",
+    # the OpenID Connect hand-off (webapp/oidc)
+    "handoff_started", "code_issued", "token_issued", "handoff_cancelled", "oidc_error", "blocked_client",
 )
-KINDS = ("start", "check", "resend")
+#: The hand-off's own decisions: a site's request, its code, its tokens.
+HANDOFF_OUTCOMES = ("handoff_started", "code_issued", "token_issued", "handoff_cancelled", "oidc_error")
+KINDS = ("start", "check", "resend", "handoff", "token")
 PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
            "30d": timedelta(days=30), "all": None}
 DEFAULT_PERIOD = "24h"
@@ -47,7 +51,9 @@ _CURSOR = re.compile(r"(\d{8}T\d{6}\.\d{6}Z)~(\d{1,19})", re.ASCII)
 
 
 def group(outcome: str) -> str:
-    """The colour family of an outcome: verified, placed, person, blocked or system."""
+    """The colour family of an outcome: verified, placed, person, blocked, system or handoff."""
+    if outcome in HANDOFF_OUTCOMES:
+        return "handoff"
     if outcome == "verified":
         return "verified"
     if outcome in ("sent", "reused"):

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
@@ -24,6 +25,8 @@ from webapp.phone import NUMBER_TYPES
 from webapp.provider import CallOptions
 
 DEFAULT_BASE_URL = "https://rest.messagebird.com"
+#: Hosts where plain http is allowed for development (RFC 8252 loopback).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,23 @@ class Settings:
     limit_admin_failures: str = "5/minute;20/hour"
     #: Conversion (verified / calls placed) under this share is highlighted.
     conversion_alert: float = 0.2
+
+    # -- the OpenID Connect hand-off (README: "Use it in your sign-up flow") --
+    #: The issuer, where sites reach voice2fa: https://verify.example.com. None:
+    #: in sandbox mode the address each request came to; otherwise the hand-off is off.
+    public_url: str | None = None
+    #: A PEM file with the RSA key that signs ID tokens. None: keys live in the
+    #: database (one is made on first start; `voice2fa keys rotate`).
+    oidc_signing_key_file: str | None = None
+    #: Seconds an authorization code can be exchanged.
+    oidc_code_lifetime: int = 60
+    #: Seconds a person has, from the site's redirect, to verify their number.
+    oidc_request_lifetime: int = 1800
+    #: Seconds an ID token and an access token are valid.
+    oidc_token_lifetime: int = 300
+    #: Failed token requests, per client IP and per client.
+    limit_token_failures_per_ip: str = "10/minute;50/hour"
+    limit_token_failures_per_client: str = "20/minute;200/hour"
 
     #: httpx timeouts towards the provider, and a hard deadline per request.
     provider_connect_timeout: float = 5.0
@@ -190,6 +210,15 @@ class Settings:
             headers_timeout=config("HEADERS_TIMEOUT", cast=float, default=defaults.headers_timeout),
             request_timeout=config("REQUEST_TIMEOUT", cast=float, default=defaults.request_timeout),
             shutdown_timeout=config("SHUTDOWN_TIMEOUT", cast=int, default=defaults.shutdown_timeout),
+            public_url=config("PUBLIC_URL", cast=str, default="").strip().rstrip("/") or None,
+            oidc_signing_key_file=config("OIDC_SIGNING_KEY_FILE", cast=str, default="").strip() or None,
+            oidc_code_lifetime=config("OIDC_CODE_LIFETIME", cast=int, default=defaults.oidc_code_lifetime),
+            oidc_request_lifetime=config("OIDC_REQUEST_LIFETIME", cast=int, default=defaults.oidc_request_lifetime),
+            oidc_token_lifetime=config("OIDC_TOKEN_LIFETIME", cast=int, default=defaults.oidc_token_lifetime),
+            limit_token_failures_per_ip=config(
+                "LIMIT_TOKEN_FAILURES_PER_IP", cast=str, default=defaults.limit_token_failures_per_ip),
+            limit_token_failures_per_client=config(
+                "LIMIT_TOKEN_FAILURES_PER_CLIENT", cast=str, default=defaults.limit_token_failures_per_client),
         )
         settings.validate()
         return settings
@@ -211,7 +240,8 @@ class Settings:
         if not self.admin_user or ":" in self.admin_user:
             raise ValueError("ADMIN_USER must be a non-empty name without ':'")
         for name in ("limit_start_per_ip", "limit_start_per_number", "limit_check_per_ip",
-                     "limit_calls_global", "limit_calls_per_country", "limit_admin_failures"):
+                     "limit_calls_global", "limit_calls_per_country", "limit_admin_failures",
+                     "limit_token_failures_per_ip", "limit_token_failures_per_client"):
             value = getattr(self, name)
             try:
                 parse_many(value)
@@ -244,6 +274,23 @@ class Settings:
             raise ValueError("CIRCUIT_HISTORY must be at least 3600 seconds")
         if not 1 <= self.limit_ipv6_prefix <= 128:
             raise ValueError("LIMIT_IPV6_PREFIX must be between 1 and 128, e.g. 64")
+        if self.public_url is not None and not is_issuer_url(self.public_url):
+            raise ValueError("PUBLIC_URL must be an https:// address without query or fragment "
+                             f"(http:// only for localhost or 127.0.0.1), e.g. https://verify.example.com: {self.public_url!r}")
+        if not 10 <= self.oidc_code_lifetime <= 600:
+            raise ValueError("OIDC_CODE_LIFETIME must be between 10 and 600 seconds")
+        if not 60 <= self.oidc_request_lifetime <= 86400:
+            raise ValueError("OIDC_REQUEST_LIFETIME must be between 60 and 86400 seconds")
+        if not 60 <= self.oidc_token_lifetime <= 3600:
+            raise ValueError("OIDC_TOKEN_LIFETIME must be between 60 and 3600 seconds (ID tokens live minutes, not hours)")
+
+
+def is_issuer_url(url: str) -> bool:
+    """An https URL (http only on a loopback host) with no query or fragment: what OIDC allows as an issuer."""
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or not parts.hostname or parts.username or parts.password:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
 
 
 def _regions(value: str) -> tuple[str, ...]:

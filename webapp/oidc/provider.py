@@ -1,0 +1,47 @@
+"""What the hand-off's endpoints share, made once by the app's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from limits import RateLimitItem
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from webapp.attempts import AttemptLog
+from webapp.limits import RateLimits, parse
+from webapp.oidc.keys import KeyRing
+from webapp.oidc.subjects import Subjects
+from webapp.settings import Settings
+
+
+@dataclass
+class Provider:
+    """The OpenID provider's state: settings, database, clock, keys, `sub` secret, limits, log."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Callable[[], datetime]
+    limits: RateLimits
+    keys: KeyRing = field(init=False)
+    subjects: Subjects = field(init=False)
+    log: AttemptLog = field(init=False)
+    token_failures_per_ip: list[RateLimitItem] = field(init=False)
+    token_failures_per_client: list[RateLimitItem] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = KeyRing(self.sessions, self.clock, self.settings.oidc_signing_key_file)
+        self.subjects = Subjects(self.sessions, self.clock)
+        self.log = AttemptLog(self.sessions, self.clock)
+        self.token_failures_per_ip = parse(self.settings.limit_token_failures_per_ip)
+        self.token_failures_per_client = parse(self.settings.limit_token_failures_per_client)
+
+    def issuer(self, base_url: str) -> str:
+        """PUBLIC_URL; in sandbox mode without one, `base_url`, the address the request came to."""
+        return self.settings.public_url or base_url.rstrip("/")
+
+
+def enabled(settings: Settings) -> bool:
+    """Whether the hand-off is served: with a PUBLIC_URL, or in sandbox mode."""
+    return settings.public_url is not None or settings.sandbox
