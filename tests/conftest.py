@@ -15,6 +15,9 @@ import asyncio
 import os
 import secrets
 import shutil
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -26,6 +29,7 @@ import asyncpg
 import httpx
 import limits.storage.memory
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -68,6 +72,29 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+@contextmanager
+def served_in_thread(app: ASGIApp) -> Iterator[str]:
+    """`app` served by uvicorn on a free loopback port, in a thread of its own; its base URL."""
+    # Bind first and hand uvicorn the socket: the port is ours, with no race.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not stop"
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ from webapp.errors import (
 from webapp.guard import Guard, wait_text
 from webapp.models import Verification
 from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
-from webapp.provider import CallOptions, Provider, ProviderVerification
+from webapp.provider import CALL, CallOptions, Provider, ProviderVerification
 from webapp.settings import Settings
 from webapp.verifications import GONE, Verifications
 
@@ -279,7 +279,7 @@ class Flow:
         """Ask the provider to call; on failure the verification is closed and the refusal logged."""
         started = time.perf_counter()
         try:
-            created = await self._provider.create(number.e164, "tts", self._options)
+            created = await self._provider.create(number.e164, CALL, self._options)
         except ProviderError as exc:
             if not isinstance(exc, ProviderUnauthorized):
                 log.warning("placing a call failed at the provider: %s", exc)

@@ -27,7 +27,7 @@ from webapp.errors import (
     TokenExpired,
     TokenProcessed,
 )
-from webapp.provider import CallOptions, ProviderVerification
+from webapp.provider import CALL, CallOptions, ProviderVerification
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,11 @@ class MessageBird:
         self._deadline = deadline
 
     async def create(self, recipient: str, channel: str, options: CallOptions) -> ProviderVerification:
-        """POST /verify: place a call that reads a fresh code to `recipient` (E.164)."""
+        """POST /verify: place a call (`CALL` is type "tts") that reads a fresh code to `recipient` (E.164)."""
         body: dict[str, Any] = {
             "recipient": recipient.lstrip("+"),
-            "type": channel,
+            # MessageBird's own types (tts, sms, flash, email) pass through unchanged.
+            "type": "tts" if channel == CALL else channel,
             "template": options.template,
             "language": options.language,
             "voice": options.voice,
