@@ -79,7 +79,7 @@ def hash_password_command(args: argparse.Namespace) -> int:
 def sandbox(args: argparse.Namespace) -> int:
     from webapp.provider.sandbox import create_sandbox_app
 
-    print(f"MessageBird Verify sandbox on http://{args.host}:{args.port}/  (calls: /_sandbox/)")
+    print(f"Verify sandbox (MessageBird and Twilio APIs) on http://{args.host}:{args.port}/  (calls: /_sandbox/)")
     uvicorn.run(create_sandbox_app(), host=args.host, port=args.port, proxy_headers=False, log_level=args.log_level)
     return 0
 
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     hash_parser.set_defaults(handler=hash_password_command)
 
-    sandbox_parser = commands.add_parser("sandbox", help="serve the MessageBird Verify sandbox alone")
+    sandbox_parser = commands.add_parser("sandbox", help="serve the Verify sandbox (MessageBird and Twilio APIs) alone")
     sandbox_parser.add_argument("--host", default="127.0.0.1")
     sandbox_parser.add_argument("--port", type=int, default=8001)
     sandbox_parser.add_argument("--log-level", default="info")
