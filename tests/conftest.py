@@ -74,6 +74,26 @@ class FakeClock:
         self.now += timedelta(seconds=seconds)
 
 
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class FarSide:
+    """A MockTransport handler that answers with `respond` and keeps every request."""
+
+    def __init__(self, respond: Handler) -> None:
+        self.respond = respond
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.respond(request)
+
+
+def always(status_code: int, **kwargs: Any) -> Handler:
+    """A handler that gives every request the same answer."""
+    return lambda request: httpx.Response(status_code, **kwargs)
+
+
 @contextmanager
 def served_in_thread(app: ASGIApp) -> Iterator[str]:
     """`app` served by uvicorn on a free loopback port, in a thread of its own; its base URL."""

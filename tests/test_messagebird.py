@@ -19,7 +19,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from tests.conftest import FakeClock, served_in_thread
+from tests.conftest import FakeClock, FarSide, Handler, always, served_in_thread
 from webapp.errors import (
     InvalidParameter,
     InvalidToken,
@@ -234,8 +234,6 @@ async def test_a_refused_connection_raises_unavailable(http: httpx.AsyncClient) 
 
 # --- a fake far side ------------------------------------------------------------
 
-Handler = Callable[[httpx.Request], httpx.Response]
-
 VERIFY_OBJECT = {
     "id": "4e213b01155d1e35a9d9571e00162985",
     "recipient": 31612345678,
@@ -245,19 +243,6 @@ VERIFY_OBJECT = {
     "validUntilDatetime": "2026-11-26T12:05:00+00:00",
 }
 REF = "4e213b01155d1e35a9d9571e00162985"
-
-
-class FarSide:
-    """A MockTransport handler that answers with `respond` and keeps every request."""
-
-    def __init__(self, respond: Handler) -> None:
-        self.respond = respond
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.respond(request)
-
 
 Answer = Callable[[Handler], tuple[MessageBird, FarSide]]
 
@@ -276,11 +261,6 @@ async def answer() -> AsyncIterator[Answer]:
     yield make
     for client in clients:
         await client.aclose()
-
-
-def always(status_code: int, **kwargs: object) -> Handler:
-    """A handler that gives every request the same answer."""
-    return lambda request: httpx.Response(status_code, **kwargs)  # type: ignore[arg-type]
 
 
 def envelope(description: str, code: int = 10, parameter: str | None = None) -> dict:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from starlette.datastructures import Secret
 
-from tests.conftest import FakeClock, served_in_thread
+from tests.conftest import FakeClock, FarSide, Handler, always, served_in_thread
 from webapp.errors import (
     AttemptsExhausted,
     InvalidParameter,
@@ -234,7 +234,6 @@ async def test_a_refused_connection_raises_unavailable(http: httpx.AsyncClient) 
 
 # --- a fake far side ------------------------------------------------------------
 
-Handler = Callable[[httpx.Request], httpx.Response]
 REF = "VE" + "3" * 32
 BASE = "https://verify.twilio.test"
 VERIFICATION = {
@@ -248,19 +247,6 @@ VERIFICATION = {
     "date_created": "2026-12-01T10:00:00Z",
     "date_updated": "2026-12-01T10:00:00Z",
 }
-
-
-class FarSide:
-    """A MockTransport handler that answers with `respond` and keeps every request."""
-
-    def __init__(self, respond: Handler) -> None:
-        self.respond = respond
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.respond(request)
-
 
 Answer = Callable[[Handler], tuple[Twilio, FarSide]]
 
@@ -279,11 +265,6 @@ async def answer() -> AsyncIterator[Answer]:
     yield make
     for client in clients:
         await client.aclose()
-
-
-def always(status_code: int, **kwargs: object) -> Handler:
-    """A handler that gives every request the same answer."""
-    return lambda request: httpx.Response(status_code, **kwargs)  # type: ignore[arg-type]
 
 
 def twilio_error(code: int, message: str, status: int) -> Handler:

@@ -15,7 +15,7 @@ The interface has its own words, which each client translates: the channel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Protocol
 
 #: The channel of a voice call that reads the code.
@@ -60,3 +60,11 @@ class Provider(Protocol):
 
     async def cancel(self, ref: str) -> None:
         """Cancel the verification `ref`."""
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """An ISO 8601 time from a provider's answer, aware (UTC if it names no zone); None if absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

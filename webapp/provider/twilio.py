@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -41,7 +40,7 @@ from webapp.errors import (
     ProviderUnavailable,
     RecipientLimited,
 )
-from webapp.provider import CALL, CallOptions, ProviderVerification
+from webapp.provider import CALL, CallOptions, ProviderVerification, parse_datetime
 
 if TYPE_CHECKING:
     from webapp.settings import Settings
@@ -221,15 +220,8 @@ def _verification(data: dict[str, Any]) -> ProviderVerification:
             id=ref,
             recipient=str(data.get("to") or ""),
             status=STATUSES.get(status, status),
-            created=_datetime(data.get("date_created")),
+            created=parse_datetime(data.get("date_created")),
             valid_until=None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProviderUnavailable(f"unexpected verification object: {exc}") from exc
-
-
-def _datetime(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -160,30 +160,8 @@ class _TwilioApi:
                 return verification
         return None
 
-    def _resource(self, request: Request, v: TwilioVerification) -> dict[str, Any]:
-        base = str(request.base_url).rstrip("/")
-        return {
-            "sid": v.id,
-            "service_sid": v.service_sid,
-            "account_sid": v.account_sid,
-            "to": "+" + v.recipient,
-            "channel": v.channel,
-            "status": v.status,
-            "valid": v.status == "approved",
-            "lookup": {},
-            "amount": None,
-            "payee": None,
-            "send_code_attempts": [
-                {"attempt_sid": sid, "channel": v.channel, "time": _iso(when)}
-                for sid, (_, when) in zip(v.attempt_sids, v.calls)
-            ],
-            "date_created": _iso(v.created),
-            "date_updated": _iso(v.updated),
-            "sna": None,
-            "url": f"{base}/v2/Services/{v.service_sid}/Verifications/{v.id}",
-        }
-
     def _check(self, v: TwilioVerification) -> dict[str, Any]:
+        """The VerificationCheck resource: the verification's fields a check answers."""
         return {
             "sid": v.id,
             "service_sid": v.service_sid,
@@ -197,6 +175,22 @@ class _TwilioApi:
             "date_created": _iso(v.created),
             "date_updated": _iso(v.updated),
             "sna_attempts_error_codes": [],
+        }
+
+    def _resource(self, request: Request, v: TwilioVerification) -> dict[str, Any]:
+        """The Verification resource."""
+        resource = self._check(v)
+        del resource["sna_attempts_error_codes"]
+        base = str(request.base_url).rstrip("/")
+        return {
+            **resource,
+            "lookup": {},
+            "send_code_attempts": [
+                {"attempt_sid": sid, "channel": v.channel, "time": _iso(when)}
+                for sid, (_, when) in zip(v.attempt_sids, v.calls)
+            ],
+            "sna": None,
+            "url": f"{base}/v2/Services/{v.service_sid}/Verifications/{v.id}",
         }
 
     async def create(self, request: Request) -> Response:
