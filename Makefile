@@ -19,7 +19,7 @@ install: $(STAMP)
 run: install  ## serve on http://127.0.0.1:8000 (SQLite, in-memory limits, sandbox unless MESSAGEBIRD_API_KEY is set)
 	$(BIN)/voice2fa serve
 
-sandbox: install  ## the MessageBird Verify sandbox alone on http://127.0.0.1:8001
+sandbox: install  ## the Verify sandbox (MessageBird and Twilio APIs) alone on http://127.0.0.1:8001
 	$(BIN)/voice2fa sandbox
 
 migrate: install  ## bring DATABASE_URL's schema to head

@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ import asyncpg
 import httpx
 import limits.storage.memory
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -77,7 +79,7 @@ def free_port() -> int:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any voice2fa setting, plus `extra`."""
-    names = ("MESSAGEBIRD_", "DATABASE_URL", "SECRET_KEY", "VERIFY_", "RATELIMIT_", "TRUSTED_PROXIES")
+    names = ("MESSAGEBIRD_", "TWILIO_", "DATABASE_URL", "SECRET_KEY", "VERIFY_", "RATELIMIT_", "TRUSTED_PROXIES")
     env = {k: v for k, v in os.environ.items() if not k.startswith(names)}
     env.update(extra)
     return env
@@ -118,6 +120,49 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class FarSide:
+    """A MockTransport handler that answers with `respond` and keeps every request."""
+
+    def __init__(self, respond: Handler) -> None:
+        self.respond = respond
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.respond(request)
+
+
+def always(status_code: int, **kwargs: Any) -> Handler:
+    """A handler that gives every request the same answer."""
+    return lambda request: httpx.Response(status_code, **kwargs)
+
+
+@contextmanager
+def served_in_thread(app: ASGIApp) -> Iterator[str]:
+    """`app` served by uvicorn on a free loopback port, in a thread of its own; its base URL."""
+    # Bind first and hand uvicorn the socket: the port is ours, with no race.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not stop"
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ import httpx
 import messagebird
 import pytest
 from messagebird.http_client import HttpClient
+from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client as TwilioClient
 
 from tests.conftest import VOICE2FA, clean_env, free_port, stop, wait_until_up
 from webapp.server import is_loopback
@@ -91,6 +93,32 @@ def test_messagebirds_own_sdk_works_against_the_sandbox(sandbox_url: str) -> Non
     client.verify_delete(verify.id)
     with pytest.raises(messagebird.client.ErrorException):
         client.verify(verify.id)
+
+
+def test_twilios_own_sdk_works_against_the_sandbox(sandbox_url: str) -> None:
+    """Twilio's Python SDK, its Verify domain pointed at `voice2fa sandbox`, with any credentials."""
+    client = TwilioClient("AC" + "0" * 32, "any-auth-token")
+    client.verify.base_url = sandbox_url  # the SDK joins this with "v2/Services/..."
+    service = client.verify.v2.services("VA" + "0" * 32)
+
+    verification = service.verifications.create(to="+31612345678", channel="call")
+    assert verification.status == "pending" and verification.sid.startswith("VE")
+    assert verification.date_created is not None and verification.date_created.tzinfo is not None
+    [call] = httpx.get(sandbox_url + "/_sandbox/calls").json()
+    assert call["api"] == "twilio" and call["id"] == verification.sid and len(call["token"]) == 6
+
+    wrong = service.verification_checks.create(verification_sid=verification.sid, code="000000" if call["token"] != "000000" else "111111")
+    assert wrong.status == "pending" and wrong.valid is False
+    right = service.verification_checks.create(verification_sid=verification.sid, code=call["token"])
+    assert right.status == "approved" and right.valid is True
+    with pytest.raises(TwilioRestException) as gone:
+        service.verifications(verification.sid).fetch()
+    assert gone.value.status == 404 and gone.value.code == 20404
+
+    second = service.verifications.create(to="+31612345678", channel="call")
+    assert second.sid != verification.sid
+    assert service.verifications(second.sid).update(status="canceled").status == "canceled"
+    assert service.verifications(second.sid).fetch().status == "canceled"
 
 
 def test_the_wheel_carries_templates_and_migrations(tmp_path: Path) -> None:

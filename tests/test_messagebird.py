@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, FarSide, Handler, always, served_in_thread
 from webapp.errors import (
     InvalidParameter,
     InvalidToken,
@@ -32,7 +30,7 @@ from webapp.errors import (
     TokenExpired,
     TokenProcessed,
 )
-from webapp.provider import CallOptions
+from webapp.provider import CALL, CallOptions
 from webapp.provider.messagebird import MessageBird
 from webapp.provider.sandbox import SandboxState, create_sandbox_app
 
@@ -53,27 +51,8 @@ def state(clock: FakeClock) -> SandboxState:
 @pytest.fixture
 def sandbox_url(state: SandboxState) -> Iterator[str]:
     """The sandbox served by uvicorn on a free loopback port, in a thread of its own."""
-    # Bind first and hand uvicorn the socket: the port is ours, with no race.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_sandbox_app(state), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not stop"
+    with served_in_thread(create_sandbox_app(state)) as url:
+        yield url
 
 
 @pytest.fixture
@@ -255,8 +234,6 @@ async def test_a_refused_connection_raises_unavailable(http: httpx.AsyncClient) 
 
 # --- a fake far side ------------------------------------------------------------
 
-Handler = Callable[[httpx.Request], httpx.Response]
-
 VERIFY_OBJECT = {
     "id": "4e213b01155d1e35a9d9571e00162985",
     "recipient": 31612345678,
@@ -266,19 +243,6 @@ VERIFY_OBJECT = {
     "validUntilDatetime": "2026-11-26T12:05:00+00:00",
 }
 REF = "4e213b01155d1e35a9d9571e00162985"
-
-
-class FarSide:
-    """A MockTransport handler that answers with `respond` and keeps every request."""
-
-    def __init__(self, respond: Handler) -> None:
-        self.respond = respond
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.respond(request)
-
 
 Answer = Callable[[Handler], tuple[MessageBird, FarSide]]
 
@@ -297,11 +261,6 @@ async def answer() -> AsyncIterator[Answer]:
     yield make
     for client in clients:
         await client.aclose()
-
-
-def always(status_code: int, **kwargs: object) -> Handler:
-    """A handler that gives every request the same answer."""
-    return lambda request: httpx.Response(status_code, **kwargs)  # type: ignore[arg-type]
 
 
 def envelope(description: str, code: int = 10, parameter: str | None = None) -> dict:
@@ -328,6 +287,18 @@ async def test_create_posts_the_call_options_as_json(answer: Answer) -> None:
         "language": "nl-nl",
         "voice": "male",
     }
+
+
+@pytest.mark.parametrize(("channel", "type_"), [(CALL, "tts"), ("tts", "tts"), ("sms", "sms")])
+async def test_the_call_channel_is_messagebirds_type_tts_and_its_own_types_pass(
+    answer: Answer, channel: str, type_: str
+) -> None:
+    messagebird, far_side = answer(always(201, json=VERIFY_OBJECT))
+
+    await messagebird.create(RECIPIENT, channel, CallOptions())
+
+    (request,) = far_side.requests
+    assert json.loads(request.content)["type"] == type_
 
 
 async def test_create_accepts_200_as_well_as_201(answer: Answer) -> None:

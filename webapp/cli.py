@@ -90,7 +90,7 @@ def sandbox(args: argparse.Namespace) -> int:
 
     if _refuse_public_sandbox(args):
         return 2
-    print(f"MessageBird Verify sandbox on http://{args.host}:{args.port}/  (calls: /_sandbox/)")
+    print(f"Verify sandbox (MessageBird and Twilio APIs) on http://{args.host}:{args.port}/  (calls: /_sandbox/)")
     server.run(create_sandbox_app(), Settings.from_env(), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     hash_parser.set_defaults(handler=hash_password_command)
 
-    sandbox_parser = commands.add_parser("sandbox", help="serve the MessageBird Verify sandbox alone")
+    sandbox_parser = commands.add_parser("sandbox", help="serve the Verify sandbox (MessageBird and Twilio APIs) alone")
     sandbox_parser.add_argument("--host", default="127.0.0.1")
     sandbox_parser.add_argument("--port", type=int, default=8001)
     sandbox_parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)

@@ -2,16 +2,28 @@
 
     Voice2faError
      ├── ProviderError                 the Verify provider did not do what we asked
-     │    ├── ProviderUnavailable      5xx, timeout, connection error, malformed answer
-     │    ├── ProviderUnauthorized     401: the access key is wrong (a configuration error)
-     │    └── ProviderRejected         a 4xx with MessageBird's errors envelope
-     │         ├── InvalidToken        "The token is invalid."
+     │    ├── ProviderUnavailable      5xx, timeout, connection error, malformed answer,
+     │    │                            a 429 for the whole account
+     │    ├── ProviderUnauthorized     401 (Twilio 20003), Twilio's 403: the credentials
+     │    │                            are wrong or the account is closed (a configuration error)
+     │    └── ProviderRejected         a 4xx with the provider's error body
+     │         ├── InvalidToken        MessageBird "The token is invalid."; Twilio: a check
+     │         │                       answered "pending"
      │         ├── TokenExpired        "The token has expired."
      │         ├── TokenProcessed      "The token has already been processed."
-     │         ├── NotFound            404: no such verification
-     │         └── InvalidParameter    any other 4xx (bad recipient, tokenLength, ...)
+     │         │    └── AttemptsExhausted  Twilio 60202: every check of this verification used
+     │         ├── NotFound            404 (Twilio 20404): no such verification (or, at
+     │         │                       Twilio, one that was approved or expired)
+     │         ├── RecipientLimited    Twilio 60203 / 60212: no more calls to this number
+     │         │                       for now (not an outage of the provider)
+     │         └── InvalidParameter    any other 4xx (bad recipient, tokenLength, Twilio 60200, ...)
      └── Refusal                       the flow said no to the person: an outcome
                                        for the attempts log, a message, a status
+
+`AttemptsExhausted` is a `TokenProcessed` because the flow treats both alike
+(the verification can no longer be checked; ask how it ended). `RecipientLimited`
+is apart from `ProviderUnavailable` because it says something about one number,
+not about the provider: it must never count against the provider's health.
 
 Provider errors never reach a template: the flow turns them into a Refusal
 with a message fit for the person, and routes map every Refusal to a response
@@ -38,7 +50,7 @@ class ProviderUnauthorized(ProviderError):
 
 
 class ProviderRejected(ProviderError):
-    """The provider answered a 4xx with an errors envelope."""
+    """The provider answered a 4xx with its error body."""
 
     def __init__(
         self,
@@ -67,8 +79,16 @@ class TokenProcessed(ProviderRejected):
     """The verification was already verified or failed."""
 
 
+class AttemptsExhausted(TokenProcessed):
+    """Every check the verification allowed was used (Twilio 60202)."""
+
+
 class NotFound(ProviderRejected):
     """The provider knows no verification with that id."""
+
+
+class RecipientLimited(ProviderRejected):
+    """The provider refuses more calls to this number for now (Twilio 60203, 60212)."""
 
 
 class InvalidParameter(ProviderRejected):

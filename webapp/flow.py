@@ -40,7 +40,7 @@ from webapp.logs import mask_number
 from webapp.models import Verification
 from webapp.outbox import Outbox
 from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
-from webapp.provider import CallOptions, Provider, ProviderVerification
+from webapp.provider import CALL, CallOptions, Provider, ProviderVerification
 from webapp.settings import Settings
 from webapp.verifications import GONE, Verifications
 
@@ -341,7 +341,7 @@ class Flow:
         """Ask the provider to call; on failure the verification is closed and the refusal logged."""
         started = time.perf_counter()
         try:
-            created = await self._provider.create(number.e164, "tts", self._options)
+            created = await self._provider.create(number.e164, CALL, self._options)
         except ProviderError as exc:
             if not isinstance(exc, ProviderUnauthorized):
                 log.warning("placing a call failed at the provider: %s", exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,10 +24,14 @@ from limits import parse_many
 from webapp.passwords import check_hash
 from webapp.phone import NUMBER_TYPES
 from webapp.provider import CallOptions
+from webapp.provider.twilio import DEFAULT_BASE_URL as TWILIO_BASE_URL
+from webapp.provider.twilio import SERVICE_SID
 
 DEFAULT_BASE_URL = "https://rest.messagebird.com"
 #: Hosts where plain http is allowed for development (RFC 8252 loopback).
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+#: The Account SID (AC…) or an API key SID (SK…): the username of Twilio's HTTP Basic.
+TWILIO_USERNAME = re.compile(r"(AC|SK)[0-9a-fA-F]{32}")
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,12 @@ class Settings:
     #: None means sandbox mode: calls go to the in-process sandbox.
     messagebird_api_key: Secret | None = None
     messagebird_base_url: str = DEFAULT_BASE_URL
+    #: Twilio Verify: all three or none. Read and checked here; the flow does
+    #: not choose Twilio yet (the provider list comes with PROVIDERS).
+    twilio_account_sid: str | None = None
+    twilio_auth_token: Secret | None = None
+    twilio_verify_service_sid: str | None = None
+    twilio_base_url: str = TWILIO_BASE_URL
     database_url: str = "sqlite+aiosqlite:///voice2fa.db"
     ratelimit_storage_url: str = "memory://"
     #: Signs the session cookie. Unset: a random key per process (sessions
@@ -135,6 +146,11 @@ class Settings:
         return self.messagebird_api_key is None
 
     @property
+    def twilio_configured(self) -> bool:
+        """All three Twilio credentials are set."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_verify_service_sid)
+
+    @property
     def secure_cookies(self) -> bool:
         return (not self.sandbox) if self.cookie_secure is None else self.cookie_secure
 
@@ -149,6 +165,7 @@ class Settings:
         api_key = config("MESSAGEBIRD_API_KEY", cast=str, default="").strip()
         secret = config("SECRET_KEY", cast=str, default="")
         admin_hash = config("ADMIN_PASSWORD_HASH", cast=str, default="").strip()
+        twilio_token = config("TWILIO_AUTH_TOKEN", cast=str, default="").strip()
         defaults = cls()
         call = CallOptions(
             template=config("VERIFY_TEMPLATE", cast=str, default=defaults.call.template),
@@ -162,6 +179,10 @@ class Settings:
         settings = cls(
             messagebird_api_key=Secret(api_key) if api_key else None,
             messagebird_base_url=config("MESSAGEBIRD_BASE_URL", cast=str, default=DEFAULT_BASE_URL),
+            twilio_account_sid=config("TWILIO_ACCOUNT_SID", cast=str, default="").strip() or None,
+            twilio_auth_token=Secret(twilio_token) if twilio_token else None,
+            twilio_verify_service_sid=config("TWILIO_VERIFY_SERVICE_SID", cast=str, default="").strip() or None,
+            twilio_base_url=config("TWILIO_BASE_URL", cast=str, default=TWILIO_BASE_URL).strip(),
             database_url=config("DATABASE_URL", cast=str, default=defaults.database_url),
             ratelimit_storage_url=config("RATELIMIT_STORAGE_URL", cast=str, default=defaults.ratelimit_storage_url),
             secret_key=Secret(secret) if secret else defaults.secret_key,
@@ -235,6 +256,7 @@ class Settings:
             raise ValueError("VERIFY_TEMPLATE must contain %token")
         if self.call.voice not in ("male", "female"):
             raise ValueError("VERIFY_VOICE must be male or female")
+        self._validate_twilio()
         if self.admin_password_hash is not None:
             check_hash(str(self.admin_password_hash))
         if not self.admin_user or ":" in self.admin_user:
@@ -284,6 +306,22 @@ class Settings:
         if not 60 <= self.oidc_token_lifetime <= 3600:
             raise ValueError("OIDC_TOKEN_LIFETIME must be between 60 and 3600 seconds (ID tokens live minutes, not hours)")
 
+    def _validate_twilio(self) -> None:
+        given = {
+            "TWILIO_ACCOUNT_SID": self.twilio_account_sid,
+            "TWILIO_AUTH_TOKEN": self.twilio_auth_token,
+            "TWILIO_VERIFY_SERVICE_SID": self.twilio_verify_service_sid,
+        }
+        missing = [name for name, value in given.items() if not value]
+        if 0 < len(missing) < len(given):
+            raise ValueError(f"the Twilio settings go together: {', '.join(missing)} missing")
+        if self.twilio_account_sid and not TWILIO_USERNAME.fullmatch(self.twilio_account_sid):
+            raise ValueError("TWILIO_ACCOUNT_SID is the Account SID (AC…) or an API key SID (SK…): 34 characters")
+        if self.twilio_verify_service_sid and not SERVICE_SID.fullmatch(self.twilio_verify_service_sid):
+            raise ValueError("TWILIO_VERIFY_SERVICE_SID is the Verify Service's SID: VA followed by 32 hex digits")
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.twilio_base_url):
+            raise ValueError(f"TWILIO_BASE_URL must be a URL like {TWILIO_BASE_URL}, got {self.twilio_base_url!r}")
+
 
 def is_issuer_url(url: str) -> bool:
     """An https URL (http only on a loopback host) with no query or fragment: what OIDC allows as an issuer."""
@@ -291,7 +329,6 @@ def is_issuer_url(url: str) -> bool:
     if parts.query or parts.fragment or not parts.hostname or parts.username or parts.password:
         return False
     return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
-
 
 def _regions(value: str) -> tuple[str, ...]:
     return tuple(region.strip().upper() for region in value.split(",") if region.strip())

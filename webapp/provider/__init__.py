@@ -1,14 +1,25 @@
 """The Verify provider: a small interface and what it returns.
 
-The one real implementation is `webapp.provider.messagebird.MessageBird`;
-`webapp.provider.sandbox` is a local server speaking the same REST API.
+Two implementations speak it: `webapp.provider.messagebird.MessageBird`
+(MessageBird's classic Verify API) and `webapp.provider.twilio.Twilio`
+(Twilio Verify v2). `webapp.provider.sandbox` is a local server speaking both
+REST APIs.
+
+The interface has its own words, which each client translates: the channel
+`CALL` (a voice call that reads the code; MessageBird's `type=tts`, Twilio's
+`Channel=call`), and the statuses below (Twilio's `pending` is "sent", its
+`approved` "verified", its `canceled` "deleted", its `max_attempts_reached`
+"failed").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Protocol
+
+#: The channel of a voice call that reads the code.
+CALL = "call"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,21 +40,31 @@ class ProviderVerification:
     """A verification as the provider sees it."""
 
     id: str
+    #: the number as the provider echoes it (MessageBird: digits without "+"; Twilio: E.164)
     recipient: str
     status: str  # sent | verified | expired | failed | deleted
     created: datetime | None
+    #: None when the provider does not say (Twilio: its Verify Service decides)
     valid_until: datetime | None
 
 
 class Provider(Protocol):
     async def create(self, recipient: str, channel: str, options: CallOptions) -> ProviderVerification:
-        """Place a call (channel "tts") that reads a fresh code to `recipient` (E.164)."""
+        """Place a call (channel `CALL`) that reads a fresh code to `recipient` (E.164)."""
 
     async def check(self, ref: str, code: str) -> ProviderVerification:
-        """Check `code` against the verification `ref`."""
+        """Check `code` against the verification `ref`; only status "verified" is success."""
 
     async def fetch(self, ref: str) -> ProviderVerification:
         """The verification `ref` as it stands (its status), without checking a code."""
 
     async def cancel(self, ref: str) -> None:
-        """Delete the verification `ref`."""
+        """Cancel the verification `ref`."""
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """An ISO 8601 time from a provider's answer, aware (UTC if it names no zone); None if absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
 from typing import Any
 
 import anyio
@@ -27,7 +26,7 @@ from webapp.errors import (
     TokenExpired,
     TokenProcessed,
 )
-from webapp.provider import CallOptions, ProviderVerification
+from webapp.provider import CALL, CallOptions, ProviderVerification, parse_datetime
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +56,11 @@ class MessageBird:
         self._deadline = deadline
 
     async def create(self, recipient: str, channel: str, options: CallOptions) -> ProviderVerification:
-        """POST /verify: place a call that reads a fresh code to `recipient` (E.164)."""
+        """POST /verify: place a call (`CALL` is type "tts") that reads a fresh code to `recipient` (E.164)."""
         body: dict[str, Any] = {
             "recipient": recipient.lstrip("+"),
-            "type": channel,
+            # MessageBird's own types (tts, sms, flash, email) pass through unchanged.
+            "type": "tts" if channel == CALL else channel,
             "template": options.template,
             "language": options.language,
             "voice": options.voice,
@@ -152,15 +152,8 @@ def _verification(data: dict[str, Any]) -> ProviderVerification:
             id=ref,
             recipient=str(data.get("recipient", "")),
             status=status,
-            created=_datetime(data.get("createdDatetime")),
-            valid_until=_datetime(data.get("validUntilDatetime")),
+            created=parse_datetime(data.get("createdDatetime")),
+            valid_until=parse_datetime(data.get("validUntilDatetime")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProviderUnavailable(f"unexpected verify object: {exc}") from exc
-
-
-def _datetime(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -1,0 +1,109 @@
+"""What the sandbox remembers: the verifications of both APIs and the calls placed."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+#: Recipients (digits without "+") that make failures visible, through either API;
+#: each is a valid Dutch mobile number, so phone policy lets them through.
+TRIGGER_SERVER_ERROR = "31610000500"
+TRIGGER_HANG = "31610000504"
+TRIGGER_CALL_FAILS = "31610000486"
+
+MAX_KEPT = 1000
+
+
+@dataclass(slots=True, kw_only=True)
+class SandboxVerification:
+    """A verification one of the APIs made; `status` is in that API's own words."""
+
+    api: ClassVar[str]
+    #: the statuses that still wait for a code, and what `calls()` shows for each status
+    waiting: ClassVar[frozenset[str]]
+    call_statuses: ClassVar[dict[str, str]] = {}
+
+    id: str
+    recipient: str  # digits without "+"
+    type: str  # MessageBird's word for the channel: a voice call is "tts" in both APIs
+    token: str
+    body: str
+    created: datetime
+    valid_until: datetime
+    max_attempts: int
+    status: str
+    attempts: int = 0
+    #: each call placed for it, as (order, when): Twilio calls again with the same code
+    calls: list[tuple[int, datetime]] = field(default_factory=list)
+
+    def refresh(self, now: datetime) -> SandboxVerification:
+        """Expire it if its time has come while it waited for a code."""
+        if self.status in self.waiting and now >= self.valid_until:
+            self.status = "expired"
+        return self
+
+    @property
+    def call_status(self) -> str:
+        """The status in the words of `GET /_sandbox/calls` (MessageBird's)."""
+        return self.call_statuses.get(self.status, self.status)
+
+
+class SandboxState:
+    """The verifications the sandbox has made, by id, oldest first."""
+
+    def __init__(
+        self,
+        clock: Callable[[], datetime] | None = None,
+        hang_seconds: float = 30.0,
+        *,
+        twilio_code_length: int = 6,
+    ) -> None:
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.hang_seconds = hang_seconds
+        #: the CodeLength of every Twilio Verify Service the sandbox plays (Twilio's default)
+        self.twilio_code_length = twilio_code_length
+        self.verifications: dict[str, SandboxVerification] = {}
+        self._order = itertools.count()
+
+    def now(self) -> datetime:
+        return self.clock().astimezone(timezone.utc)
+
+    def add(self, verification: SandboxVerification) -> None:
+        """Keep a new verification and count its first call."""
+        self.verifications[verification.id] = verification
+        verification.calls.append((next(self._order), verification.created))
+        while len(self.verifications) > MAX_KEPT:
+            del self.verifications[next(iter(self.verifications))]
+
+    def call(self, verification: SandboxVerification) -> None:
+        """Count one more call placed for `verification`."""
+        verification.calls.append((next(self._order), self.now()))
+
+    def get(self, verification_id: str) -> SandboxVerification | None:
+        """The verification with that id, expired if its time has come; None once deleted."""
+        verification = self.verifications.get(verification_id)
+        if verification is None or verification.status == "deleted":
+            return None
+        return verification.refresh(self.now())
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The calls placed through either API, newest first."""
+        now = self.now()
+        placed = [(order, when, v.refresh(now)) for v in self.verifications.values() for order, when in v.calls]
+        placed.sort(key=lambda call: call[0], reverse=True)
+        return [
+            {
+                "id": v.id,
+                "api": v.api,
+                "recipient": v.recipient,
+                "type": v.type,
+                "token": v.token,
+                "body": v.body,
+                "createdDatetime": when.isoformat(timespec="seconds"),
+                "status": v.call_status,
+            }
+            for _, when, v in placed
+        ]
