@@ -361,6 +361,22 @@ async def test_use_a_different_number_goes_back_to_the_phone_form(htmx: httpx.As
     assert response.status_code == 409 and 'name="phone"' in response.text
 
 
+async def test_giving_up_on_a_call_is_logged_as_cancelled(htmx: httpx.AsyncClient, db) -> None:
+    await call_me(htmx)
+    await htmx.post("/restart")
+    rows = await attempts(db)
+    assert [(row.kind, row.outcome) for row in rows] == [("start", "sent"), ("cancel", "cancelled")]
+    assert rows[1].verification_id == rows[0].verification_id and rows[1].ip == rows[0].ip
+
+
+async def test_a_new_number_in_the_same_session_logs_the_old_call_cancelled(htmx: httpx.AsyncClient, db) -> None:
+    await call_me(htmx, phone="+31612345678")
+    await call_me(htmx, phone="+31612345679")
+    assert [(row.kind, row.outcome, row.number) for row in await attempts(db)] == [
+        ("start", "sent", "+31612345678"), ("cancel", "cancelled", "+31612345678"), ("start", "sent", "+31612345679"),
+    ]
+
+
 # -- provider trouble: the sandbox's trigger numbers ----------------------------------
 
 

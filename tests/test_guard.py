@@ -136,7 +136,7 @@ async def test_distinct_ips_share_a_numbers_limit(
     response = await call_and_give_up(clients[3])
     assert response.status_code == 429 and "Try again in 9 minutes" in response.text  # the first of the two calls leaves the window then
     assert calls_placed(app) == 2
-    assert await outcomes(db) == ["sent", "blocked_number", "sent", "blocked_number"]
+    assert await outcomes(db) == ["sent", "cancelled", "blocked_number", "sent", "cancelled", "blocked_number"]
     for client in clients:
         await client.aclose()
 

@@ -55,7 +55,7 @@ async def test_a_refused_try_does_not_use_up_the_numbers_other_limits(client_for
     response = await call_and_give_up(client_for, "198.51.100.4")
     assert retry_after(response) == 600 - 70, "the refused try 8 s ago took no 30-second slot"
     assert calls_placed(app) == 2
-    assert await outcomes(db) == ["sent", "sent", "blocked_number", "blocked_number"]
+    assert [o for o in await outcomes(db) if o != "cancelled"] == ["sent", "sent", "blocked_number", "blocked_number"]
 
 
 async def test_a_number_in_use_says_when_it_can_really_be_called_again(
@@ -87,7 +87,7 @@ async def test_a_try_refused_by_the_global_ceiling_spends_nothing_of_the_numbers
         assert "too many calls right now" in unescape(response.text)
     clock.advance(59)
     assert (await call_and_give_up(client_for, "198.51.100.2")).status_code == 200
-    assert await outcomes(db) == ["sent", "blocked_global", "blocked_global", "sent"]
+    assert [o for o in await outcomes(db) if o != "cancelled"] == ["sent", "blocked_global", "blocked_global", "sent"]
 
 
 @pytest.mark.parametrize("settings_changes", [{"limit_calls_global": "2/minute", "limit_calls_per_country": "1/hour"}])
@@ -97,7 +97,7 @@ async def test_a_try_refused_by_the_countrys_ceiling_spends_nothing_of_the_globa
     assert retry_after(response) == 3600
     async with client_for("198.51.100.3") as belgian:
         assert (await start_call(belgian, "+32 450 00 12 34")).status_code == 200, "one call of two this minute so far"
-    assert await outcomes(db) == ["sent", "blocked_global", "sent"]
+    assert [o for o in await outcomes(db) if o != "cancelled"] == ["sent", "blocked_global", "sent"]
 
 
 # -- per client IP ----------------------------------------------------------------------------------------

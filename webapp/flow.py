@@ -161,7 +161,7 @@ class Flow:
             raise
         if current is not None:
             try:
-                await self.cancel(current.id)
+                await self.cancel(current.id, ip)
             except Refusal:
                 pass  # another worker has the old call in hand; unclaimed, it simply expires
         created, latency = await self._create(number, ip, "start", verification)
@@ -307,13 +307,15 @@ class Flow:
         """Calls placed that the outbox still has to write down."""
         return len(self._outbox)
 
-    async def cancel(self, verification_id: str | None) -> None:
-        """Give up on a verification ("use a different number")."""
+    async def cancel(self, verification_id: str | None, ip: str) -> None:
+        """Give up on a verification ("use a different number"), logged as `cancelled`."""
         if not verification_id:
             return
         try:
             async with self._leases.hold(verification_id):
-                cancelled = await self._verifications.cancel(verification_id)
+                cancelled = await self._verifications.cancel(
+                    verification_id, lambda row: self._attempts.row("cancel", "cancelled", ip, verification=row)
+                )
         except LeaseBusy:
             raise Refusal("verification_busy", BUSY, step="code", status_code=503, retry_after=5,
                           pending=await self.pending(verification_id)) from None

@@ -24,7 +24,7 @@ from webapp.models import Attempt, UTCDateTime, Verification
 OUTCOMES = (
     "sent", "verified", "reused", "already_verified", "replayed", "superseded",
     "wrong_code", "unverified", "attempts_exhausted", "invalid_code", "invalid_number", "expired", "closed",
-    "no_verification", "resend_too_soon",
+    "no_verification", "resend_too_soon", "cancelled",
     "blocked_ip", "blocked_number", "blocked_pending", "blocked_global", "blocked_country",
     "blocked_number_type", "blocked_denylist", "blocked_circuit",
     "provider_error", "call_failed", "limiter_unavailable", "verification_busy",
@@ -33,7 +33,7 @@ OUTCOMES = (
 )
 #: The hand-off's own decisions: a site's request, its code, its tokens.
 HANDOFF_OUTCOMES = ("handoff_started", "code_issued", "token_issued", "handoff_cancelled", "oidc_error")
-KINDS = ("start", "check", "resend", "handoff", "token")
+KINDS = ("start", "check", "resend", "cancel", "handoff", "token")
 PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
            "30d": timedelta(days=30), "all": None}
 DEFAULT_PERIOD = "24h"

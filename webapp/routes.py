@@ -211,7 +211,7 @@ async def verify_resend(request: Request) -> Response:
 async def verify_restart(request: Request) -> Response:
     """POST /restart: forget the verification in progress, back to the phone form."""
     try:
-        await _flow(request).cancel(_session_id(request))
+        await _flow(request).cancel(_session_id(request), _ip(request))
     except Refusal as refusal:
         return refused(request, refusal)
     request.session.pop(SESSION_KEY, None)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.errors import Refusal
 from webapp.guard import pending_refusal
-from webapp.models import Verification
+from webapp.models import Attempt, Verification
 from webapp.phone import PhoneNumber
 
 GONE = "That verification has ended. Enter your number to get a new call."
@@ -101,13 +101,14 @@ class Verifications:
                 raise self._busy_number(await _live_expiry(session, verification.number)) from None
         return fresh
 
-    async def cancel(self, verification_id: str) -> Verification | None:
-        """Mark a pending verification cancelled; the row, or None when none was pending."""
+    async def cancel(self, verification_id: str, log: Callable[[Verification], Attempt]) -> Verification | None:
+        """Mark a pending verification cancelled, with its attempts row `log(row)`; the row, or None if none was pending."""
         async with self._sessions() as session:
             verification = await session.get(Verification, verification_id)
             if verification is None or verification.status != "pending":
                 return None
             verification.status = "cancelled"
+            session.add(log(verification))
             await session.commit()
         return verification
 
