@@ -83,3 +83,14 @@ async def test_a_whole_page_rendered_without_a_lookup_loads_the_panel_itself(cli
     response = await client.post("/confirm", data={"code": "123456"})
     assert 'hx-trigger="load, every 2s' in response.text
     assert "Your calls show up here." in response.text
+
+
+async def test_the_panel_keeps_showing_the_sessions_call_once_it_is_verified(client_for, app: object) -> None:
+    async with client_for(ALICE[0], headers={"HX-Request": "true"}) as alice:
+        await alice.post("/verify", data={"country": "NL", "phone": ALICE[1]})
+        code = code_for(app, "31612345671")
+        assert "is verified" in (await alice.post("/confirm", data={"code": code})).text
+        panel = (await alice.get("/_sandbox/phone")).text
+        assert code in panel and "No calls yet" not in panel
+        async with client_for(BOB[0]) as bob:  # and still only to that session
+            assert (await bob.get("/_sandbox/calls")).json() == []

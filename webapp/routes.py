@@ -25,6 +25,9 @@ MAX_FORM_BYTES = 32 * 1024
 SESSION_KEY = "verification"
 #: The verification that just ended verified, for the result page after a redirect.
 RESULT_KEY = "result"
+#: Sandbox mode only: the session's latest verification, whose calls the sandbox phone keeps showing
+#: after it ended (verified, or given up on).
+SANDBOX_KEY = "sandbox_verification"
 
 #: What a success says. The session cookie is signed, not encrypted, so a
 #: redirect keeps only the key there; the page fills in the number from the database.
@@ -166,6 +169,8 @@ async def verify_start(request: Request) -> Response:
     except Refusal as refusal:
         return refused(request, refusal, phone_value=phone[:64], region=region)
     request.session[SESSION_KEY] = pending.id
+    if request.state.sandbox is not None:
+        request.session[SANDBOX_KEY] = pending.id
     if not pending.recorded:
         return _unrecorded(request, pending)
     return _done(request, "code", "reused" if pending.reused else "calling", pending.international, pending=pending)
@@ -252,7 +257,9 @@ async def healthz(request: Request) -> Response:
 
 
 async def _session_refs(request: Request) -> frozenset[str]:
-    return await provider_refs(request.state.sessions, _session_id(request))
+    """The provider ids of this session's calls: its verification in progress, else the last one it had."""
+    last = request.session.get(SANDBOX_KEY)
+    return await provider_refs(request.state.sessions, _session_id(request) or (last if isinstance(last, str) else None))
 
 
 async def _phone_panel(request: Request) -> dict[str, Any]:
