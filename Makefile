@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run sandbox test migrate clean
+.PHONY: install run sandbox test bench migrate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ migrate: install  ## bring DATABASE_URL's schema to head
 
 test: install
 	$(BIN)/python -m pytest
+
+bench: install  ## HTTP throughput and p99 against a bare Starlette hello, on SQLite and PostgreSQL (needs wrk); writes docs/benchmarks.md
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk"; exit 2; }
+	$(BIN)/python bench/http_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

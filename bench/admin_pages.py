@@ -32,6 +32,7 @@ import platform
 import random
 import sqlite3
 import statistics
+import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -51,6 +52,9 @@ from webapp.models import Attempt
 from webapp.passwords import hash_password
 from webapp.reports import AttemptFilter, Cursor
 from webapp.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report_file import write_section  # noqa: E402  (bench/ is not a package)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -293,7 +297,7 @@ def machine(pg_version: str | None) -> str:
 
 def table(title: str, found: dict, small: int, big: int) -> str:
     s, b, ms = size(small), size(big), lambda v: "—" if v is None else f"{v:.1f}"
-    lines = [f"## {title}", "",
+    lines = [f"### {title}", "",
              f"Load (insert + ANALYZE): {s} {found[small]['load_s']:.1f} s, {b} {found[big]['load_s']:.1f} s. "
              f"Highest 1-minute load average seen while measuring: {max(found[n]['load'] for n in found):.1f}. Times in ms.", "",
              f"| case | rows at {b} | {s} p50 | {s} p95 | {b} p50 | {b} p95 | {b}÷{s} p50 | HTTP {s} p50 | HTTP {b} p50 "
@@ -309,9 +313,6 @@ def table(title: str, found: dict, small: int, big: int) -> str:
               f"{b} {csv_big['rows']:,.0f} rows at {csv_big['rate']:,.0f} rows/s (`reports.stream` + csv formatting), "
               f"{csv_big['http_rate']:,.0f} rows/s through HTTP.", ""]
     return "\n".join(lines)
-
-
-NOTES = "<!-- Findings: written by hand, kept when the script rewrites this file. -->"
 
 
 async def main() -> None:
@@ -346,7 +347,7 @@ async def main() -> None:
                     await drop()
         sections.append(table({"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind], found, args.small, args.rows))
     report = "\n".join([
-        "# Benchmarks: the operators' pages", "",
+        "## The operators' pages (bench/admin_pages.py)", "",
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, `bench/admin_pages.py --rows {args.rows} --small {args.small} "
         f"--db {args.db} --repeat {args.repeat}`.", "", f"Machine: {machine(pg_version)}.", "",
         f"Goal (the issue): every page p95 under 50 ms at {size(args.rows)} rows, and page time at {size(args.rows)} rows "
@@ -357,15 +358,12 @@ async def main() -> None:
         "at the big size. “now” is the newest row. The deep keyset page starts 50,000 rows (at most half the table) "
         "into the all-time list. Rows marked info are outside the goal.", "",
         *sections,
-        "## Re-running", "",
+        "### Re-running", "",
         "    .venv/bin/python bench/admin_pages.py [--rows 1000000] [--small 10000] [--db sqlite|postgresql|both] [--repeat 30]", "",
         "SQLite files go to bench/.data/ (ignored by git); PostgreSQL databases `bench_<hex>_<size>` are made on "
         "--postgres and dropped at the end unless --keep. Other work on the machine moves p95: check the load average above.", ""])
     print("\n" + report)
-    out = Path(args.out)
-    # Hand-written findings below the marker survive a re-run.
-    kept = out.read_text().partition(NOTES)[2] if out.exists() and NOTES in out.read_text() else ""
-    out.write_text(report + ("\n" + NOTES + kept if kept else ""))
+    write_section(Path(args.out), "admin-pages", report)
 
 
 if __name__ == "__main__":
