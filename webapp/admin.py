@@ -1,4 +1,4 @@
-"""The operators' pages: the attempts table, a number's and an IP's story, the deny list.
+"""The operators' pages: the attempts table, a number's and an IP's story, the hand-off's sites.
 
 HTTP only, like routes.py: read the query, ask `reports` / `denylist` /
 `circuit`, render. Every handler is `operator_only` (HTTP Basic, no-store,
@@ -25,6 +25,7 @@ from webapp.chart import stacked_bars
 from webapp.filters import FilterError
 from webapp.guard import wait_text
 from webapp.limits import LimiterUnavailable
+from webapp.oidc import clients
 from webapp.operators import operator_only
 from webapp.pages import Pages, is_htmx
 from webapp.phone import InvalidNumber, format_international, parse_phone
@@ -100,12 +101,14 @@ async def attempts_index(request: Request) -> Response:
     async with request.state.sessions() as session:
         page = await reports.page(session, where, before=before, after=after)
         breaks = await circuit.breaks_in_force(session, _now(request))
+        sites = await clients.names(session)
     return request.state.admin_pages.render(
         request,
         "admin_attempts.html",
         status_code=400 if errors else 200,
         page=page,
         breaks=breaks,
+        sites=sites,
         now=_now(request),
         form=form,
         errors=errors,
@@ -127,11 +130,13 @@ async def attempts_summary(request: Request) -> Response:
     where, form, errors = filters.read(request.query_params, settings.default_region, _now(request))
     async with request.state.sessions() as session:
         summary = await reports.summary(session, where, _now(request))
+        sites = await clients.names(session)
     return request.state.admin_pages.render(
         request,
         "admin_summary.html",
         status_code=400 if errors else 200,
         summary=summary,
+        sites=sites,
         chart=stacked_bars(summary.series, summary.bucket),
         form=form,
         errors=errors,
@@ -170,10 +175,11 @@ async def number_detail(request: Request) -> Response:
         page = await reports.page(session, AttemptFilter(number=e164), size=200)
         found = await reports.verifications_for(session, e164)
         entries = await denylist.number_entries(session, e164)
+        sites = await clients.names(session)
     limits = await _limit_state(request, request.state.guard.number_limits, "number", e164)
     return request.state.admin_pages.render(
         request, "admin_number.html", number=e164, international=format_international(e164), page=page,
-        verifications=found, entries=entries, limits=limits, now=_now(request),
+        verifications=found, entries=entries, limits=limits, now=_now(request), sites=sites,
     )
 
 
@@ -191,6 +197,7 @@ async def ip_detail(request: Request) -> Response:
     async with request.state.sessions() as session:
         page = await reports.page(session, AttemptFilter(network=network), size=200)
         entries = await denylist.ip_entries(session, ip)
+        sites = await clients.names(session)
     guard = request.state.guard
     key = request.state.limits.client_key(ip)  # the counters' key: an IPv6 address's network
     starts = await _limit_state(request, guard.start_ip_limits, "start-ip", key)
@@ -198,6 +205,7 @@ async def ip_detail(request: Request) -> Response:
     limits = None if starts is None or checks is None else starts + checks
     return request.state.admin_pages.render(
         request, "admin_ip.html", ip=ip, limit_key=key, page=page, entries=entries, limits=limits, now=_now(request),
+        sites=sites,
     )
 
 
@@ -205,17 +213,26 @@ async def ip_detail(request: Request) -> Response:
 async def verification_detail(request: Request) -> Response:
     """GET /admin/verifications/{id}: one verification and its attempts."""
     ident = request.path_params["id"]
-    verification = None
+    verification, sites = None, {}
     if _VERIFICATION_ID.fullmatch(ident):
         async with request.state.sessions() as session:
             verification, rows = await reports.verification_attempts(session, ident)
+            sites = await clients.names(session)
     if verification is None:
         return request.state.admin_pages.render(request, "admin_missing.html", status_code=404,
                                                  what="No such verification.")
     return request.state.admin_pages.render(
         request, "admin_verification.html", verification=verification, rows=rows,
-        international=format_international(verification.number), now=_now(request),
+        international=format_international(verification.number), now=_now(request), sites=sites,
     )
+
+
+@operator_only
+async def clients_index(request: Request) -> Response:
+    """GET /admin/clients: the sites that use the hand-off (`voice2fa client add`), never their secrets."""
+    async with request.state.sessions() as session:
+        found = await clients.all_clients(session)
+    return request.state.admin_pages.render(request, "admin_clients.html", clients=found)
 
 
 async def _limit_state(request: Request, items: list, *key: str) -> list[dict[str, Any]] | None:
@@ -244,5 +261,6 @@ def routes() -> list[BaseRoute]:
         Route("/admin/numbers/{number}", number_detail, methods=["GET"]),
         Route("/admin/ips/{ip}", ip_detail, methods=["GET"]),
         Route("/admin/verifications/{id}", verification_detail, methods=["GET"]),
+        Route("/admin/clients", clients_index, methods=["GET"]),
         *admin_deny.routes(),
     ]
