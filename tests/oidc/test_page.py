@@ -201,18 +201,25 @@ async def test_cancel_without_a_handoff_says_there_is_nothing_to_go_back_to(clie
 
 
 async def test_a_verification_from_before_the_request_began_does_not_complete_it(
-    client: httpx.AsyncClient, app: Starlette, shop: Registered, clock: FakeClock,
+    client_for: Callable[..., httpx.AsyncClient], app: Starlette, shop: Registered, clock: FakeClock,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    await call_me(client)
-    await type_code(client, spoken_code(app))  # verified on the standalone page: the session holds the result
-    clock.advance(5)
-    await begin_handoff(client, shop)
-    page = await client.get("/")
-    assert 'name="phone"' in page.text and "Continue to" not in page.text
-    forced = await client.post("/oidc/continue", data={"handoff": page_tag(page.text)})
-    assert forced.status_code == 303 and forced.headers["location"] == "/"
+    async with client_for() as person:
+        await call_me(person)
+        await type_code(person, spoken_code(app))  # verified on the standalone page: the session holds the result
+        clock.advance(5)
+        await begin_handoff(person, shop)
+        with_old_result = person.cookies["voice2fa_session"]
+        page = await person.get("/")
+        assert 'name="phone"' in page.text and "Continue to" not in page.text
+    # The cookie as it was before the page let go of the old result, posted straight to "Continue".
+    async with client_for(cookies={"voice2fa_session": with_old_result}) as forcing:
+        forced = await forcing.post("/oidc/continue", data={"handoff": page_tag(page.text)})
+    assert forced.status_code == 409 and "location" not in forced.headers
+    assert "Verify your number again to continue." in text_of(forced.text)
     assert await codes_issued(db) == 0 and (await stored_request(db)).finished_at is None
+    assert [(a.outcome, a.reason) for a in await attempts(db)][-1] == (
+        "oidc_error", "access_denied: verified before the request began")
 
 
 async def test_a_replayed_cookie_of_a_finished_verification_never_completes_a_handoff(
