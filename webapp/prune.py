@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, func, not_, select
+from sqlalchemy import ColumnElement, and_, delete, func, inspect, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.models import Attempt, Base, OidcAccessToken, OidcAuthorizationCode, OidcAuthorizationRequest, Verification
@@ -115,7 +115,7 @@ async def _delete_in_batches(
     *,
     ordered: bool,
 ) -> int:
-    [key] = model.__table__.primary_key.columns
+    [key] = inspect(model).primary_key
     ids = select(key).where(old).limit(batch)
     if ordered:
         ids = ids.order_by(key)
