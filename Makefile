@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run sandbox test bench migrate clean
+.PHONY: install run sandbox example test bench migrate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ run: install  ## serve on http://127.0.0.1:8000 (SQLite, in-memory limits, sandb
 
 sandbox: install  ## the Verify sandbox (MessageBird and Twilio APIs) alone on http://127.0.0.1:8001
 	$(BIN)/voice2fa sandbox
+
+example: install  ## voice2fa (sandbox) on http://127.0.0.1:8000 and the example shop on http://localhost:8002, the shop registered as a client
+	$(BIN)/python examples/shop/run.py
 
 migrate: install  ## bring DATABASE_URL's schema to head
 	$(BIN)/alembic upgrade head

@@ -9,11 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp import cli, prune
-from webapp.models import Attempt, Verification
+from webapp.models import (
+    Attempt,
+    OidcAccessToken,
+    OidcAuthorizationCode,
+    OidcAuthorizationRequest,
+    OidcClient,
+    Verification,
+)
 from webapp.prune import Pruned, parse_duration
 
 from .conftest import attempts, verifications
@@ -171,3 +178,52 @@ def test_cli_prune_refuses_an_age_under_a_day_without_force(
     assert cli.main(["prune", "--older-than", "12h"]) == 2
     assert capsys.readouterr().err == "voice2fa: --older-than 12h is less than a day: add --force to delete a log that recent\n"
     assert not (tmp_path / "x.db").exists()
+
+
+# -- the hand-off's requests, codes and access tokens ----------------------------------------------
+
+
+async def handoff_rows(db: Sessions, expires_at: datetime, tag: str) -> None:
+    """A client with one authorization request, one code and one access token, all expiring at `expires_at`."""
+    async with db.begin() as session:
+        if await session.get(OidcClient, "c" * 32) is None:
+            session.add(OidcClient(id="c" * 32, name="Example shop", secret_hash="x",
+                                   redirect_uris=["https://s.example/cb"], created_at=NOW - timedelta(days=1)))
+            await session.flush()
+        common = {"client_id": "c" * 32, "created_at": expires_at - timedelta(minutes=1), "expires_at": expires_at}
+        session.add(OidcAuthorizationRequest(id=f"request-{tag}", redirect_uri="https://s.example/cb", scope="openid",
+                                             code_challenge="x" * 43, login_hint="+31612345678", **common))
+        session.add(OidcAuthorizationCode(code_hash=f"code-{tag}", redirect_uri="https://s.example/cb", scope="openid",
+                                          code_challenge="x" * 43, number="+31612345678", auth_time=NOW, **common))
+        session.add(OidcAccessToken(token_hash=f"token-{tag}", code_hash=f"code-{tag}", number="+31612345678",
+                                    scope="openid", **common))
+
+
+async def handoff_left(db: Sessions) -> list[str]:
+    async with db() as session:
+        return sorted([*(await session.scalars(select(OidcAuthorizationRequest.id))).all(),
+                       *(await session.scalars(select(OidcAuthorizationCode.code_hash))).all(),
+                       *(await session.scalars(select(OidcAccessToken.token_hash))).all()])
+
+
+async def test_prune_deletes_the_handoffs_rows_once_expired_whatever_the_cutoff(db: Sessions) -> None:
+    await handoff_rows(db, NOW - SECOND, "expired")
+    await handoff_rows(db, NOW + SECOND, "live")
+    assert await prune.count(db, CUTOFF, NOW) == Pruned(0, 0, authorization_requests=1, authorization_codes=1,
+                                                       access_tokens=1)
+    assert await prune.prune(db, CUTOFF, NOW, batch=1) == Pruned(0, 0, authorization_requests=1,
+                                                                authorization_codes=1, access_tokens=1)
+    assert await handoff_left(db) == ["code-live", "request-live", "token-live"]
+
+
+async def test_cli_prune_says_what_of_the_handoff_it_deleted(
+    db: Sessions, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await handoff_rows(db, datetime.now(timezone.utc) - timedelta(hours=1), "old")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert await asyncio.to_thread(cli.main, ["prune"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("deleted 0 attempts and 0 verifications from before ")
+    assert out.endswith(", and 1 authorization request, 1 authorization code and 1 access token that have expired\n")
+    assert await handoff_left(db) == []

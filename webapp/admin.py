@@ -1,9 +1,10 @@
-"""The operators' pages: the attempts table, a number's and an IP's story, the deny list.
+"""The operators' pages: the attempts table, a number's and an IP's story, the hand-off's sites.
 
 HTTP only, like routes.py: read the query, ask `reports` / `denylist` /
 `circuit`, render. Every handler is `operator_only` (HTTP Basic, no-store,
 and the session's form token on a POST). Every body that holds input is an
-autoescaped template. Filter parsing is `filters`; the CSV is `export`.
+autoescaped template. Filter parsing is `filters`; the CSV is `export`; the
+deny list's pages are `admin_deny`.
 With htmx, changing a filter swaps just the results (`HX-Target: results`)
 and pushes the URL, so the address bar always holds a shareable link.
 """
@@ -11,21 +12,20 @@ and pushes the URL, so the address bar always holds a shareable link.
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlencode
 
 from jinja2_fragments import render_block
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from webapp import circuit, csrf, denylist, export, filters, reports
+from webapp import admin_deny, circuit, csrf, denylist, export, filters, reports
 from webapp.chart import stacked_bars
 from webapp.filters import FilterError
 from webapp.guard import wait_text
 from webapp.limits import LimiterUnavailable
+from webapp.oidc import clients
 from webapp.operators import operator_only
 from webapp.pages import Pages, is_htmx
 from webapp.phone import InvalidNumber, format_international, parse_phone
@@ -101,12 +101,14 @@ async def attempts_index(request: Request) -> Response:
     async with request.state.sessions() as session:
         page = await reports.page(session, where, before=before, after=after)
         breaks = await circuit.breaks_in_force(session, _now(request))
+        sites = await clients.names(session)
     return request.state.admin_pages.render(
         request,
         "admin_attempts.html",
         status_code=400 if errors else 200,
         page=page,
         breaks=breaks,
+        sites=sites,
         now=_now(request),
         form=form,
         errors=errors,
@@ -128,11 +130,13 @@ async def attempts_summary(request: Request) -> Response:
     where, form, errors = filters.read(request.query_params, settings.default_region, _now(request))
     async with request.state.sessions() as session:
         summary = await reports.summary(session, where, _now(request))
+        sites = await clients.names(session)
     return request.state.admin_pages.render(
         request,
         "admin_summary.html",
         status_code=400 if errors else 200,
         summary=summary,
+        sites=sites,
         chart=stacked_bars(summary.series, summary.bucket),
         form=form,
         errors=errors,
@@ -171,10 +175,11 @@ async def number_detail(request: Request) -> Response:
         page = await reports.page(session, AttemptFilter(number=e164), size=200)
         found = await reports.verifications_for(session, e164)
         entries = await denylist.number_entries(session, e164)
+        sites = await clients.names(session)
     limits = await _limit_state(request, request.state.guard.number_limits, "number", e164)
     return request.state.admin_pages.render(
         request, "admin_number.html", number=e164, international=format_international(e164), page=page,
-        verifications=found, entries=entries, limits=limits, now=_now(request),
+        verifications=found, entries=entries, limits=limits, now=_now(request), sites=sites,
     )
 
 
@@ -192,6 +197,7 @@ async def ip_detail(request: Request) -> Response:
     async with request.state.sessions() as session:
         page = await reports.page(session, AttemptFilter(network=network), size=200)
         entries = await denylist.ip_entries(session, ip)
+        sites = await clients.names(session)
     guard = request.state.guard
     key = request.state.limits.client_key(ip)  # the counters' key: an IPv6 address's network
     starts = await _limit_state(request, guard.start_ip_limits, "start-ip", key)
@@ -199,6 +205,7 @@ async def ip_detail(request: Request) -> Response:
     limits = None if starts is None or checks is None else starts + checks
     return request.state.admin_pages.render(
         request, "admin_ip.html", ip=ip, limit_key=key, page=page, entries=entries, limits=limits, now=_now(request),
+        sites=sites,
     )
 
 
@@ -206,17 +213,26 @@ async def ip_detail(request: Request) -> Response:
 async def verification_detail(request: Request) -> Response:
     """GET /admin/verifications/{id}: one verification and its attempts."""
     ident = request.path_params["id"]
-    verification = None
+    verification, sites = None, {}
     if _VERIFICATION_ID.fullmatch(ident):
         async with request.state.sessions() as session:
             verification, rows = await reports.verification_attempts(session, ident)
+            sites = await clients.names(session)
     if verification is None:
         return request.state.admin_pages.render(request, "admin_missing.html", status_code=404,
                                                  what="No such verification.")
     return request.state.admin_pages.render(
         request, "admin_verification.html", verification=verification, rows=rows,
-        international=format_international(verification.number), now=_now(request),
+        international=format_international(verification.number), now=_now(request), sites=sites,
     )
+
+
+@operator_only
+async def clients_index(request: Request) -> Response:
+    """GET /admin/clients: the sites that use the hand-off (`voice2fa client add`), never their secrets."""
+    async with request.state.sessions() as session:
+        found = await clients.all_clients(session)
+    return request.state.admin_pages.render(request, "admin_clients.html", clients=found)
 
 
 async def _limit_state(request: Request, items: list, *key: str) -> list[dict[str, Any]] | None:
@@ -237,76 +253,6 @@ async def _limit_state(request: Request, items: list, *key: str) -> list[dict[st
     ]
 
 
-@operator_only
-async def deny_list(request: Request) -> Response:
-    """GET /admin/deny-list: the entries, the operators' recent actions, the circuit breaks."""
-    async with request.state.sessions() as session:
-        entries = await denylist.entries(session)
-        actions = await denylist.recent_actions(session)
-        breaks = await circuit.recent_breaks(session)
-    return request.state.admin_pages.render(
-        request, "admin_denylist.html", entries=entries, actions=actions, breaks=breaks, now=_now(request),
-    )
-
-
-@operator_only
-async def deny_confirm(request: Request) -> Response:
-    """GET /admin/deny?action=deny|allow&value=…: ask before acting."""
-    action = request.query_params.get("action", "deny")
-    value = request.query_params.get("value", "")[:100]
-    try:
-        entry = denylist.parse_entry(value)
-        error = ""
-    except ValueError as exc:
-        entry, error = None, str(exc)
-    if action not in ("deny", "allow"):
-        entry, error = None, "The action is deny or allow."
-    return request.state.admin_pages.render(
-        request, "admin_deny.html", status_code=400 if error else 200, action=action, value=value, entry=entry,
-        error=error, back=_back(request.query_params.get("back", "")),
-    )
-
-
-@operator_only
-async def deny_apply(request: Request) -> Response:
-    """POST /admin/deny: deny or allow again, and record who did it (the form token is checked already)."""
-    form = request.state.form
-    action, value, reason = form.get("action", ""), form.get("value", "")[:100], " ".join(form.get("reason", "").split())
-    back = _back(form.get("back", ""))
-    try:
-        entry = denylist.parse_entry(value)
-    except ValueError as exc:
-        return request.state.admin_pages.render(request, "admin_deny.html", status_code=422, action=action, value=value,
-                                                 entry=None, error=str(exc), back=back)
-    error = ""
-    if action not in ("deny", "allow"):
-        action, error = "deny", "The action is deny or allow."
-    elif any(unicodedata.category(char) == "Cc" for char in reason):
-        error = "The reason can't hold control characters."
-    if error:
-        return request.state.admin_pages.render(request, "admin_deny.html", status_code=422, action=action, value=value,
-                                                 entry=entry, error=error, back=back)
-    now = _now(request)
-    async with request.state.sessions() as session:
-        if action == "deny":
-            changed = await denylist.add(session, entry, reason=reason, by="admin:" + request.state.operator, now=now)
-        else:
-            changed = await denylist.remove(session, entry)
-        if changed:
-            await denylist.record(session, operator=request.state.operator, action=action, entry=entry,
-                                  reason=reason, now=now)
-    done = ("denied" if changed else "already-denied") if action == "deny" else ("allowed" if changed else "not-denied")
-    separator = "&" if "?" in back else "?"
-    return RedirectResponse(f"{back}{separator}{urlencode({'done': done})}", status_code=303)
-
-
-def _back(path: str) -> str:
-    """Where to return after an action: an operators' page of this site, or the deny list."""
-    if path.startswith("/admin/") and "//" not in path and "\\" not in path:
-        return path[:300]
-    return "/admin/deny-list"
-
-
 def routes() -> list[BaseRoute]:
     return [
         Route("/admin/", attempts_index, methods=["GET"]),
@@ -315,7 +261,6 @@ def routes() -> list[BaseRoute]:
         Route("/admin/numbers/{number}", number_detail, methods=["GET"]),
         Route("/admin/ips/{ip}", ip_detail, methods=["GET"]),
         Route("/admin/verifications/{id}", verification_detail, methods=["GET"]),
-        Route("/admin/deny-list", deny_list, methods=["GET"]),
-        Route("/admin/deny", deny_confirm, methods=["GET"]),
-        Route("/admin/deny", deny_apply, methods=["POST"]),
+        Route("/admin/clients", clients_index, methods=["GET"]),
+        *admin_deny.routes(),
     ]

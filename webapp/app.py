@@ -158,10 +158,10 @@ def create_app(
             await engine.dispose()
 
     admin_hash = _operators_password(settings)
-    app_routes = routes(sandbox=sandbox is not None)
+    handoff = handoff_enabled(settings)
+    app_routes = routes(sandbox=sandbox is not None, handoff=handoff)
     if admin_hash:
         app_routes += admin.routes()
-    handoff = handoff_enabled(settings)
     if handoff:
         app_routes += oidc_endpoints.routes()
     else:

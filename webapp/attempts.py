@@ -21,9 +21,20 @@ def printable(raw: str, limit: int = 64) -> str:
 class AttemptLog:
     """Builds attempts rows, and writes those that stand alone."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Callable[[], datetime],
+        client_id: str | None = None,
+    ) -> None:
         self._sessions = sessionmaker
         self._clock = clock
+        #: the hand-off's site every row names unless told otherwise (None: the standalone page)
+        self._client_id = client_id
+
+    def for_client(self, client_id: str | None) -> AttemptLog:
+        """This log, its rows naming `client_id`: the site whose hand-off they belong to."""
+        return AttemptLog(self._sessions, self._clock, client_id)
 
     async def write(self, kind: str, outcome: str, ip: str, **fields: object) -> None:
         """One row, committed in its own transaction."""
@@ -64,6 +75,6 @@ class AttemptLog:
             verification_id=verification.id if verification is not None else None,
             provider_ref=provider_ref,
             provider_latency_ms=latency,
-            client_id=client_id,
+            client_id=client_id or self._client_id,
             reason=printable(reason, 120) if reason else None,
         )

@@ -176,7 +176,11 @@ async def _prune(url: str, age: timedelta, *, dry_run: bool) -> int:
     finally:
         await engine.dispose()
     what = f"{_rows(pruned.attempts, 'attempt')} and {_rows(pruned.verifications, 'verification')}"
-    print(f"{'would delete' if dry_run else 'deleted'} {what} from before {cutoff:%Y-%m-%d %H:%M} UTC")
+    expired = (f"{_rows(pruned.authorization_requests, 'authorization request')}, "
+               f"{_rows(pruned.authorization_codes, 'authorization code')} and "
+               f"{_rows(pruned.access_tokens, 'access token')}")
+    print(f"{'would delete' if dry_run else 'deleted'} {what} from before {cutoff:%Y-%m-%d %H:%M} UTC, "
+          f"and {expired} that have expired")
     return 0
 
 
@@ -240,13 +244,15 @@ def main(argv: list[str] | None = None) -> int:
 
     prune_parser = commands.add_parser(
         "prune",
-        help=f"delete attempts and finished verifications older than an age (default {prune.RETENTION})",
+        help=f"delete attempts and finished verifications older than an age (default {prune.RETENTION}), "
+             "and what the hand-off has that expired",
         description=(
             "Delete attempts, and verifications no longer in progress, older than --older-than "
             f"(default {prune.RETENTION}), a few thousand rows a transaction so that the app keeps "
             "writing meanwhile. The attempts log holds phone numbers and IP addresses, which are "
             "personal data: keep them no longer than you need them, and run this daily (cron, a "
-            "systemd timer)."
+            "systemd timer). The hand-off's authorization requests, codes and access tokens go as "
+            "soon as they have expired."
         ),
     )
     prune_parser.add_argument(

@@ -22,6 +22,8 @@ from webapp.phone import InvalidNumber, parse_phone
 from webapp.reports import EARLIEST, LATEST, AttemptFilter
 
 _COUNTRY = re.compile(r"[A-Z]{2}|001")
+#: client ids are `secrets.token_hex(16)`; the filter takes nothing that could not be one
+_CLIENT = re.compile(r"[0-9a-f]{32}", re.ASCII)
 
 
 class FilterError(ValueError):
@@ -64,6 +66,14 @@ def check_country(text: str) -> str:
     return country
 
 
+def check_client(text: str) -> str:
+    """A hand-off site's client_id, as `voice2fa client list` shows it."""
+    client_id = text.strip().lower()
+    if not _CLIENT.fullmatch(client_id):
+        raise FilterError(f"“{text[:40]}” is not a site's client id (32 hex digits, as `voice2fa client list` shows).")
+    return client_id
+
+
 def read(params: QueryParams, default_region: str, now: datetime) -> tuple[AttemptFilter, dict[str, Any], list[str]]:
     """The filter the query asks for, the form's values, and what could not be used."""
     errors: list[str] = []
@@ -73,6 +83,7 @@ def read(params: QueryParams, default_region: str, now: datetime) -> tuple[Attem
         "outcome": [o for o in params.getlist("outcome") if o in reports.OUTCOMES],
         "kind": [k for k in params.getlist("kind") if k in reports.KINDS],
         "country": params.get("country", "")[:3],
+        "client": params.get("client", "")[:40],
         "period": params.get("period", reports.DEFAULT_PERIOD),
         "since": params.get("since", "")[:30],
         "until": params.get("until", "")[:30],
@@ -95,6 +106,7 @@ def read(params: QueryParams, default_region: str, now: datetime) -> tuple[Attem
     for name, parse, target in (
         ("ip", parse_network, "network"),
         ("country", check_country, "country"),
+        ("client", check_client, "client_id"),
         ("since", lambda text: parse_time(text, "from"), "since"),
         ("until", lambda text: parse_time(text, "until"), "until"),
     ):

@@ -11,6 +11,7 @@ provider can take seconds, and SQLite has a single writer.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -119,6 +120,14 @@ class Flow:
         # writes; a request waits about that long for another process's turn, then says "busy".
         deadline = settings.provider_deadline
         self._leases = Leases(sessionmaker, clock, duration=2 * deadline + 10, wait=2 * deadline + 2)
+
+    def for_client(self, client_id: str | None) -> Flow:
+        """This flow with every attempts row naming `client_id`, the site of a hand-off; itself for None."""
+        if client_id is None:
+            return self
+        bound = copy.copy(self)  # shares everything (sessions, provider, guard, leases, outbox) but the log
+        bound._attempts = self._attempts.for_client(client_id)
+        return bound
 
     async def admit(self, kind: str, ip: str, verification_id: str | None = None) -> None:
         """The client's own limits (deny list, per-IP counters), before its form is read."""

@@ -1,17 +1,30 @@
 """Security headers on every response: a strict CSP and friends.
 
 The pages carry no inline script or style, so the policy can forbid both.
+`form-action` also governs where a form's answer may redirect (Chromium
+checks every hop), so a page of a hand-off, whose forms are answered by a 303
+to the site, names that site's origin there too (`policy`); a route that sets
+its own Content-Security-Policy keeps it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-)
+
+def policy(form_action: Sequence[str] = ()) -> str:
+    """The Content-Security-Policy; `form_action`: origins beyond 'self' that a form's answer may go to."""
+    targets = " ".join(("'self'", *form_action))
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self'; form-action {targets}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    )
+
+
+CSP = policy()
 
 HEADERS = {
     "Content-Security-Policy": CSP,

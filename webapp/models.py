@@ -260,6 +260,8 @@ class OidcAuthorizationRequest(Base):
     #: when a code was issued for it or the person cancelled: it is over
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    __table_args__ = (Index("ix_oidc_authorization_requests_expires", "expires_at"),)  # for `voice2fa prune`
+
 
 class OidcAuthorizationCode(Base):
     """A one-time code, stored as its SHA-256: what the token endpoint exchanges."""
@@ -278,6 +280,8 @@ class OidcAuthorizationCode(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    __table_args__ = (Index("ix_oidc_authorization_codes_expires", "expires_at"),)
+
 
 class OidcAccessToken(Base):
     """An opaque, short-lived access token for the userinfo endpoint, stored as its SHA-256."""
@@ -293,4 +297,7 @@ class OidcAccessToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_oidc_access_tokens_code", "code_hash"),)
+    __table_args__ = (
+        Index("ix_oidc_access_tokens_code", "code_hash"),
+        Index("ix_oidc_access_tokens_expires", "expires_at"),
+    )

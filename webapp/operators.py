@@ -37,9 +37,9 @@ from starlette.responses import PlainTextResponse, Response
 
 from webapp import csrf
 from webapp.cross_origin import SAFE_METHODS
+from webapp.forms import BadForm, read_form
 from webapp.limits import LimiterUnavailable, RateLimits, parse
 from webapp.passwords import verify_password
-from webapp.routes import BadForm, read_form
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from jinja2_fragments import render_block
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from webapp.headers import policy
 from webapp.phone import CountryOptions, format_international
 from webapp.resources import STATIC, TEMPLATES
 
@@ -64,8 +65,12 @@ class Pages:
 
         In sandbox mode a whole page has the phone panel: with the `calls` the
         handler looked up for this session, or, given none, a panel that loads
-        them itself.
+        them itself. During a hand-off (`webapp.oidc.page.current` found one)
+        the page says for whom, and a whole page lets its forms be answered by
+        a redirect to that site.
         """
+        handoff = getattr(request.state, "handoff", None)
+        context.setdefault("handoff", handoff)
         region = context.pop("region", None) or self.default_region
         context.setdefault("message", "")
         context.setdefault("message_kind", "error" if status_code >= 400 else "ok" if step == "result" else "info")
@@ -82,6 +87,8 @@ class Pages:
             html = self.env.get_template("page.html").render(**context)
         response = HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
         response.headers["Vary"] = "HX-Request"
+        if not is_htmx(request) and handoff is not None and handoff.cancellable and handoff.redirect_origin:
+            response.headers["Content-Security-Policy"] = policy([handoff.redirect_origin])
         if self.sandbox_calls is not None and is_htmx(request):
             response.headers["HX-Trigger"] = "verify-changed"  # the sandbox phone panel refreshes
         return response

@@ -2,6 +2,9 @@
 
 The attempts log holds phone numbers and IP addresses, which are personal
 data: keep them no longer than the operators need them (RETENTION by default).
+The hand-off's authorization requests, codes and access tokens (numbers and
+login hints among them) are deleted as soon as they have expired, whatever
+the cutoff: an expired one is of no use to anyone.
 
 Each batch is its own short transaction, so no delete holds the table (or,
 on SQLite, the single writer's lock) for long while the app keeps writing.
@@ -16,10 +19,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, func, not_, select
+from sqlalchemy import ColumnElement, and_, delete, func, inspect, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from webapp.models import Attempt, Verification
+from webapp.models import Attempt, Base, OidcAccessToken, OidcAuthorizationCode, OidcAuthorizationRequest, Verification
 
 RETENTION = "90d"
 BATCH = 5_000
@@ -37,6 +40,10 @@ class Pruned:
 
     attempts: int
     verifications: int
+    #: the hand-off's, expired: authorization requests, codes, access tokens
+    authorization_requests: int = 0
+    authorization_codes: int = 0
+    access_tokens: int = 0
 
 
 def parse_duration(text: str) -> timedelta:
@@ -61,6 +68,15 @@ def _old_verifications(cutoff: datetime, now: datetime) -> ColumnElement[bool]:
     return and_(Verification.created_at < cutoff, not_(live))
 
 
+#: The hand-off's tables whose rows are over once `expires_at` has passed.
+EXPIRING = (OidcAuthorizationRequest, OidcAuthorizationCode, OidcAccessToken)
+
+
+def _expired(model: type[OidcAuthorizationRequest | OidcAuthorizationCode | OidcAccessToken],
+             now: datetime) -> ColumnElement[bool]:
+    return model.expires_at < now
+
+
 async def count(sessions: async_sessionmaker[AsyncSession], cutoff: datetime, now: datetime) -> Pruned:
     """What `prune` would delete now (a dry run)."""
     async with sessions() as session:
@@ -68,36 +84,44 @@ async def count(sessions: async_sessionmaker[AsyncSession], cutoff: datetime, no
         verifications = await session.scalar(
             select(func.count()).select_from(Verification).where(_old_verifications(cutoff, now))
         )
-    return Pruned(attempts or 0, verifications or 0)
+        expired = [await session.scalar(select(func.count()).select_from(model).where(_expired(model, now)))
+                   for model in EXPIRING]
+    return Pruned(attempts or 0, verifications or 0, *(n or 0 for n in expired))
 
 
 async def prune(
     sessions: async_sessionmaker[AsyncSession], cutoff: datetime, now: datetime, batch: int = BATCH
 ) -> Pruned:
-    """Delete attempts created before `cutoff`, then verifications created before it and no longer live."""
+    """Delete attempts created before `cutoff`, then verifications created before it and no longer live.
+
+    And the hand-off's requests, codes and access tokens that expired before `now`.
+    """
     if batch < 1:
         raise ValueError("batch must be at least 1")
     # Attempts oldest first (ids grow with time, and the primary key finds them);
     # verification ids are random, so ordering by them would only cost a sort.
     attempts = await _delete_in_batches(sessions, Attempt, _old_attempts(cutoff), batch, ordered=True)
     verifications = await _delete_in_batches(sessions, Verification, _old_verifications(cutoff, now), batch, ordered=False)
-    return Pruned(attempts, verifications)
+    expired = [await _delete_in_batches(sessions, model, _expired(model, now), batch, ordered=False)
+               for model in EXPIRING]
+    return Pruned(attempts, verifications, *expired)
 
 
 async def _delete_in_batches(
     sessions: async_sessionmaker[AsyncSession],
-    model: type[Attempt] | type[Verification],
+    model: type[Base],
     old: ColumnElement[bool],
     batch: int,
     *,
     ordered: bool,
 ) -> int:
-    ids = select(model.id).where(old).limit(batch)
+    [key] = inspect(model).primary_key
+    ids = select(key).where(old).limit(batch)
     if ordered:
-        ids = ids.order_by(model.id)
+        ids = ids.order_by(key)
     # The condition again outside the subquery: PostgreSQL re-checks it on a
     # row another transaction changed meanwhile (a verification reopened).
-    statement = delete(model).where(model.id.in_(ids), old).execution_options(synchronize_session=False)
+    statement = delete(model).where(key.in_(ids), old).execution_options(synchronize_session=False)
     deleted = 0
     while True:
         async with sessions.begin() as session:

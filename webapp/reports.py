@@ -75,6 +75,7 @@ class AttemptFilter:
     outcomes: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
     country: str | None = None
+    client_id: str | None = None  # a hand-off's site
     since: datetime | None = None
     until: datetime | None = None
 
@@ -92,6 +93,8 @@ class AttemptFilter:
             found.append(Attempt.kind.in_(self.kinds))
         if self.country:
             found.append(Attempt.region == self.country)
+        if self.client_id:
+            found.append(Attempt.client_id == self.client_id)
         if self.since is not None:
             found.append(Attempt.created_at >= self.since)
         if self.until is not None:
@@ -197,12 +200,33 @@ async def stream(session: AsyncSession, where: AttemptFilter, batch: int = 2000)
 
 
 @dataclass
+class SiteCounts:
+    """A hand-off site's funnel: requests it sent, calls placed for them, verified, codes it got back."""
+
+    started: int = 0
+    placed: int = 0
+    verified: int = 0
+    returned: int = 0
+
+    @property
+    def conversion(self) -> float | None:
+        """Verified / calls placed, as for a country."""
+        return self.verified / self.placed if self.placed else None
+
+
+#: The outcomes a site's funnel counts, and where.
+SITE_STEPS = {"handoff_started": "started", "sent": "placed", "verified": "verified", "code_issued": "returned"}
+
+
+@dataclass
 class Summary:
     """Counts over the filtered range."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
     #: region → (calls placed, verified)
     countries: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: a hand-off site's client_id → its funnel, busiest first
+    sites: dict[str, SiteCounts] = field(default_factory=dict)
     top_numbers: list[tuple[str, int]] = field(default_factory=list)
     top_ips: list[tuple[str, int]] = field(default_factory=list)
     top_prefixes: list[tuple[str, int]] = field(default_factory=list)
@@ -236,18 +260,22 @@ async def summary(session: AsyncSession, where: AttemptFilter, now: datetime, to
     result.bucket = timedelta(hours=1) if until - since <= timedelta(hours=72) else timedelta(days=1)
     hourly = result.bucket == timedelta(hours=1)
 
-    # One pass for the outcome counts, the countries and the time series.
+    # One pass for the outcome counts, the countries, the sites and the time series.
     bucket_of = _bucket(session, hourly)
     rows = await session.execute(
-        select(bucket_of, Attempt.region, Attempt.outcome, func.count())
+        select(bucket_of, Attempt.region, Attempt.client_id, Attempt.outcome, func.count())
         .where(*conditions)
-        .group_by(bucket_of, Attempt.region, Attempt.outcome)
+        .group_by(bucket_of, Attempt.region, Attempt.client_id, Attempt.outcome)
     )
     placed: Counter[str] = Counter()
     verified: Counter[str] = Counter()
     series: dict[datetime, Counter[str]] = defaultdict(Counter)
-    for label, region, outcome, count in rows:
+    sites: dict[str, SiteCounts] = defaultdict(SiteCounts)
+    for label, region, client_id, outcome, count in rows:
         result.outcomes[outcome] += count
+        if client_id and outcome in SITE_STEPS:
+            step = SITE_STEPS[outcome]
+            setattr(sites[client_id], step, getattr(sites[client_id], step) + count)
         if outcome == "sent":
             placed[region or "?"] += count
         elif outcome == "verified":
@@ -257,6 +285,7 @@ async def summary(session: AsyncSession, where: AttemptFilter, now: datetime, to
         region: (placed[region], verified[region])
         for region in sorted(set(placed) | set(verified), key=lambda r: -placed[r])
     }
+    result.sites = dict(sorted(sites.items(), key=lambda item: (-item[1].started, -item[1].placed, item[0])))
     first = since.replace(minute=0, second=0, microsecond=0)
     if not hourly:
         first = first.replace(hour=0)

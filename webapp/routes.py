@@ -8,26 +8,24 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qsl
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from webapp import page_session
 from webapp.errors import Refusal
 from webapp.flow import Flow, Pending
+from webapp.forms import read_form
+from webapp.oidc import page as handoff_page
 from webapp.pages import Pages, is_htmx
 from webapp.sandbox_phone import provider_refs
 
 log = logging.getLogger(__name__)
 
-MAX_FORM_BYTES = 32 * 1024
-SESSION_KEY = "verification"
-#: The verification that just ended verified, for the result page after a redirect.
-RESULT_KEY = "result"
-#: Sandbox mode only: the session's latest verification, whose calls the sandbox phone keeps showing
-#: after it ended (verified, or given up on).
-SANDBOX_KEY = "sandbox_verification"
+SESSION_KEY = page_session.VERIFICATION
+RESULT_KEY = page_session.RESULT
+SANDBOX_KEY = page_session.SANDBOX
 
 #: What a success says. The session cookie is signed, not encrypted, so a
 #: redirect keeps only the key there; the page fills in the number from the database.
@@ -41,39 +39,6 @@ MESSAGES = {
 UNRECORDED = ("We're calling {number}, but we're having trouble on our side: "
               "if the code isn't accepted at first, wait a moment and try again.")
 STORAGE_DOWN = "We're having trouble on our side. Please try again in a minute."
-
-
-class BadForm(Refusal):
-    """A form we cannot read at all: too big, not UTF-8, not urlencoded."""
-
-    def __init__(self, message: str, status_code: int = 400) -> None:
-        super().__init__("bad_request", message, status_code=status_code)
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """The urlencoded form, bounded in size and strictly UTF-8."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                raise BadForm("That form is far too big.", 413)
-    except ClientDisconnect:  # gone, or cut off by the server for sending too slowly (webapp.server)
-        raise BadForm("The form did not arrive.", 400) from None
-    if body and content_type != "application/x-www-form-urlencoded":
-        raise BadForm("Send the form as application/x-www-form-urlencoded.", 415)
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict",
-                          max_num_fields=20)
-    except UnicodeDecodeError:
-        raise BadForm("The form could not be read: it is not valid UTF-8.") from None
-    except ValueError:
-        raise BadForm("The form has too many fields.") from None
-    form: dict[str, str] = {}
-    for key, value in pairs:
-        form.setdefault(key, value)
-    return form
 
 
 def _flow(request: Request) -> Flow:
@@ -139,25 +104,42 @@ def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **co
 
 async def page(request: Request) -> Response:
     """GET /: the step the session is at."""
+    flow, handoff = await handoff_page.begin(request)
+    notice = ""
+    if handoff is not None and handoff.state == "finished":
+        handoff_page.end(request)
+        handoff, notice = None, handoff_page.ENDED
+    elif handoff is not None and handoff.state == "expired":
+        notice = handoff_page.TIMED_OUT.format(name=handoff.client_name)
     panel = await _phone_panel(request)
-    pending = await _flow(request).pending(_session_id(request))
+    pending = await flow.pending(_session_id(request))
     if pending is None:
         request.session.pop(SESSION_KEY, None)
+        if handoff is not None and handoff.open:
+            # Verified for this hand-off, but the form that did it could not go back to the site.
+            result_id = request.session.get(RESULT_KEY)
+            verified = await flow.verified_since(result_id if isinstance(result_id, str) else None, handoff.began)
+            if verified is not None:
+                return _pages(request).render(request, "result", message=_flash(request, verified.international),
+                                              verified=verified, handoff_verified=True, **panel)
         result_id = request.session.pop(RESULT_KEY, None)
-        verified = await _flow(request).result(result_id if isinstance(result_id, str) else None)
+        verified = None if handoff else await flow.result(result_id if isinstance(result_id, str) else None)
         if verified is not None:
             message = _flash(request, verified.international)
             return _pages(request).render(request, "result", message=message, verified=verified, **panel)
         request.session.pop("flash", None)
-        return _pages(request).render(request, "phone", **panel)
-    return _pages(request).render(request, "code", message=_flash(request, pending.international), pending=pending,
-                                  **panel)
+        return _pages(request).render(request, "phone", message=notice, message_kind="error" if notice else "info",
+                                      **panel)
+    message = _flash(request, pending.international)
+    return _pages(request).render(request, "code", message=notice or message,
+                                  message_kind="error" if notice else "info", pending=pending, **panel)
 
 
 async def verify_start(request: Request) -> Response:
     """POST /verify: parse the number and place the call."""
+    flow, _ = await handoff_page.begin(request)
     try:
-        await _flow(request).admit("start", _ip(request))
+        await flow.admit("start", _ip(request))
     except Refusal as refusal:
         return refused(request, refusal, keep_form=True)
     region = ""
@@ -165,7 +147,7 @@ async def verify_start(request: Request) -> Response:
     try:
         form = await read_form(request)
         phone, region = form.get("phone", ""), form.get("country", "")
-        pending = await _flow(request).start(phone, region, _ip(request), current_id=_session_id(request))
+        pending = await flow.start(phone, region, _ip(request), current_id=_session_id(request))
     except Refusal as refusal:
         return refused(request, refusal, phone_value=phone[:64], region=region)
     request.session[SESSION_KEY] = pending.id
@@ -178,20 +160,24 @@ async def verify_start(request: Request) -> Response:
 
 async def verify_confirm(request: Request) -> Response:
     """POST /confirm: check the code typed."""
+    flow, handoff = await handoff_page.begin(request)
     try:
-        await _flow(request).admit("check", _ip(request), _session_id(request))
+        await flow.admit("check", _ip(request), _session_id(request))
     except Refusal as refusal:
         return refused(request, refusal, keep_form=True)
     try:
         form = await read_form(request)
-        verified = await _flow(request).confirm(
-            _session_id(request), form.get("code", ""), _ip(request), for_call=form.get("call")
-        )
+        verified = await flow.confirm(_session_id(request), form.get("code", ""), _ip(request),
+                                      for_call=form.get("call"))
     except Refusal as refusal:
         if refusal.step == "code" and refusal.pending is None:
-            refusal.pending = await _flow(request).pending(_session_id(request))
+            refusal.pending = await flow.pending(_session_id(request))
         return refused(request, refusal)
     request.session.pop(SESSION_KEY, None)
+    if handoff is not None:
+        back = await handoff_page.hand_back(request, handoff, verified, form.get(handoff_page.TAG_FIELD))
+        if back is not None:
+            return back
     if not is_htmx(request):
         request.session[RESULT_KEY] = verified.id
     return _done(request, "result", "verified", verified.international, verified=verified)
@@ -199,13 +185,14 @@ async def verify_confirm(request: Request) -> Response:
 
 async def verify_resend(request: Request) -> Response:
     """POST /resend: "Call me again" for the verification in progress."""
+    flow, _ = await handoff_page.begin(request)
     try:
-        await _flow(request).admit("resend", _ip(request), _session_id(request))
+        await flow.admit("resend", _ip(request), _session_id(request))
     except Refusal as refusal:
         return refused(request, refusal, keep_form=True)
     try:
         await read_form(request)
-        pending = await _flow(request).resend(_session_id(request), _ip(request))
+        pending = await flow.resend(_session_id(request), _ip(request))
     except Refusal as refusal:
         return refused(request, refusal)
     if not pending.recorded:
@@ -215,8 +202,9 @@ async def verify_resend(request: Request) -> Response:
 
 async def verify_restart(request: Request) -> Response:
     """POST /restart: forget the verification in progress, back to the phone form."""
+    flow, _ = await handoff_page.begin(request)  # the phone form still says for whom
     try:
-        await _flow(request).cancel(_session_id(request), _ip(request))
+        await flow.cancel(_session_id(request), _ip(request))
     except Refusal as refusal:
         return refused(request, refusal)
     request.session.pop(SESSION_KEY, None)
@@ -282,10 +270,10 @@ async def sandbox_calls(request: Request) -> Response:
 
 
 #: The paths of the verification page, whose failures are shown on the page.
-PAGE_PATHS = frozenset({"/", "/verify", "/confirm", "/resend", "/restart"})
+PAGE_PATHS = frozenset({"/", "/verify", "/confirm", "/resend", "/restart", "/oidc/cancel", "/oidc/continue"})
 
 
-def routes(*, sandbox: bool) -> list[BaseRoute]:
+def routes(*, sandbox: bool, handoff: bool = False) -> list[BaseRoute]:
     found: list[BaseRoute] = [
         Route("/", page, methods=["GET"]),
         Route("/verify", verify_start, methods=["POST"]),
@@ -294,6 +282,8 @@ def routes(*, sandbox: bool) -> list[BaseRoute]:
         Route("/restart", verify_restart, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
+    if handoff:
+        found += handoff_page.routes()
     if sandbox:
         found.append(Route("/_sandbox/phone", sandbox_phone, methods=["GET"]))
         found.append(Route("/_sandbox/calls", sandbox_calls, methods=["GET"]))

@@ -123,6 +123,8 @@ class Settings:
     #: Failed token requests, per client IP and per client.
     limit_token_failures_per_ip: str = "10/minute;50/hour"
     limit_token_failures_per_client: str = "20/minute;200/hour"
+    #: Authorization requests per client IP: each one that passes is stored until it expires.
+    limit_authorize_per_ip: str = "20/minute;100/hour"
 
     #: httpx timeouts towards the provider, and a hard deadline per request.
     provider_connect_timeout: float = 5.0
@@ -240,6 +242,8 @@ class Settings:
                 "LIMIT_TOKEN_FAILURES_PER_IP", cast=str, default=defaults.limit_token_failures_per_ip),
             limit_token_failures_per_client=config(
                 "LIMIT_TOKEN_FAILURES_PER_CLIENT", cast=str, default=defaults.limit_token_failures_per_client),
+            limit_authorize_per_ip=config(
+                "LIMIT_AUTHORIZE_PER_IP", cast=str, default=defaults.limit_authorize_per_ip),
         )
         settings.validate()
         return settings
@@ -263,7 +267,7 @@ class Settings:
             raise ValueError("ADMIN_USER must be a non-empty name without ':'")
         for name in ("limit_start_per_ip", "limit_start_per_number", "limit_check_per_ip",
                      "limit_calls_global", "limit_calls_per_country", "limit_admin_failures",
-                     "limit_token_failures_per_ip", "limit_token_failures_per_client"):
+                     "limit_token_failures_per_ip", "limit_token_failures_per_client", "limit_authorize_per_ip"):
             value = getattr(self, name)
             try:
                 parse_many(value)

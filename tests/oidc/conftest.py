@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -149,3 +150,30 @@ async def site_server(client_for: Callable[..., httpx.AsyncClient]) -> AsyncIter
     """The client site's server calling the token endpoint, from its own address."""
     async with client_for("198.51.100.20") as c:
         yield c
+
+
+# -- the hand-off through the page -------------------------------------------------------------
+
+
+async def begin_handoff(browser: httpx.AsyncClient, client: Registered, pkce: Pkce | None = None,
+                        **changes: str | None) -> Pkce:
+    """The site sends `browser` to the authorization endpoint, which passes it on to the page."""
+    pkce = pkce or new_pkce()
+    response = await browser.get("/oidc/authorize?" + query(client, pkce, **changes).decode())
+    assert response.status_code == 303 and response.headers["location"] == "/", response.text
+    return pkce
+
+
+async def type_code(browser: httpx.AsyncClient, code: str, **fields: str) -> httpx.Response:
+    """Post the code form as the page renders it: with its call and, during a hand-off, its tag."""
+    page = (await browser.get("/")).text
+    code_form = page.split("code-form", 1)[1]
+    form = dict(re.findall(r'<input type="hidden" name="(call|handoff)" value="([^"]*)">', code_form))
+    return await browser.post("/confirm", data={**form, "code": code, **fields})
+
+
+def page_tag(html: str) -> str:
+    """The hand-off tag a page's forms carry."""
+    found = re.search(r'name="handoff" value="([0-9a-f]{16})"', html)
+    assert found, "the page's forms name no hand-off"
+    return found.group(1)

@@ -73,3 +73,14 @@ async def test_successes_do_not_count(
 ) -> None:
     for _ in range(6):
         assert (await exchange(site_server, shop, await issue_code(provider, shop, clock))).status_code == 200
+
+
+async def test_an_ipv6_client_is_limited_by_its_network_not_its_address(
+    provider: Provider, shop: Registered, clock: FakeClock, client_for: Callable[..., httpx.AsyncClient],
+) -> None:
+    """Issue 7, item 15: a /64 is one subscriber line; its addresses share one budget."""
+    for host in range(3):
+        async with client_for(f"2001:db8:5:6::{host + 1}") as http:
+            assert (await _fail(http, shop)).status_code == 400
+    async with client_for("2001:db8:5:6::99") as http:
+        assert (await exchange(http, shop, await issue_code(provider, shop, clock))).status_code == 429

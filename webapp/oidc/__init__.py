@@ -5,6 +5,8 @@
     subjects.py    pairwise `sub` values, from a secret every worker shares
     codes.py       one-time authorization codes and opaque access tokens, stored as SHA-256
     authorize.py   the authorization endpoint's checks, and completing or cancelling a request
+    handoff.py     a pending request as the verification page sees it (for whom, since when, its origin)
+    page.py        the page during a hand-off: loading it per request, the way back, cancel, continue
     tokens.py      the token endpoint (authorization_code + PKCE S256), the ID token, userinfo
     provider.py    what the endpoints share: settings, database, clock, keys, limits, the log
     endpoints.py   HTTP: discovery, JWKS, authorize, token, userinfo

@@ -11,6 +11,10 @@ RFC 6749 §4.1.2.1 says, with `state` exactly as received and `iss` (RFC 9207).
 A request that passes is stored server side under an opaque id, which the
 page carries in the person's session; `complete` turns it into a code once a
 verification finished after the request began.
+
+Every request that is stored costs a row until it expires, so requests are
+counted per client IP first (LIMIT_AUTHORIZE_PER_IP, in the one limiter):
+past the limit, voice2fa's own error page with a 429, nothing stored.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webapp.attempts import printable
+from webapp.guard import wait_text
+from webapp.limits import LimiterUnavailable
 from webapp.models import OidcAuthorizationRequest, OidcClient
 from webapp.oidc import clients, codes
 from webapp.oidc.provider import Provider
@@ -43,6 +49,8 @@ SCOPES = ("openid", "phone")
 #: Longest `state` or `nonce` kept; a URL carries them, so a real one is far shorter.
 MAX_VALUE = 2048
 MAX_FIELDS = 50
+#: The limiter's key for authorization requests per client IP.
+PER_IP = "authorize-ip"
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class ErrorPage:
 
     error: str
     message: str
+    status: int = 400
+    retry_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,9 @@ def _reason(error: str, description: str) -> str:
 
 async def check(provider: Provider, query: bytes, *, issuer: str, ip: str) -> ErrorPage | Redirect | Accepted:
     """Check an authorization request (the raw query string) and store it if it is good."""
+    refused = await _over_limit(provider, ip)
+    if refused is not None:
+        return refused
     params = _parse(query)
     if params is None:
         return await _page(provider, ip, None, "invalid_request", "the query is not UTF-8 or has too many fields",
@@ -143,6 +156,25 @@ async def check(provider: Provider, query: bytes, *, issuer: str, ip: str) -> Er
         session.add(provider.log.row(KIND, "handoff_started", ip, client_id=client.id))
         await session.commit()
     return Accepted(stored.id, client.name, stored.login_hint)
+
+
+async def _over_limit(provider: Provider, ip: str) -> ErrorPage | None:
+    """Count this request against the client IP's limit; the error page if it has no room."""
+    try:
+        wait = await provider.limits.hit(provider.authorize_per_ip, PER_IP, provider.limits.client_key(ip))
+    except LimiterUnavailable:
+        if provider.settings.ratelimit_fail_open:
+            return None
+        await provider.log.write(KIND, "limiter_unavailable", ip)
+        return ErrorPage("temporarily_unavailable",
+                         "We can't take sign-ins right now. Please try again in a few minutes.", status=503,
+                         retry_after=60)
+    if wait is None:
+        return None
+    await provider.log.write(KIND, "blocked_ip", ip)
+    return ErrorPage("temporarily_unavailable",
+                     f"Too many sign-ins were started from your network. Try again in {wait_text(wait)}.",
+                     status=429, retry_after=wait)
 
 
 def _validated(params: dict[str, list[str]], client: OidcClient, redirect_uri: str) -> dict[str, str | None]:

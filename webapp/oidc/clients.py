@@ -89,6 +89,11 @@ async def all_clients(session: AsyncSession) -> list[OidcClient]:
     return list((await session.scalars(select(OidcClient).order_by(OidcClient.created_at, OidcClient.id))).all())
 
 
+async def names(session: AsyncSession) -> dict[str, str]:
+    """Every client's name by its id, for the operators' tables."""
+    return {client_id: name for client_id, name in await session.execute(select(OidcClient.id, OidcClient.name))}
+
+
 async def get(session: AsyncSession, client_id: str) -> OidcClient | None:
     """The client with this id, or None (also for ids no client could have)."""
     if not client_id or len(client_id) > OidcClient.__table__.c.id.type.length:

@@ -15,10 +15,9 @@ from starlette.routing import BaseRoute, Route
 
 from webapp.oidc import authorize, tokens
 from webapp.oidc.keys import ALGORITHM
+from webapp.oidc.page import SESSION_KEY
 from webapp.oidc.provider import Provider
 
-#: Where the page finds the pending authorization request's opaque id.
-SESSION_KEY = "authorization_request"
 MAX_FORM_BYTES = 16 * 1024
 
 AUTHORIZE, TOKEN, USERINFO, JWKS = "/oidc/authorize", "/oidc/token", "/oidc/userinfo", "/oidc/jwks"
@@ -78,7 +77,10 @@ async def authorization(request: Request) -> Response:
     if isinstance(result, authorize.ErrorPage):
         html = request.state.pages.env.get_template("oidc_error.html").render(
             error=result.error, message=result.message, root=request.scope.get("root_path", ""))
-        return HTMLResponse(html, status_code=400, headers={"Cache-Control": "no-store"})
+        headers = {"Cache-Control": "no-store"}
+        if result.retry_after:
+            headers["Retry-After"] = str(result.retry_after)
+        return HTMLResponse(html, status_code=result.status, headers=headers)
     if isinstance(result, authorize.Redirect):
         return RedirectResponse(result.url, status_code=303, headers={"Cache-Control": "no-store"})
     request.session[SESSION_KEY] = result.request_id

@@ -29,6 +29,7 @@ class Provider:
     log: AttemptLog = field(init=False)
     token_failures_per_ip: list[RateLimitItem] = field(init=False)
     token_failures_per_client: list[RateLimitItem] = field(init=False)
+    authorize_per_ip: list[RateLimitItem] = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = KeyRing(self.sessions, self.clock, self.settings.oidc_signing_key_file)
@@ -36,6 +37,7 @@ class Provider:
         self.log = AttemptLog(self.sessions, self.clock)
         self.token_failures_per_ip = parse(self.settings.limit_token_failures_per_ip)
         self.token_failures_per_client = parse(self.settings.limit_token_failures_per_client)
+        self.authorize_per_ip = parse(self.settings.limit_authorize_per_ip)
 
     def issuer(self, base_url: str) -> str:
         """PUBLIC_URL; in sandbox mode without one, `base_url`, the address the request came to."""

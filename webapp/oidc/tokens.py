@@ -7,7 +7,8 @@ thread), then the code is spent (`codes.spend`, atomic) and only then compared
 with the request: client, expiry, redirect URI, code verifier. A code that
 fails any of them is gone, as is a code presented a second time.
 
-Failures count per client IP and per client (LIMIT_TOKEN_FAILURES_PER_*):
+Failures count per client IP (an IPv6 client by its network, as every per-IP
+limit does) and per client (LIMIT_TOKEN_FAILURES_PER_*):
 past the limit, requests are refused with 429 before any secret is checked.
 """
 
@@ -134,8 +135,10 @@ async def exchange(
 
 async def _not_blocked(provider: Provider, ip: str | None = None, client: OidcClient | None = None) -> None:
     """Raise Blocked if this IP's, or this client's, failures are past their limit."""
-    items, key = (provider.token_failures_per_ip, ("ip", ip)) if client is None else (
-        provider.token_failures_per_client, ("client", client.id))
+    if client is None:
+        items, key = provider.token_failures_per_ip, ("ip", provider.limits.client_key(ip or ""))
+    else:
+        items, key = provider.token_failures_per_client, ("client", client.id)
     try:
         wait = await provider.limits.blocked(items, FAILURES, *key)
     except LimiterUnavailable:
@@ -148,7 +151,7 @@ async def _not_blocked(provider: Provider, ip: str | None = None, client: OidcCl
 
 async def _count_failure(provider: Provider, ip: str, client: OidcClient | None) -> None:
     try:
-        await provider.limits.hit(provider.token_failures_per_ip, FAILURES, "ip", ip)
+        await provider.limits.hit(provider.token_failures_per_ip, FAILURES, "ip", provider.limits.client_key(ip))
         if client is not None:
             await provider.limits.hit(provider.token_failures_per_client, FAILURES, "client", client.id)
     except LimiterUnavailable:

@@ -1,0 +1,48 @@
+"""Reading the page's forms: urlencoded, bounded in size, strictly UTF-8.
+
+A form that can't be read at all is a `BadForm` (a Refusal with its status),
+so it is answered like any other refusal, never with a 500.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from starlette.requests import ClientDisconnect, Request
+
+from webapp.errors import Refusal
+
+MAX_FORM_BYTES = 32 * 1024
+
+
+class BadForm(Refusal):
+    """A form we cannot read at all: too big, not UTF-8, not urlencoded."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__("bad_request", message, status_code=status_code)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The urlencoded form, bounded in size and strictly UTF-8."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise BadForm("That form is far too big.", 413)
+    except ClientDisconnect:  # gone, or cut off by the server for sending too slowly (webapp.server)
+        raise BadForm("The form did not arrive.", 400) from None
+    if body and content_type != "application/x-www-form-urlencoded":
+        raise BadForm("Send the form as application/x-www-form-urlencoded.", 415)
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict",
+                          max_num_fields=20)
+    except UnicodeDecodeError:
+        raise BadForm("The form could not be read: it is not valid UTF-8.") from None
+    except ValueError:
+        raise BadForm("The form has too many fields.") from None
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        form.setdefault(key, value)
+    return form
