@@ -8,7 +8,10 @@ Counted per start, on every engine: statements sent (`before_cursor_execute`),
 transactions begun, commits, rollbacks, and pool checkouts (on PostgreSQL each
 one is a `pool_pre_ping`, one more round trip; on SQLite none). On PostgreSQL
 asyncpg sends a BEGIN ahead of a transaction's first statement: a round trip of
-its own. `--show` prints the statements of the last start.
+its own. On SQLite what costs is the trip to aiosqlite's thread, and its
+wake-ups: those are counted too (calls of `aiosqlite.Connection._execute`,
+which every aiosqlite call goes through). `--show` prints the statements of the
+last start.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aiosqlite.core
 import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
@@ -49,6 +53,14 @@ class Tally:
         event.listen(Engine, "commit", lambda _conn: self.counts.update(["commit"]))
         event.listen(Engine, "rollback", lambda _conn: self.counts.update(["rollback"]))
         event.listen(Pool, "checkout", lambda *_args: self.counts.update(["checkout"]))
+        queue = aiosqlite.core.Connection._execute
+        tally = self
+
+        async def counted(connection: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            tally.counts["thread trip"] += 1
+            return await queue(connection, fn, *args, **kwargs)
+
+        aiosqlite.core.Connection._execute = counted  # type: ignore[method-assign]
 
     def _statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.counts["statement"] += 1
@@ -103,10 +115,12 @@ def run(kind: str, starts: int, tally: Tally, show: bool) -> None:
         finally:
             if name:
                 asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    per = {key: total[key] / starts for key in ("statement", "begin", "commit", "rollback", "checkout")}
+    per = {key: total[key] / starts for key in ("statement", "begin", "commit", "rollback", "checkout", "thread trip")}
     trips = per["statement"] + per["commit"] + per["rollback"]
     if kind == "postgresql":
         trips += per["begin"] + per["checkout"]  # asyncpg's BEGIN, and the pre-ping of each checkout
+    else:
+        trips = per["thread trip"]
     print(f"{kind}: {trips:.1f} round trips per start — " + ", ".join(f"{k} {v:.1f}" for k, v in per.items()))
     if show:
         for statement in statements:

@@ -29,6 +29,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from webapp import sqlite_driver
 from webapp.sqlite_writer import WRITE_WAIT, serialize_writes
 
 #: What a database that is away raises: SQLAlchemy's errors, and what the driver
@@ -59,6 +60,8 @@ def create_engine(url: str, *, serving: bool = False, write_wait: float = WRITE_
         parsed = parsed.set(database=f"file:{quote(path)}", query={"uri": "true", "mode": "rw"})
     if not sqlite:
         kwargs.setdefault("pool_pre_ping", True)
+    elif parsed.get_driver_name() == "aiosqlite":
+        kwargs.setdefault("module", sqlite_driver.dbapi())  # one trip to aiosqlite's thread per statement
     engine = create_async_engine(parsed, hide_parameters=True, **kwargs)
     if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
