@@ -408,8 +408,8 @@ async def start_call(client: httpx.AsyncClient, phone: str, country: str = "NL")
 
 
 async def outcomes(db: async_sessionmaker[AsyncSession]) -> list[str]:
-    """The outcome of every attempts row, oldest first."""
-    return [row.outcome for row in await attempts(db)]
+    """The outcome of every request the attempts log accounts for, oldest first: a folded row counts `count` times."""
+    return [row.outcome for row in await attempts(db) for _ in range(row.count)]
 # -- the operators' pages ------------------------------------------------------------------------
 
 

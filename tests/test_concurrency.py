@@ -183,9 +183,10 @@ async def calls_to(sandbox: str, numbers: list[str]) -> list[str]:
 
 
 def start_attempts(served: Served) -> list[tuple[str, str | None, str]]:
-    """Every start row of the attempts log: (outcome, number, ip)."""
+    """Every start request the attempts log accounts for: (outcome, number, ip), a folded row `count` times."""
     with closing(sqlite3.connect(served.database)) as db:
-        return db.execute("SELECT outcome, number, ip FROM attempts WHERE kind = 'start' ORDER BY id").fetchall()
+        rows = db.execute("SELECT outcome, number, ip, count FROM attempts WHERE kind = 'start' ORDER BY id").fetchall()
+    return [(outcome, number, ip) for outcome, number, ip, count in rows for _ in range(count)]
 
 
 def e164(national: str) -> str:

@@ -160,3 +160,24 @@ async def test_0004_numbers_the_old_breaks_and_tells_calls_never_placed_apart(em
         assert set(statuses.values()) == {"failed", "expired"}
     finally:
         await engine.dispose()
+
+
+async def test_0008_counts_every_earlier_row_as_one_request(empty_database_url: str) -> None:
+    url = empty_database_url
+    migrate.upgrade(url, "0007")
+    at = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for outcome in ("sent", "blocked_ip"):
+                await connection.execute(text(
+                    "INSERT INTO attempts (created_at, kind, ip, channel, outcome) "
+                    "VALUES (:at, 'start', '198.51.100.1', 'tts', :outcome)"), {"at": at.replace(tzinfo=None), "outcome": outcome})
+        migrate.upgrade(url)
+        async with engine.connect() as connection:
+            counts = (await connection.execute(text("SELECT outcome, count FROM attempts ORDER BY id"))).all()
+        assert [tuple(row) for row in counts] == [("sent", 1), ("blocked_ip", 1)]
+        migrate.downgrade(url, "0007")
+        assert "count" not in [name for name, _type, _null in (await schema(url))["attempts"]["columns"]]
+    finally:
+        await engine.dispose()

@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from webapp import admin
 from webapp.admin import AdminPages
+from webapp.attempt_writer import AttemptWriter
 from webapp.client_ip import client_ip, parse_networks
 from webapp.cross_origin import CrossOriginProtection
 from webapp.db import create_engine, create_sessionmaker
@@ -120,13 +121,17 @@ def create_app(
         )
         guard = Guard(settings, limits, sessions, clock)
         outbox = Outbox()
-        flow = Flow(sessions, provider, guard, settings, clock, outbox=outbox)
-        oidc = Provider(settings, sessions, clock, limits) if handoff else None
+        writer = AttemptWriter(
+            sessions, fold_seconds=settings.attempts_fold_seconds, ipv6_prefix=settings.limit_ipv6_prefix
+        )
+        flow = Flow(sessions, provider, guard, settings, clock, outbox=outbox, writer=writer)
+        oidc = Provider(settings, sessions, clock, limits, writer=writer) if handoff else None
         try:
             if oidc is not None:
                 await oidc.keys.start()  # reads OIDC_SIGNING_KEY_FILE, if set
             async with anyio.create_task_group() as background:
                 background.start_soon(outbox.run)  # writes down calls placed while the database was away
+                await background.start(writer.run)  # the attempts rows that stand alone, in batches
                 try:
                     yield {
                         "flow": flow,
@@ -151,6 +156,7 @@ def create_app(
                         "oidc": oidc,
                     }
                 finally:
+                    await writer.stop()  # commits what is queued (bounded); later rows commit themselves
                     background.cancel_scope.cancel()
         finally:
             await outbox.close()

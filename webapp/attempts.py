@@ -1,4 +1,9 @@
-"""Writing the attempts log: one row per decision of the flow, allowed or refused."""
+"""Writing the attempts log: one row per decision of the flow, allowed or refused.
+
+A row that stands alone goes through the app's one AttemptWriter (group
+commit; a flood of identical refusals folded into one row with a count); a row
+that belongs with a change of a verification is added to that transaction.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from webapp.attempt_writer import AttemptWriter
 from webapp.models import Attempt, Verification
 
 
@@ -26,21 +32,23 @@ class AttemptLog:
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Callable[[], datetime],
         client_id: str | None = None,
+        *,
+        writer: AttemptWriter | None = None,
     ) -> None:
         self._sessions = sessionmaker
         self._clock = clock
         #: the hand-off's site every row names unless told otherwise (None: the standalone page)
         self._client_id = client_id
+        #: the app's writer; without one (a log used outside the app) each row commits itself
+        self._writer = writer or AttemptWriter(sessionmaker)
 
     def for_client(self, client_id: str | None) -> AttemptLog:
         """This log, its rows naming `client_id`: the site whose hand-off they belong to."""
-        return AttemptLog(self._sessions, self._clock, client_id)
+        return AttemptLog(self._sessions, self._clock, client_id, writer=self._writer)
 
     async def write(self, kind: str, outcome: str, ip: str, **fields: object) -> None:
-        """One row, committed in its own transaction."""
-        async with self._sessions() as session:
-            session.add(self.row(kind, outcome, ip, **fields))  # type: ignore[arg-type]
-            await session.commit()
+        """One row (or one more request on an identical refusal's row), committed before this returns."""
+        await self._writer.write(self.row(kind, outcome, ip, **fields))  # type: ignore[arg-type]
 
     def row(
         self,
@@ -77,4 +85,5 @@ class AttemptLog:
             provider_latency_ms=latency,
             client_id=client_id or self._client_id,
             reason=printable(reason, 120) if reason else None,
+            count=1,
         )

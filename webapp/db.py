@@ -1,8 +1,10 @@
 """The async engine and sessionmaker, made by the app's lifespan.
 
-Every engine pings a pooled connection before handing it out
-(`pool_pre_ping`), so a PostgreSQL backend that was terminated or restarted
-costs a reconnect, not a failed request.
+A PostgreSQL engine pings a pooled connection before handing it out
+(`pool_pre_ping`), so a backend that was terminated or restarted costs a
+reconnect, not a failed request. A SQLite engine does not (there is no server
+to lose; the file checks below stand in for it), and its connections take
+turns to write (webapp.sqlite_writer) instead of fighting over SQLite's lock.
 
 SQLite fails quietly where PostgreSQL would refuse: a database file deleted
 under a running app is still written (into the unlinked file, lost at the
@@ -11,6 +13,8 @@ an app serves from (`serving=True`) opens the file without creating it
 (`mode=rw`) and, at each checkout, checks that the file at the path is still
 the one it opened and is writable; when not, the checkout fails with
 `DatabaseFileUnusable`, which the app answers like any database outage (503).
+The check is a stat and an access(2) of a local file, microseconds: it runs
+inline rather than costing each checkout a hop to a worker thread.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-import anyio.to_thread
 import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from webapp import sqlite_driver
+from webapp.sqlite_writer import WRITE_WAIT, serialize_writes
 
 #: What a database that is away raises: SQLAlchemy's errors, and what the driver
 #: raises unwrapped while connecting (asyncpg: ConnectionRefusedError, or its own
@@ -38,22 +44,28 @@ class DatabaseFileUnusable(SQLAlchemyError):
     """The SQLite file is gone from its path, or can no longer be written."""
 
 
-def create_engine(url: str, *, serving: bool = False, **kwargs: Any) -> AsyncEngine:
-    """An async engine; SQLite in WAL mode with foreign keys and a busy timeout.
+def create_engine(url: str, *, serving: bool = False, write_wait: float = WRITE_WAIT, **kwargs: Any) -> AsyncEngine:
+    """An async engine; SQLite in WAL mode with foreign keys, a busy timeout and one writer at a time.
 
     Query parameters stay out of error messages and the engine's log lines:
     they hold phone numbers. `serving`: the engine of a running app; on SQLite its file must exist and
-    stay the file first opened, and writable (see the module docstring).
+    stay the file first opened, and writable (see the module docstring). `write_wait`: seconds a
+    SQLite write waits for its turn before it fails with WriterBusy (a 503).
     """
     parsed = make_url(url)
+    sqlite = parsed.get_backend_name() == "sqlite"
     path = _sqlite_file(parsed) if serving else None
     if path is not None:
         # The URI form lets SQLite refuse to create the file (mode=rw).
         parsed = parsed.set(database=f"file:{quote(path)}", query={"uri": "true", "mode": "rw"})
-    kwargs.setdefault("pool_pre_ping", True)
+    if not sqlite:
+        kwargs.setdefault("pool_pre_ping", True)
+    elif parsed.get_driver_name() == "aiosqlite":
+        kwargs.setdefault("module", sqlite_driver.dbapi())  # one trip to aiosqlite's thread per statement
     engine = create_async_engine(parsed, hide_parameters=True, **kwargs)
-    if parsed.get_backend_name() == "sqlite":
+    if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        serialize_writes(engine, write_wait)
     if path is not None:
         _watch_file(engine, path)
     return engine
@@ -65,7 +77,8 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the one writer; busy_timeout makes a second
-    # writer (another worker process) wait instead of failing at once.
+    # writer (another worker process) wait instead of failing at once; within
+    # this process writers take turns before they reach SQLite's lock.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -93,18 +106,13 @@ def _file_state(path: str) -> tuple[tuple[int, int] | None, bool]:
 
 
 def _watch_file(engine: AsyncEngine, path: str) -> None:
-    def state(dbapi_connection: Any) -> tuple[tuple[int, int] | None, bool]:
-        # Pool events run inside SQLAlchemy's greenlet: run_async awaits, and
-        # the stat runs in a worker thread, off the event loop.
-        return dbapi_connection.run_async(lambda _driver: anyio.to_thread.run_sync(_file_state, path))
-
     @event.listens_for(engine.sync_engine, "connect")
-    def remember(dbapi_connection: Any, record: Any) -> None:
-        record.info["sqlite_file"] = state(dbapi_connection)[0]
+    def remember(_dbapi_connection: Any, record: Any) -> None:
+        record.info["sqlite_file"] = _file_state(path)[0]
 
     @event.listens_for(engine.sync_engine, "checkout")
-    def check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        identity, writable = state(dbapi_connection)
+    def check(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        identity, writable = _file_state(path)
         if identity is None:
             raise DatabaseFileUnusable(f"the SQLite database file {path} is gone")
         if identity != record.info.get("sqlite_file"):

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from webapp.attempt_writer import AttemptWriter
 from webapp.attempts import AttemptLog, printable
 from webapp.codes import InvalidCode, clean_code
 from webapp.db import STORAGE_ERRORS
@@ -106,6 +107,7 @@ class Flow:
         clock: Clock,
         *,
         outbox: Outbox,
+        writer: AttemptWriter | None = None,
     ) -> None:
         self._sessions = sessionmaker
         self._provider = provider
@@ -114,7 +116,7 @@ class Flow:
         self._options: CallOptions = settings.call
         self._clock = clock
         self._verifications = Verifications(sessionmaker, clock, settings.call.timeout)
-        self._attempts = AttemptLog(sessionmaker, clock)
+        self._attempts = AttemptLog(sessionmaker, clock, writer=writer)
         self._outbox = outbox
         # A turn covers at most two provider requests (cancel + create, check + fetch) and a few
         # writes; a request waits about that long for another process's turn, then says "busy".

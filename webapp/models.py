@@ -125,6 +125,9 @@ class Attempt(Base):
     client_id: Mapped[str | None] = mapped_column(String(32))
     #: why, for a refusal that has more to say than its outcome (oidc_error)
     reason: Mapped[str | None] = mapped_column(String(120))
+    #: how many requests the row stands for: identical refusals folded into it (webapp.attempt_writer).
+    #: Only a server default, so that inserts written for older revisions (migration tests) still work.
+    count: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
     __table_args__ = (
         Index("ix_attempts_created", "created_at", "id"),

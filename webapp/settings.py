@@ -72,6 +72,8 @@ class Settings:
     limit_calls_per_country: str = "100/hour"
     #: Per-IP counters count an IPv6 client by its network of this many bits.
     limit_ipv6_prefix: int = 64
+    #: Identical refusals within this many seconds are one attempts row with a count (0: a row each).
+    attempts_fold_seconds: int = 60
     #: Empty: every country phonenumbers knows.
     allowed_countries: tuple[str, ...] = ()
     denied_countries: tuple[str, ...] = ()
@@ -206,6 +208,8 @@ class Settings:
             limit_calls_global=config("LIMIT_CALLS_GLOBAL", cast=str, default=defaults.limit_calls_global),
             limit_calls_per_country=config("LIMIT_CALLS_PER_COUNTRY", cast=str, default=defaults.limit_calls_per_country),
             limit_ipv6_prefix=config("LIMIT_IPV6_PREFIX", cast=int, default=defaults.limit_ipv6_prefix),
+            attempts_fold_seconds=config(
+                "ATTEMPTS_FOLD_SECONDS", cast=int, default=defaults.attempts_fold_seconds),
             allowed_countries=_regions(config("ALLOWED_COUNTRIES", cast=str, default="")),
             denied_countries=_regions(config("DENIED_COUNTRIES", cast=str, default="")),
             blocked_number_types=tuple(
@@ -300,6 +304,8 @@ class Settings:
             raise ValueError("CIRCUIT_HISTORY must be at least 3600 seconds")
         if not 1 <= self.limit_ipv6_prefix <= 128:
             raise ValueError("LIMIT_IPV6_PREFIX must be between 1 and 128, e.g. 64")
+        if not 0 <= self.attempts_fold_seconds <= 3600:
+            raise ValueError("ATTEMPTS_FOLD_SECONDS must be between 0 (no folding) and 3600 seconds, e.g. 60")
         if self.public_url is not None and not is_issuer_url(self.public_url):
             raise ValueError("PUBLIC_URL must be an https:// address without query or fragment "
                              f"(http:// only for localhost or 127.0.0.1), e.g. https://verify.example.com: {self.public_url!r}")

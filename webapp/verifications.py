@@ -72,15 +72,23 @@ class Verifications:
             expires_at=now + timedelta(seconds=self._timeout),
         )
         async with self._sessions() as session:
-            await _expire_stale(session, number.e164, now)
+            # Insert first: a number is nearly always free, and then this is the one round trip.
             session.add(verification)
             try:
                 await session.commit()
+                return verification
             except IntegrityError:
                 await session.rollback()
-                live = await _live_expiry(session, number.e164)
-                raise self._busy_number(live) from None
-        return verification
+            # Held: by a live verification, or by one whose code has run out; expire those and try once more.
+            if await _expire_stale(session, number.e164, now):
+                session.add(verification)
+                try:
+                    await session.commit()
+                    return verification
+                except IntegrityError:  # another start took the number meanwhile
+                    pass
+            await session.rollback()
+            raise self._busy_number(await _live_expiry(session, number.e164))
 
     async def reopen(self, verification: Verification) -> Verification:
         """A closed verification becomes live again for a new call, if its number is free."""
@@ -222,13 +230,14 @@ async def _reread(session: AsyncSession, verification: Verification, default: st
     return verification.status
 
 
-async def _expire_stale(session: AsyncSession, e164: str, now: datetime) -> None:
-    # A live verification whose code has run out no longer holds the number.
-    await session.execute(
+async def _expire_stale(session: AsyncSession, e164: str, now: datetime) -> int:
+    # A live verification whose code has run out no longer holds the number; how many there were.
+    result = await session.execute(
         update(Verification)
         .where(Verification.number == e164, Verification.status == "pending", Verification.expires_at <= now)
         .values(status="expired")
     )
+    return result.rowcount
 
 
 async def _live_expiry(session: AsyncSession, e164: str) -> datetime | None:

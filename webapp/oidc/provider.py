@@ -9,6 +9,7 @@ from datetime import datetime
 from limits import RateLimitItem
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from webapp.attempt_writer import AttemptWriter
 from webapp.attempts import AttemptLog
 from webapp.limits import RateLimits, parse
 from webapp.oidc.keys import KeyRing
@@ -24,6 +25,8 @@ class Provider:
     sessions: async_sessionmaker[AsyncSession]
     clock: Callable[[], datetime]
     limits: RateLimits
+    #: the app's attempts writer (None: each row commits itself)
+    writer: AttemptWriter | None = None
     keys: KeyRing = field(init=False)
     subjects: Subjects = field(init=False)
     log: AttemptLog = field(init=False)
@@ -34,7 +37,7 @@ class Provider:
     def __post_init__(self) -> None:
         self.keys = KeyRing(self.sessions, self.clock, self.settings.oidc_signing_key_file)
         self.subjects = Subjects(self.sessions, self.clock)
-        self.log = AttemptLog(self.sessions, self.clock)
+        self.log = AttemptLog(self.sessions, self.clock, writer=self.writer)
         self.token_failures_per_ip = parse(self.settings.limit_token_failures_per_ip)
         self.token_failures_per_client = parse(self.settings.limit_token_failures_per_client)
         self.authorize_per_ip = parse(self.settings.limit_authorize_per_ip)
