@@ -14,9 +14,18 @@ beside it, and the wait it is told is the longest of all the full items.
 the items before the one it lost stay spent, as the storage cannot take a
 moving-window entry back: an over-count, never an under-count.)
 
-slowapi's route decorator talks to the storage synchronously on the event
-loop, which a Redis round trip must not block, so counting runs here in a
-worker thread instead, through the same Limiter and storage.
+Which strategy counts an item depends on its size: an exact moving window
+for up to SMALL_LIMIT events per window (`limits` keeps one entry per event,
+so its cost grows with the limit), and `limits`' sliding-window counter above
+that (two counters per window whatever the limit; it weighs the previous
+window's count by how much of it still overlaps, an approximation that errs
+by at most a fraction of the previous window's count as it slides).
+
+`memory://` is `webapp.counters`' storage, on the app's clock, and is called
+inline: a hit takes microseconds, less than a hop to a worker thread.
+slowapi's route decorator would talk to Redis synchronously on the event
+loop, which a round trip must not block, so a Redis storage is called in a
+worker thread, through the same Limiter and storage.
 """
 
 from __future__ import annotations
@@ -30,14 +39,19 @@ from typing import NamedTuple, TypeVar
 
 import anyio.to_thread
 from limits import RateLimitItem, parse_many
+from limits.strategies import RateLimiter, SlidingWindowCounterRateLimiter
 from slowapi import Limiter
 from starlette.requests import Request
 
+from webapp import counters
 from webapp.client_ip import limit_key
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Limits up to this many events per window are counted exactly (moving window); larger ones by the sliding-window counter.
+SMALL_LIMIT = 100
 
 
 class LimiterUnavailable(Exception):
@@ -78,14 +92,21 @@ class RateLimits:
         ipv6_prefix: int = 64,
         now: Callable[[], float] = time.time,
     ) -> None:
-        options = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0} if storage_url.startswith("redis") else {}
+        self.inline = storage_url.partition("://")[0] == "memory"
+        if self.inline:
+            uri, options = f"{counters.SCHEME}://", {"now": now}
+        else:
+            uri = storage_url
+            options = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0} if storage_url.startswith("redis") else {}
         self.limiter = Limiter(
             key_func=_unused_key,
-            storage_uri=storage_url,
+            storage_uri=uri,
             storage_options=options,
             strategy="moving-window",
             key_prefix=key_prefix,
         )
+        self._moving = self.limiter.limiter
+        self._sliding = SlidingWindowCounterRateLimiter(self._moving.storage)
         self._prefix = key_prefix
         self._ipv6_prefix = ipv6_prefix
         # The storage's own notion of now (tests move it), for Retry-After.
@@ -102,7 +123,7 @@ class RateLimits:
 
     async def hit_all(self, *counters: Counter) -> Full | None:
         """Count one event on every counter if all have room; else count nothing and say which are full."""
-        return await self._in_thread(self._hit_all, counters)
+        return await self._run(self._hit_all, counters)
 
     async def blocked(self, items: Sequence[RateLimitItem], *key: str) -> int | None:
         """Seconds to wait if one of `items` is full for `key` already, else None; counts nothing."""
@@ -111,22 +132,23 @@ class RateLimits:
 
     async def blocked_all(self, *counters: Counter) -> Full | None:
         """Which counters are full already, if any; counts nothing."""
-        return await self._in_thread(self._full, counters)
+        return await self._run(self._full, counters)
 
     async def healthy(self) -> bool:
         """The storage answers (a ping, for Redis)."""
         try:
-            return bool(await anyio.to_thread.run_sync(self.limiter.limiter.storage.check))
-        except Exception as exc:  # whatever the storage raised, the answer is "no"
-            log.error("rate limit storage unavailable: %s: %s", type(exc).__name__, exc)
+            return bool(await self._run(self._moving.storage.check))
+        except LimiterUnavailable:
             return False
 
     async def stats(self, items: Sequence[RateLimitItem], *key: str) -> list[tuple[RateLimitItem, int, float]]:
         """For each item: (item, remaining, reset time as a timestamp), for the operators' pages."""
-        return await self._in_thread(self._stats, items, key)
+        return await self._run(self._stats, items, key)
 
-    async def _in_thread(self, work: Callable[..., T], *args: object) -> T:
+    async def _run(self, work: Callable[..., T], *args: object) -> T:
         try:
+            if self.inline:
+                return work(*args)
             return await anyio.to_thread.run_sync(work, *args)
         except Exception as exc:
             # Whatever the storage raised (connection refused, timeout, …): the
@@ -134,11 +156,21 @@ class RateLimits:
             log.error("rate limit storage unavailable: %s: %s", type(exc).__name__, exc)
             raise LimiterUnavailable(str(exc)) from exc
 
+    def strategy(self, item: RateLimitItem) -> RateLimiter:
+        """The exact moving window for a small limit, the sliding-window counter for a large one."""
+        return self._moving if item.amount <= SMALL_LIMIT else self._sliding
+
     def _stats(self, items: Sequence[RateLimitItem], key: tuple[str, ...]) -> list[tuple[RateLimitItem, int, float]]:
-        strategy = self.limiter.limiter
         found = []
         for item in items:
-            reset, remaining = strategy.get_window_stats(item, self._prefix, *key)
+            if item.amount <= SMALL_LIMIT:
+                reset, remaining = self._moving.get_window_stats(item, self._prefix, *key)
+            else:
+                window = self._sliding.storage.get_sliding_window(  # type: ignore[attr-defined]
+                    item.key_for(self._prefix, *key), item.get_expiry()
+                )
+                remaining, wait = sliding_room(item.amount, item.get_expiry(), *window)
+                reset = self._now() + wait
             found.append((item, remaining, reset))
         return found
 
@@ -153,14 +185,34 @@ class RateLimits:
         full = self._full(counters)
         if full:
             return full
-        strategy = self.limiter.limiter
         for index, (items, key) in enumerate(counters):
             for item in items:
-                if not strategy.hit(item, self._prefix, *key):
+                if not self.strategy(item).hit(item, self._prefix, *key):
                     # Lost the last slot to a concurrent request since the look above.
                     lost = self._full(counters)
                     return lost or Full(tuple(1 if i == index else None for i in range(len(counters))))
         return None
+
+
+def sliding_room(
+    limit: int, expiry: float, previous: int, previous_ttl: float, current: int, current_ttl: float
+) -> tuple[int, float]:
+    """A sliding-window counter's (remaining, seconds until one more event fits), from its two windows.
+
+    The count is `previous × previous_ttl / expiry + current`, where
+    previous_ttl is the time left in the current window (the share of the
+    previous window still overlapping); an event fits while it is under the limit.
+    """
+    weighted = previous * previous_ttl / expiry + current
+    remaining = max(0, limit - math.floor(weighted))
+    if weighted < limit:
+        return remaining, 0.0
+    if current < limit:
+        # The previous window's share slides out first.
+        return remaining, previous_ttl - (limit - current) * expiry / previous
+    # Full on its own: once the current window ends it is the previous one, sliding out.
+    window_ends = current_ttl - expiry if current else previous_ttl
+    return remaining, window_ends + expiry * (1 - limit / current)
 
 
 def parse(value: str) -> list[RateLimitItem]:
