@@ -6,14 +6,17 @@ Time is the test's clock, handed to the storage: nothing sleeps.
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from limits import parse_many
+from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, require
 from webapp import counters
 from webapp.counters import MemoryCounters
-from webapp.limits import SMALL_LIMIT, Counter, RateLimits, parse, sliding_room
+from webapp.limits import SMALL_LIMIT, Counter, LimiterUnavailable, RateLimits, parse, sliding_room
 
 
 @pytest.fixture
@@ -23,14 +26,14 @@ def limits(clock: FakeClock) -> RateLimits:
 
 
 def storage(limits: RateLimits) -> MemoryCounters:
-    found = limits.limiter.limiter.storage
+    found = limits.storage
     assert isinstance(found, MemoryCounters)
     return found
 
 
 async def test_memory_means_the_in_process_counters(limits: RateLimits) -> None:
     assert limits.inline
-    assert isinstance(limits.limiter.limiter.storage, MemoryCounters)
+    assert isinstance(limits.storage, MemoryCounters)
 
 
 def test_the_storage_starts_no_thread(clock: FakeClock) -> None:
@@ -154,7 +157,58 @@ def test_a_sliding_counters_wait_is_the_real_one(window: tuple[int, float, int, 
     assert (remaining, pytest.approx(wait)) == expected
 
 
-def test_limit_items_of_either_size_parse(limits: RateLimits) -> None:
+def test_a_limit_up_to_100_is_counted_in_the_moving_window(limits: RateLimits) -> None:
     small, large = parse_many("100/minute;101/minute")
-    assert limits.strategy(small) is limits.limiter.limiter
-    assert limits.strategy(large) is not limits.limiter.limiter
+    assert isinstance(limits.strategy(small), MovingWindowRateLimiter)
+    assert isinstance(limits.strategy(large), SlidingWindowCounterRateLimiter)
+
+
+# -- on Redis: limits' async storage, on the event loop ---------------------------------------
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def on_redis() -> AsyncIterator[RateLimits]:
+    """Limits on the Redis at 127.0.0.1:6379 under a prefix of this test's own, or a skip saying it is away."""
+    probe = RateLimits(REDIS_URL)
+    try:
+        require(await probe.healthy(), f"Redis does not answer at {REDIS_URL}")
+    finally:
+        await probe.aclose()
+    limits = RateLimits(REDIS_URL, key_prefix=f"v2fa-test-{uuid.uuid4().hex}")
+    try:
+        yield limits
+    finally:
+        await limits.aclose()
+
+
+async def test_redis_counts_on_the_event_loop_without_a_thread(on_redis: RateLimits) -> None:
+    assert not on_redis.inline
+    before = threading.active_count()
+    assert await on_redis.hit(parse("2/minute"), "ip", "a") is None
+    assert threading.active_count() == before
+
+
+async def test_redis_refuses_all_or_nothing(on_redis: RateLimits) -> None:
+    small, large = Counter(parse("2/minute"), ("number", "n")), Counter(parse("150/minute"), ("global",))
+    for _ in range(150):
+        assert await on_redis.hit_all(Counter(large.items, large.key)) is None
+    full = await on_redis.hit_all(small, large)
+    assert full is not None and full.waits[0] is None and full.waits[1]
+    assert (await on_redis.stats(small.items, *small.key))[0][1] == 2, "the small counter was not spent"
+    assert (await on_redis.stats(large.items, *large.key))[0][1] == 0
+    assert await on_redis.hit_all(small) is None
+    assert await on_redis.hit_all(small) is None
+    full = await on_redis.hit_all(small)
+    assert full is not None and 55 <= full.wait <= 60
+
+
+async def test_redis_away_is_limiter_unavailable() -> None:
+    away = RateLimits("redis://127.0.0.1:1/0")
+    try:
+        assert not await away.healthy()
+        with pytest.raises(LimiterUnavailable):
+            await away.hit(parse("2/minute"), "ip", "a")
+    finally:
+        await away.aclose()

@@ -121,6 +121,10 @@ def create_app(
         guard = Guard(settings, limits, sessions, clock)
         outbox = Outbox()
         flow = Flow(sessions, provider, guard, settings, clock, outbox=outbox)
+        # Failed logins also counted in this process: the limit holds with Redis down.
+        operators_local = RateLimits(
+            "memory://", key_prefix="operators", ipv6_prefix=settings.limit_ipv6_prefix, now=lambda: clock().timestamp(),
+        )
         oidc = Provider(settings, sessions, clock, limits) if handoff else None
         try:
             if oidc is not None:
@@ -139,11 +143,7 @@ def create_app(
                         "clock": clock,
                         "operators": Operators(
                             settings.admin_user, admin_hash, limits, settings.limit_admin_failures,
-                            # Failed logins also counted in this process: the limit holds with Redis down.
-                            in_process=RateLimits(
-                                "memory://", key_prefix="operators", ipv6_prefix=settings.limit_ipv6_prefix,
-                                now=lambda: clock().timestamp(),
-                            ),
+                            in_process=operators_local,
                         )
                         if admin_hash
                         else None,
@@ -154,6 +154,7 @@ def create_app(
                     background.cancel_scope.cancel()
         finally:
             await outbox.close()
+            await limits.aclose()
             await http.aclose()
             await engine.dispose()
 
