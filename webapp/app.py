@@ -30,6 +30,7 @@ from webapp.admin import AdminPages
 from webapp.client_ip import client_ip, parse_networks
 from webapp.cross_origin import CrossOriginProtection
 from webapp.db import create_engine, create_sessionmaker
+from webapp.db_pool import pool_options
 from webapp.flow import Flow
 from webapp.guard import Guard
 from webapp.headers import SecurityHeaders
@@ -92,12 +93,13 @@ def create_app(
     countries = CountryOptions(settings.locale)  # rendered once, here
     if settings.default_region not in countries:
         raise ValueError(f"DEFAULT_REGION {settings.default_region!r} is not a region phonenumbers knows")
-    pages = Pages(countries, settings.default_region, sandbox_calls=sandbox.calls if sandbox else None)
+    pages = Pages(countries, settings.default_region, sandbox_calls=sandbox.calls if sandbox else None,
+                  auto_reload=settings.reload_templates)
     trusted = parse_networks(settings.trusted_proxies)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        engine = create_engine(settings.database_url, serving=True)
+        engine = create_engine(settings.database_url, serving=True, **pool_options(settings))
         timeout = httpx.Timeout(settings.provider_read_timeout, connect=settings.provider_connect_timeout)
         if sandbox is not None:
             log.warning("Sandbox mode: no MESSAGEBIRD_API_KEY, so no real calls are made.")
