@@ -31,7 +31,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import limits.storage.memory
 import pytest
 import uvicorn
 from asgi_lifespan import LifespanManager
@@ -282,22 +281,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield postgres_url(name)
 
 
-class _FakeTimeModule:
-    """Stands in for the `time` module inside limits' memory storage."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self._clock = clock
-
-    def time(self) -> float:
-        return self._clock.now.timestamp()
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """The one clock of the test: the app, the sandbox and the rate-limit counters follow it."""
-    fake = FakeClock()
-    monkeypatch.setattr(limits.storage.memory, "time", _FakeTimeModule(fake))
-    return fake
+def clock() -> FakeClock:
+    """The one clock of the test: the app, the sandbox and the in-memory rate-limit counters follow it."""
+    return FakeClock()
 
 
 @pytest.fixture

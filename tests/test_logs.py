@@ -189,6 +189,7 @@ def test_serve_logs_no_code_and_no_whole_number_on_any_path(database_url: str, t
         MESSAGEBIRD_API_KEY="any-key", MESSAGEBIRD_BASE_URL=sandbox_url, DATABASE_URL=database_url,
         COOKIE_SECURE="false", ADMIN_PASSWORD_HASH=OPERATOR_HASH, PROVIDER_DEADLINE="1",
         VERIFY_TOKEN_LENGTH="10", LIMIT_START_PER_IP="100/minute", LIMIT_CHECK_PER_IP="100/minute",
+        ACCESS_LOG="true",  # off by default; its lines must be masked when it is on
     )
     with log_path.open("wb") as log:
         server = subprocess.Popen(

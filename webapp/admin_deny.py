@@ -79,6 +79,7 @@ async def deny_apply(request: Request) -> Response:
         else:
             changed = await denylist.remove(session, entry)
         if changed:
+            request.state.guard.deny_list.changed()  # this process at once; the others within a second
             await denylist.record(session, operator=request.state.operator, action=action, entry=entry,
                                   reason=reason, now=now)
     done = ("denied" if changed else "already-denied") if action == "deny" else ("allowed" if changed else "not-denied")

@@ -31,6 +31,7 @@ from webapp.attempt_writer import AttemptWriter
 from webapp.client_ip import client_ip, parse_networks
 from webapp.cross_origin import CrossOriginProtection
 from webapp.db import create_engine, create_sessionmaker
+from webapp.db_pool import pool_options
 from webapp.flow import Flow
 from webapp.guard import Guard
 from webapp.headers import SecurityHeaders
@@ -93,12 +94,13 @@ def create_app(
     countries = CountryOptions(settings.locale)  # rendered once, here
     if settings.default_region not in countries:
         raise ValueError(f"DEFAULT_REGION {settings.default_region!r} is not a region phonenumbers knows")
-    pages = Pages(countries, settings.default_region, sandbox_calls=sandbox.calls if sandbox else None)
+    pages = Pages(countries, settings.default_region, sandbox_calls=sandbox.calls if sandbox else None,
+                  auto_reload=settings.reload_templates)
     trusted = parse_networks(settings.trusted_proxies)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        engine = create_engine(settings.database_url, serving=True)
+        engine = create_engine(settings.database_url, serving=True, **pool_options(settings))
         timeout = httpx.Timeout(settings.provider_read_timeout, connect=settings.provider_connect_timeout)
         if sandbox is not None:
             log.warning("Sandbox mode: no MESSAGEBIRD_API_KEY, so no real calls are made.")
@@ -125,6 +127,10 @@ def create_app(
             sessions, fold_seconds=settings.attempts_fold_seconds, ipv6_prefix=settings.limit_ipv6_prefix
         )
         flow = Flow(sessions, provider, guard, settings, clock, outbox=outbox, writer=writer)
+        # Failed logins also counted in this process: the limit holds with Redis down.
+        operators_local = RateLimits(
+            "memory://", key_prefix="operators", ipv6_prefix=settings.limit_ipv6_prefix, now=lambda: clock().timestamp(),
+        )
         oidc = Provider(settings, sessions, clock, limits, writer=writer) if handoff else None
         try:
             if oidc is not None:
@@ -144,11 +150,7 @@ def create_app(
                         "clock": clock,
                         "operators": Operators(
                             settings.admin_user, admin_hash, limits, settings.limit_admin_failures,
-                            # Failed logins also counted in this process: the limit holds with Redis down.
-                            in_process=RateLimits(
-                                "memory://", key_prefix="operators", ipv6_prefix=settings.limit_ipv6_prefix,
-                                now=lambda: clock().timestamp(),
-                            ),
+                            in_process=operators_local,
                         )
                         if admin_hash
                         else None,
@@ -160,6 +162,7 @@ def create_app(
                     background.cancel_scope.cancel()
         finally:
             await outbox.close()
+            await limits.aclose()
             await http.aclose()
             await engine.dispose()
 

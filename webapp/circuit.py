@@ -30,14 +30,26 @@ judged again, so a scope does not re-trip on the same calls when its break
 ends. One trip writes one break, also when several processes judge the same
 calls at once: a scope's breaks are numbered (`epoch`) and a unique
 constraint on (scope, epoch) lets the database keep the first.
+
+Judging costs a query or two over the country's calls, so a process judges
+a country at most once per JUDGE_EVERY seconds (`Judging`): of the starts that
+arrive meanwhile, one judges and the others wait for it, then look for an
+open break again; a flood of starts does not run the breaker's queries per
+request. A break is still found by every start (`open_break`, one indexed
+lookup); what waits up to a second is only the judging of calls that ended
+since.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import anyio
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -52,6 +64,8 @@ log = logging.getLogger(__name__)
 
 #: Statuses of a verification whose placed call has ended.
 ENDED = ("verified", "expired", "failed")
+#: Seconds (of the app's clock) between two judgings of one country in one process.
+JUDGE_EVERY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +88,46 @@ class Trip:
     window: int
     networks: int
     numbers: int
+
+
+class Judging:
+    """Single-flight judging per country: at most once per JUDGE_EVERY seconds, the others wait for it."""
+
+    def __init__(self, every: float = JUDGE_EVERY) -> None:
+        self._every = timedelta(seconds=every)
+        self._last: dict[str, datetime] = {}
+        #: judgings finished per country, so a request knows whether one ended after it looked for a break
+        self._done: dict[str, int] = {}
+        self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
+
+    def ticket(self, country: str) -> int:
+        """Taken before looking for an open break: what `judge` compares with."""
+        return self._done.get(country, 0)
+
+    async def judge(self, country: str, now: datetime, ticket: int, work: Callable[[], Awaitable[None]]) -> bool:
+        """Run `work` unless the country was judged under JUDGE_EVERY ago; whether a judging ended since `ticket`.
+
+        True means a break may have opened after the caller looked: look again.
+        """
+        last = self._last.get(country)
+        if last is not None and now - last < self._every and not self._judging(country):
+            return self._done.get(country, 0) != ticket
+        lock = self._locks.get(country)
+        if lock is None:
+            lock = self._locks[country] = anyio.Lock()
+        async with lock:
+            last = self._last.get(country)
+            if last is None or now - last >= self._every:
+                try:
+                    await work()
+                finally:
+                    self._last[country] = now
+                    self._done[country] = self._done.get(country, 0) + 1
+        return self._done.get(country, 0) != ticket
+
+    def _judging(self, country: str) -> bool:
+        lock = self._locks.get(country)
+        return lock is not None and lock.locked()
 
 
 def number_range(e164: str, digits: int) -> str:

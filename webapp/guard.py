@@ -17,7 +17,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from webapp import circuit, denylist, policy
+from webapp import circuit, policy
+from webapp.deny_cache import DenyListCache
 from webapp.errors import Refusal
 from webapp.limits import Counter, Full, LimiterUnavailable, RateLimits, parse
 from webapp.phone import PhoneNumber
@@ -68,6 +69,9 @@ class Guard:
         self._limits = limits
         self._sessions = sessionmaker
         self._clock = clock
+        #: the operators' deny list, read from memory (refreshed at most once a second)
+        self.deny_list = DenyListCache(sessionmaker)
+        self._judging = circuit.Judging()
         #: the counters' limits, public for the operators' pages
         self.start_ip_limits = parse(settings.limit_start_per_ip)
         self.check_ip_limits = parse(settings.limit_check_per_ip)
@@ -84,9 +88,8 @@ class Guard:
                 raise Refusal("blocked_ip", f"Too many tries. Please wait {wait_text(full.wait)} and try again.",
                               step="code", status_code=429, retry_after=full.wait)
             return
-        async with self._sessions() as session:
-            if await denylist.ip_denied(session, ip):
-                raise Refusal("blocked_denylist", DENIED, status_code=422)
+        if await self.deny_list.ip_denied(ip):
+            raise Refusal("blocked_denylist", DENIED, status_code=422)
         full = await self._hit(Counter(self.start_ip_limits, ("start-ip", key)))
         if full:
             raise Refusal("blocked_ip",
@@ -96,15 +99,17 @@ class Guard:
     async def check_number(self, number: PhoneNumber) -> None:
         """Deny list, number policy and the circuit breaker (the number's range, its country): no counter spent."""
         now = self._clock()
+        if await self.deny_list.number_denied(number.e164):
+            raise Refusal("blocked_denylist", DENIED, field="phone")
+        policy.check_number(number, self._settings)
         async with self._sessions() as session:
-            if await denylist.number_denied(session, number.e164):
-                raise Refusal("blocked_denylist", DENIED, field="phone")
-            policy.check_number(number, self._settings)
+            ticket = self._judging.ticket(number.region)
             stopped = await circuit.open_break(session, number.region, number.e164, now)
-            if stopped is None:
-                await circuit.trip_if_pumped(session, number.region, now, self._settings)
-                # Looked at again whatever the judging found: a break another request opened
-                # meanwhile has taken its calls out of what was judged here.
+            if stopped is None and await self._judging.judge(
+                number.region, now, ticket, lambda: circuit.trip_if_pumped(session, number.region, now, self._settings),
+            ):
+                # Looked at again after a judging, whatever it found: a break another request
+                # opened meanwhile has taken its calls out of what was judged here.
                 stopped = await circuit.open_break(session, number.region, number.e164, now)
         if stopped is not None:
             wait = max(1, math.ceil((stopped.until - now).total_seconds()))

@@ -40,9 +40,12 @@ class Pages:
         default_region: str,
         *,
         sandbox_calls: Callable[[], list[dict[str, Any]]] | None = None,
+        auto_reload: bool = False,
     ) -> None:
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES),
+            # Looking for changed files costs a stat per template per render: development only (TEMPLATES_RELOAD).
+            auto_reload=auto_reload,
             autoescape=True,
             trim_blocks=True,
             lstrip_blocks=True,

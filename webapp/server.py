@@ -187,6 +187,8 @@ def run(app: Any, settings: Settings, *, host: str, port: int, workers: int = 1,
         # rewrite the client address from X-Forwarded-For on its own.
         proxy_headers=False,
         server_header=False,
+        # A line per request costs as much as a refusal does; the attempts table is the log (ACCESS_LOG).
+        access_log=settings.access_log,
         log_level=log_level,
         log_config=serve_log_config(log_level),
     )

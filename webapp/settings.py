@@ -144,6 +144,13 @@ class Settings:
     request_timeout: float = 30.0
     #: Seconds a stopping server waits for requests in flight before it cancels them.
     shutdown_timeout: int = 10
+    #: uvicorn's line per request; off: the attempts table is the log of what matters.
+    access_log: bool = False
+    #: Jinja2 looks for changed template files at each render. None: in sandbox mode only.
+    templates_reload: bool | None = None
+    #: PostgreSQL connections each worker process keeps, and may open beyond that under load.
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
 
     @property
     def sandbox(self) -> bool:
@@ -153,6 +160,10 @@ class Settings:
     def twilio_configured(self) -> bool:
         """All three Twilio credentials are set."""
         return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_verify_service_sid)
+
+    @property
+    def reload_templates(self) -> bool:
+        return self.sandbox if self.templates_reload is None else self.templates_reload
 
     @property
     def secure_cookies(self) -> bool:
@@ -237,6 +248,10 @@ class Settings:
             headers_timeout=config("HEADERS_TIMEOUT", cast=float, default=defaults.headers_timeout),
             request_timeout=config("REQUEST_TIMEOUT", cast=float, default=defaults.request_timeout),
             shutdown_timeout=config("SHUTDOWN_TIMEOUT", cast=int, default=defaults.shutdown_timeout),
+            access_log=config("ACCESS_LOG", cast=bool, default=defaults.access_log),
+            templates_reload=_named_optional_bool("TEMPLATES_RELOAD", config("TEMPLATES_RELOAD", cast=str, default="")),
+            database_pool_size=config("DATABASE_POOL_SIZE", cast=int, default=defaults.database_pool_size),
+            database_max_overflow=config("DATABASE_MAX_OVERFLOW", cast=int, default=defaults.database_max_overflow),
             public_url=config("PUBLIC_URL", cast=str, default="").strip().rstrip("/") or None,
             oidc_signing_key_file=config("OIDC_SIGNING_KEY_FILE", cast=str, default="").strip() or None,
             oidc_code_lifetime=config("OIDC_CODE_LIFETIME", cast=int, default=defaults.oidc_code_lifetime),
@@ -291,6 +306,10 @@ class Settings:
         for name in ("headers_timeout", "request_timeout", "shutdown_timeout"):
             if not 0 < getattr(self, name) <= 3600:
                 raise ValueError(f"{name.upper()} must be more than 0 and at most 3600 seconds")
+        if not 1 <= self.database_pool_size <= 100:
+            raise ValueError("DATABASE_POOL_SIZE must be between 1 and 100 (connections per worker process)")
+        if not 0 <= self.database_max_overflow <= 100:
+            raise ValueError("DATABASE_MAX_OVERFLOW must be between 0 and 100 (connections per worker process)")
         if self.request_timeout < self.headers_timeout:
             raise ValueError("REQUEST_TIMEOUT must be at least HEADERS_TIMEOUT: it includes the headers")
         for name in ("circuit_min_networks", "circuit_min_numbers"):
@@ -342,6 +361,13 @@ def is_issuer_url(url: str) -> bool:
 
 def _regions(value: str) -> tuple[str, ...]:
     return tuple(region.strip().upper() for region in value.split(",") if region.strip())
+
+
+def _named_optional_bool(name: str, value: str) -> bool | None:
+    try:
+        return _optional_bool(value)
+    except ValueError:
+        raise ValueError(f"{name} must be true, false or auto, not {value!r}") from None
 
 
 def _optional_bool(value: str) -> bool | None:

@@ -78,7 +78,7 @@ async def other_site(db: async_sessionmaker[AsyncSession], clock: FakeClock) -> 
 @pytest.fixture
 def provider(settings: Settings, db: async_sessionmaker[AsyncSession], clock: FakeClock) -> Provider:
     """A provider on the test's database, as another worker of the app would have it."""
-    return Provider(settings, db, clock, RateLimits("memory://", key_prefix=f"t{secrets.token_hex(4)}"))
+    return Provider(settings, db, clock, RateLimits("memory://", key_prefix=f"t{secrets.token_hex(4)}", now=lambda: clock().timestamp()))
 
 
 def query(client: Registered, pkce: Pkce | None = None, **changes: str | None) -> bytes:
