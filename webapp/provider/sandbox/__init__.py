@@ -18,6 +18,11 @@ without "+"; each a valid Dutch mobile number, so phone policy lets them through
     31610000504  TRIGGER_HANG          waits `hang_seconds`, then the same 500
     31610000486  TRIGGER_CALL_FAILS    created, but the call fails: status "failed"
 
+To see one API fail while the other works (failover), `SandboxState.outages`
+makes one misbehave for every number: `{"messagebird": 503}` answers each of
+its requests with that status in its own error body (401, 403, 429, 5xx),
+`HANG` waits like TRIGGER_HANG, `CUT` places the call and breaks its answer off.
+
 State lives in one event loop's memory, bounded to the newest 1000 verifications.
 """
 
@@ -33,6 +38,8 @@ from starlette.routing import BaseRoute, Route
 
 from webapp.provider.sandbox import messagebird, twilio
 from webapp.provider.sandbox.state import (
+    CUT,
+    HANG,
     MAX_KEPT,
     TRIGGER_CALL_FAILS,
     TRIGGER_HANG,
@@ -42,6 +49,8 @@ from webapp.provider.sandbox.state import (
 )
 
 __all__ = [
+    "CUT",
+    "HANG",
     "MAX_KEPT",
     "TRIGGER_CALL_FAILS",
     "TRIGGER_HANG",

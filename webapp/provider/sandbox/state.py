@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+
+import anyio
+from starlette.responses import Response
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -15,6 +18,12 @@ TRIGGER_HANG = "31610000504"
 TRIGGER_CALL_FAILS = "31610000486"
 
 MAX_KEPT = 1000
+
+#: What `SandboxState.outages` can make an API do: answer every request with one of
+#: these statuses in its own error body, placing no call; or
+HANG = "hang"  # wait `hang_seconds`, then the same 500 as TRIGGER_HANG
+CUT = "cut"  # place the call, then break the answer to the create off half-way
+OUTAGE_STATUSES = (401, 403, 429, 500, 502, 503)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -66,7 +75,22 @@ class SandboxState:
         #: the CodeLength of every Twilio Verify Service the sandbox plays (Twilio's default)
         self.twilio_code_length = twilio_code_length
         self.verifications: dict[str, SandboxVerification] = {}
+        #: one API misbehaving for every number ("messagebird" → 503, HANG or CUT), while the
+        #: other works: how a test (or a developer) sees failover between the two
+        self.outages: dict[str, int | str] = {}
         self._order = itertools.count()
+
+    async def outage(self, api: str) -> int | None:
+        """The status `api` answers every request with now (after HANG's wait), or None."""
+        how = self.outages.get(api)
+        if how == HANG:
+            await anyio.sleep(self.hang_seconds)
+            return 500
+        return how if isinstance(how, int) else None
+
+    def cut(self, api: str) -> bool:
+        """`api`'s answers to a create break off half-way (the call is placed all the same)."""
+        return self.outages.get(api) == CUT
 
     def now(self) -> datetime:
         return self.clock().astimezone(timezone.utc)
@@ -107,3 +131,11 @@ class SandboxState:
             }
             for _, when, v in placed
         ]
+
+
+def cut_off(response: Response) -> Response:
+    """`response` with only half its body, still announcing the whole length: a connection lost mid-answer."""
+    whole = bytes(response.body)
+    broken = Response(whole[: len(whole) // 2], status_code=response.status_code, media_type=response.media_type)
+    broken.headers["content-length"] = str(len(whole))
+    return broken
