@@ -101,14 +101,16 @@ class MessageBird:
             raise ProviderUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if response.status_code == 204:
             return {}
-        if response.status_code == 401:
+        if response.status_code in (401, 403):
+            # 403: the key is known but may not do this (or the account is suspended).
             log.error(
-                "MessageBird refused the access key (401) on %s %s: check MESSAGEBIRD_API_KEY. "
+                "MessageBird refused the access key (%s) on %s %s: check MESSAGEBIRD_API_KEY. "
                 "No calls can be placed until it is fixed.",
+                response.status_code,
                 method,
                 path,
             )
-            raise ProviderUnauthorized("MessageBird refused the access key")
+            raise ProviderUnauthorized(f"MessageBird refused the access key (HTTP {response.status_code})")
         if response.status_code == 429:
             # The provider's rate limit: temporary, like an outage, and the request was not carried out.
             raise ProviderRefused(f"{method} {path}: HTTP 429")

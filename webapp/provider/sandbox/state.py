@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import anyio
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -134,8 +135,13 @@ class SandboxState:
 
 
 def cut_off(response: Response) -> Response:
-    """`response` with only half its body, still announcing the whole length: a connection lost mid-answer."""
-    whole = bytes(response.body)
-    broken = Response(whole[: len(whole) // 2], status_code=response.status_code, media_type=response.media_type)
-    broken.headers["content-length"] = str(len(whole))
-    return broken
+    """`response` broken off half-way: a connection lost mid-answer (the server closes it)."""
+    return _CutOff(bytes(response.body), status_code=response.status_code, media_type=response.media_type)
+
+
+class _CutOff(Response):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The whole length announced, half the body sent, and never the rest: the server
+        # closes the connection when the app returns without finishing its answer.
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
