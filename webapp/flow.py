@@ -42,7 +42,7 @@ from webapp.models import Verification
 from webapp.outbox import Outbox
 from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
 from webapp.provider import CALL, CallOptions, ProviderVerification
-from webapp.provider.failover import Failure, Placed, Providers, Unplaced, is_outage
+from webapp.provider.failover import Failure, Placed, Providers, Unplaced
 from webapp.settings import Settings
 from webapp.verifications import GONE, Verifications
 
@@ -356,28 +356,22 @@ class Flow:
         async def failed_over(failure: Failure) -> None:
             log.warning("placing a call failed at %s, trying the next provider: %s", failure.provider, failure.error)
             await self._attempts.write(kind, "provider_failover", ip, verification=verification,
-                                       provider=failure.provider, latency=failure.latency, reason=_reason(failure))
+                                       provider=failure.provider, latency=failure.latency, reason=failure.reason)
 
         only = verification.provider if kind == "resend" else None
         try:
             placed = await self._providers.create(number.e164, CALL, self._options, on_failover=failed_over, only=only)
         except Unplaced as unplaced:
-            failure = unplaced.failure
-            if failure is None:
-                log.warning("no call placed: every provider to try is being skipped by its breaker")
-                await self._close(verification, "unplaced", ip, kind=kind, outcome="provider_error",
-                                  reason="every provider skipped (breaker)")
-                raise self._call_failed(kind, "provider_error", verification, unplaced.retry_after) from None
-            exc = failure.error
+            exc = unplaced.error
             if not isinstance(exc, ProviderUnauthorized):
-                log.warning("placing a call failed at %s: %s", failure.provider, exc)
-            verification.provider = failure.provider
+                log.warning("placing a call failed at %s: %s", unplaced.provider or "no provider", exc)
+            verification.provider = unplaced.provider or verification.provider
             await self._close(verification, "unplaced", ip, kind=kind, outcome="provider_error",
-                              latency=failure.latency, reason=_reason(failure) if is_outage(exc) else None)
+                              latency=unplaced.latency, reason=unplaced.reason)
             if isinstance(exc, InvalidParameter) and exc.parameter == "recipient":
                 raise Refusal("provider_error", "We can't call this number. Check it and try again.",
                               field="phone") from None
-            raise self._call_failed(kind, "provider_error", verification) from None
+            raise self._call_failed(kind, "provider_error", verification, unplaced.retry_after) from None
         created = placed.verification
         if created.status != "sent":
             log.warning("the provider could not place the call to %s: status %s", mask_number(number.e164), created.status)
@@ -410,7 +404,7 @@ class Flow:
             if state == "gone":
                 await self._cancel_quietly(placed.provider, created.id)
 
-        what = f"{kind}: verification {verification.id}, call placed as provider ref {created.id}"
+        what = f"{kind}: verification {verification.id}, call placed as provider ref {created.id} at {placed.provider}"
         recorded = await self._outbox.write(what, write)
         if recorded and verification.status != "pending":
             raise Refusal("no_verification", GONE, step="phone", status_code=409)
@@ -589,11 +583,6 @@ class Flow:
 def _later_call(for_call: str | None, calls: int) -> bool:
     """The code form is for a call newer than the database knows of."""
     return for_call is not None and for_call.isdigit() and len(for_call) < 6 and int(for_call) > calls
-
-
-def _reason(failure: Failure) -> str:
-    """What an attempts row says of a provider's failure: which error, and the provider's words."""
-    return f"{type(failure.error).__name__}: {failure.error}"
 
 
 def _ms(started: float) -> int:

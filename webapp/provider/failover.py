@@ -43,6 +43,11 @@ class Failure:
     error: ProviderError
     latency: int  # ms
 
+    @property
+    def reason(self) -> str:
+        """What an attempts row says of it: which error, in the provider's words."""
+        return f"{type(self.error).__name__}: {self.error}"
+
 
 @dataclass(frozen=True, slots=True)
 class Placed:
@@ -57,12 +62,23 @@ class Unplaced(Exception):
     """No provider placed the call: the last one's failure, or None when every one is being skipped."""
 
     def __init__(self, failure: Failure | None, retry_after: int | None = None) -> None:
-        super().__init__(str(failure.error) if failure else "every provider is skipped by its breaker")
         self.failure = failure
+        self.provider = failure.provider if failure else None
+        self.error: ProviderError = failure.error if failure else ProviderUnavailable(SKIPPED)
+        self.latency = failure.latency if failure else None
         #: seconds until a skipped provider is tried again (failure None)
         self.retry_after = retry_after
+        super().__init__(str(self.error))
+
+    @property
+    def reason(self) -> str | None:
+        """What the attempts row says: the outage, or that every provider is skipped; None for a refused request."""
+        if self.failure is None:
+            return SKIPPED
+        return self.failure.reason if is_outage(self.error) else None
 
 
+SKIPPED = "every provider skipped (breaker)"
 OnFailover = Callable[[Failure], Awaitable[None]]
 
 
