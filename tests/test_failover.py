@@ -265,3 +265,29 @@ async def test_with_every_provider_skipped_a_start_is_refused_at_once_with_retry
     rows = await attempts(db)
     assert [(row.outcome, row.provider) for row in rows] == [("provider_error", "messagebird"), ("provider_error", None)]
     assert rows[1].reason == "every provider skipped (breaker)"
+
+
+@pytest.mark.parametrize("breaker", [{"provider_breaker_failures": 1, "provider_breaker_seconds": 30}])
+async def test_a_provider_keeps_its_trial_until_a_start_needs_it(
+    client_for: Callable[..., httpx.AsyncClient], state: SandboxState, sandbox_url: str, requests: Requests,
+    clock: FakeClock, db,
+) -> None:
+    async def start(index: int) -> int:
+        async with client_for(f"198.51.100.{index + 1}") as client:
+            return (await start_call(client, NL_MOBILES[index])).status_code
+
+    state.outages.update(messagebird=503, twilio=503)
+    assert await start(0) == 503  # both fail: both are skipped for 30 s
+    state.outages.clear()
+    clock.advance(31)
+    assert await start(1) == 200  # MessageBird's trial places it; Twilio is not needed, so not tried
+    state.outages["messagebird"] = 503
+    assert await start(2) == 200  # MessageBird fails again; Twilio's trial is still there
+
+    assert [call["api"] for call in reversed(calls_at(sandbox_url))] == ["messagebird", "twilio"]
+    assert requests.to("twilio") == 2
+    assert [(row.outcome, row.provider) for row in await attempts(db)] == [
+        ("provider_failover", "messagebird"), ("provider_error", "twilio"),
+        ("sent", "messagebird"),
+        ("provider_failover", "messagebird"), ("sent", "twilio"),
+    ]

@@ -134,9 +134,6 @@ class Providers:
             raise NotFound(f"the provider {name!r} that placed this call is not configured", status_code=404)
         return found
 
-    def breaker(self, name: str) -> Breaker:
-        return self._breakers[name]
-
     async def create(
         self,
         recipient: str,
@@ -151,26 +148,31 @@ class Providers:
         Raises `Unplaced` with the last provider's failure, or with none when
         every provider to try is being skipped.
         """
-        names = (only,) if only in self._clients else self.order
-        names = tuple(name for name in names if name in self._clients)
-        skipped = [name for name in names if not self._breakers[name].allows()]
-        tried = [name for name in names if name not in skipped]
-        if not tried:
-            return self._all_skipped(skipped)
-        for position, name in enumerate(tried):
+        names = (only,) if only in self._clients else tuple(name for name in self.order if name in self._clients)
+        skipped: list[str] = []
+        proven: Failure | None = None  # the last provider that proved it placed nothing
+        for name in names:
+            # Asked only when its turn comes: a breaker past its pause gives its one trial to this start.
+            if not self._breakers[name].allows():
+                skipped.append(name)
+                continue
+            if proven is not None:
+                await on_failover(proven)
             started = time.perf_counter()
             try:
                 created = await self._clients[name].create(recipient, channel, options)
             except ProviderError as error:
                 failure = Failure(name, error, _ms(started))
                 self._judge(name, error)
-                if proves_unplaced(error) and position + 1 < len(tried):
-                    await on_failover(failure)
-                    continue
-                raise Unplaced(failure) from error
+                if not proves_unplaced(error):
+                    raise Unplaced(failure) from error
+                proven = failure
+                continue
             self._breakers[name].succeeded()
             return Placed(name, created, _ms(started))
-        raise AssertionError("unreachable: the last provider tried returns or raises")
+        if proven is not None:
+            raise Unplaced(proven) from proven.error
+        return self._all_skipped(skipped)
 
     def _judge(self, name: str, error: ProviderError) -> None:
         if is_outage(error):
