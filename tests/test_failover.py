@@ -69,12 +69,13 @@ def messagebird_url(request: pytest.FixtureRequest, sandbox_url: str) -> str:
 
 
 @pytest.fixture
-def breaker() -> dict[str, object]:
+def more_changes() -> dict[str, object]:
+    """Settings a test changes on top of these: `@pytest.mark.parametrize("more_changes", [{...}])`."""
     return {}
 
 
 @pytest.fixture
-def settings_changes(sandbox_url: str, messagebird_url: str, breaker: dict[str, object]) -> dict[str, object]:
+def settings_changes(sandbox_url: str, messagebird_url: str, more_changes: dict[str, object]) -> dict[str, object]:
     """Both providers configured, MessageBird first, both at the sandbox (not sandbox mode)."""
     return {
         "providers": ("messagebird", "twilio"),
@@ -85,7 +86,7 @@ def settings_changes(sandbox_url: str, messagebird_url: str, breaker: dict[str, 
         "twilio_verify_service_sid": SERVICE,
         "twilio_base_url": sandbox_url,
         "cookie_secure": False,
-        **breaker,
+        **more_changes,
     }
 
 
@@ -180,7 +181,7 @@ async def test_use_a_different_number_cancels_at_the_provider_that_placed_the_ca
 # -- answers that prove nothing ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("breaker", [{"provider_deadline": 0.5}])
+@pytest.mark.parametrize("more_changes", [{"provider_deadline": 0.5}])
 async def test_a_timeout_at_the_first_places_no_second_call(
     client: httpx.AsyncClient, state: SandboxState, sandbox_url: str, requests: Requests, db
 ) -> None:
@@ -215,7 +216,7 @@ async def test_an_answer_cut_off_mid_way_places_no_second_call(
 # -- the breaker ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("breaker", [{"provider_breaker_failures": 2, "provider_breaker_seconds": 60}])
+@pytest.mark.parametrize("more_changes", [{"provider_breaker_failures": 2, "provider_breaker_seconds": 60}])
 async def test_the_breaker_skips_a_failing_provider_then_tries_it_again_once_it_recovered(
     client_for: Callable[..., httpx.AsyncClient], state: SandboxState, sandbox_url: str, requests: Requests,
     clock: FakeClock, db,
@@ -246,7 +247,7 @@ async def test_the_breaker_skips_a_failing_provider_then_tries_it_again_once_it_
         ("sent", "twilio"), ("sent", "twilio"), ("sent", "messagebird")]
 
 
-@pytest.mark.parametrize("breaker", [{"providers": ("messagebird",), "provider_breaker_failures": 1,
+@pytest.mark.parametrize("more_changes", [{"providers": ("messagebird",), "provider_breaker_failures": 1,
                                       "provider_breaker_seconds": 30}])
 async def test_with_every_provider_skipped_a_start_is_refused_at_once_with_retry_after(
     client_for: Callable[..., httpx.AsyncClient], state: SandboxState, requests: Requests, clock: FakeClock, db
@@ -267,7 +268,7 @@ async def test_with_every_provider_skipped_a_start_is_refused_at_once_with_retry
     assert rows[1].reason == "every provider skipped (breaker)"
 
 
-@pytest.mark.parametrize("breaker", [{"provider_breaker_failures": 1, "provider_breaker_seconds": 30}])
+@pytest.mark.parametrize("more_changes", [{"provider_breaker_failures": 1, "provider_breaker_seconds": 30}])
 async def test_a_provider_keeps_its_trial_until_a_start_needs_it(
     client_for: Callable[..., httpx.AsyncClient], state: SandboxState, sandbox_url: str, requests: Requests,
     clock: FakeClock, db,
