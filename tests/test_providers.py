@@ -27,7 +27,13 @@ from webapp.provider import CALL, CallOptions, Provider
 from webapp.provider.breaker import Breaker
 from webapp.provider.failover import is_outage, proves_unplaced
 from webapp.provider.messagebird import MessageBird
-from webapp.provider.sandbox import CUT, SandboxState, create_sandbox_app
+from webapp.provider.sandbox import (
+    CUT,
+    TRIGGER_MESSAGEBIRD_DOWN,
+    TRIGGER_TWILIO_DOWN,
+    SandboxState,
+    create_sandbox_app,
+)
 from webapp.provider.twilio import Twilio
 from webapp.settings import Settings
 
@@ -265,6 +271,34 @@ async def test_sandbox_mode_fails_over_offline_too(htmx: httpx.AsyncClient, app:
     assert [call["api"] for call in app.state.sandbox.calls()] == ["twilio"]
     assert [(row.outcome, row.provider) for row in await attempts(db)] == [
         ("provider_failover", "messagebird"), ("sent", "twilio")]
+
+
+@pytest.mark.parametrize(
+    ("settings_changes", "trigger", "placed_by"),
+    [({"providers": ("messagebird", "twilio")}, TRIGGER_MESSAGEBIRD_DOWN, "twilio"),
+     ({"providers": ("twilio", "messagebird")}, TRIGGER_TWILIO_DOWN, "messagebird")],
+)
+async def test_a_number_one_api_refuses_fails_over_to_the_other(
+    htmx: httpx.AsyncClient, app: Starlette, trigger: str, placed_by: str, db
+) -> None:
+    response = await start_call(htmx, "+" + trigger)
+
+    assert response.status_code == 200
+    assert [call["api"] for call in app.state.sandbox.calls()] == [placed_by]
+    assert [row.outcome for row in await attempts(db)] == ["provider_failover", "sent"]
+
+
+@pytest.mark.parametrize("api", ["messagebird", "twilio"])
+async def test_the_down_triggers_are_refused_only_by_their_own_api(api: str, clock: FakeClock) -> None:
+    state = SandboxState(clock=clock)
+    messagebird, twilio = clients(httpx.ASGITransport(app=create_sandbox_app(state)), "http://sandbox.invalid")
+    down, up = (messagebird, twilio) if api == "messagebird" else (twilio, messagebird)
+    trigger = TRIGGER_MESSAGEBIRD_DOWN if api == "messagebird" else TRIGGER_TWILIO_DOWN
+    with pytest.raises(ProviderRefused, match="503"):
+        await down.create("+" + trigger, CALL, CallOptions())
+    await up.create("+" + trigger, CALL, CallOptions())
+
+    assert [call["api"] for call in state.calls()] == ["twilio" if api == "messagebird" else "messagebird"]
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from starlette.routing import BaseRoute, Route
 from webapp.provider.sandbox.state import (
     TRIGGER_CALL_FAILS,
     TRIGGER_HANG,
+    TRIGGER_MESSAGEBIRD_DOWN,
     TRIGGER_SERVER_ERROR,
     SandboxState,
     SandboxVerification,
@@ -190,6 +191,8 @@ class _MessageBirdApi:
             await anyio.sleep(self.state.hang_seconds)
         if recipient in (TRIGGER_SERVER_ERROR, TRIGGER_HANG):
             return error(500, 99, "Internal error")
+        if recipient == TRIGGER_MESSAGEBIRD_DOWN:
+            return error(503, 99, "Service unavailable")
 
         token = "".join(secrets.choice("0123456789") for _ in range(token_length))
         created = self.state.now().replace(microsecond=0)

@@ -17,6 +17,10 @@ from typing import Any, ClassVar
 TRIGGER_SERVER_ERROR = "31610000500"
 TRIGGER_HANG = "31610000504"
 TRIGGER_CALL_FAILS = "31610000486"
+#: Recipients one API refuses and the other calls, to watch failover (PROVIDERS=messagebird,twilio):
+#: a 503 in that API's own error body, no call placed.
+TRIGGER_MESSAGEBIRD_DOWN = "31610000501"
+TRIGGER_TWILIO_DOWN = "31610000502"
 
 MAX_KEPT = 1000
 

@@ -46,6 +46,7 @@ from webapp.provider.sandbox.state import (
     TRIGGER_CALL_FAILS,
     TRIGGER_HANG,
     TRIGGER_SERVER_ERROR,
+    TRIGGER_TWILIO_DOWN,
     SandboxState,
     SandboxVerification,
     cut_off,
@@ -208,6 +209,8 @@ class _TwilioApi:
             await anyio.sleep(self.state.hang_seconds)
         if recipient in (TRIGGER_SERVER_ERROR, TRIGGER_HANG):
             return error(500, 20500, "An internal server error has occurred")
+        if recipient == TRIGGER_TWILIO_DOWN:
+            return error(503, 20503, "Service Unavailable")
 
         now = self.state.now().replace(microsecond=0)
         current = self._waiting(request, recipient)
