@@ -78,7 +78,7 @@ def free_port() -> int:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any voice2fa setting, plus `extra`."""
-    names = ("MESSAGEBIRD_", "TWILIO_", "DATABASE_URL", "SECRET_KEY", "VERIFY_", "RATELIMIT_", "TRUSTED_PROXIES")
+    names = ("MESSAGEBIRD_", "TWILIO_", "PROVIDER", "DATABASE_URL", "SECRET_KEY", "VERIFY_", "RATELIMIT_", "TRUSTED_PROXIES")
     env = {k: v for k, v in os.environ.items() if not k.startswith(names)}
     env.update(extra)
     return env

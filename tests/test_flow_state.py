@@ -18,7 +18,7 @@ from webapp.guard import Guard
 from webapp.limits import RateLimits
 from webapp.models import Verification
 from webapp.outbox import Outbox
-from webapp.provider.messagebird import MessageBird
+from webapp.provider.failover import Providers
 from webapp.provider.sandbox import SandboxState, create_sandbox_app
 
 NUMBER = "+31612345678"
@@ -278,9 +278,9 @@ async def flow(settings, clock: FakeClock):
     engine = create_engine(settings.database_url, serving=True)
     sessions = create_sessionmaker(engine)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_sandbox_app(sandbox))) as http:
-        provider = MessageBird(http, "sandbox", "http://sandbox.invalid", deadline=settings.provider_deadline)
+        providers = Providers.from_settings(http, settings, clock, sandbox_url="http://sandbox.invalid")
         guard = Guard(settings, RateLimits("memory://", now=lambda: clock().timestamp()), sessions, clock)
-        yield Flow(sessions, provider, guard, settings, clock, outbox=Outbox()), sandbox
+        yield Flow(sessions, providers, guard, settings, clock, outbox=Outbox()), sandbox
     await engine.dispose()
 
 

@@ -181,3 +181,38 @@ async def test_0008_counts_every_earlier_row_as_one_request(empty_database_url: 
         assert "count" not in [name for name, _type, _null in (await schema(url))["attempts"]["columns"]]
     finally:
         await engine.dispose()
+
+
+async def test_0009_names_messagebird_for_what_came_before_and_leaves_attempts_without_a_provider_alone(
+    empty_database_url: str,
+) -> None:
+    """Before 0009 MessageBird was the only provider: its verifications, and the attempts it took part in."""
+    url = empty_database_url
+    migrate.upgrade(url, "0008")
+    at = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for ident, ref in (("placed", "ref1"), ("unplaced", None)):
+                await connection.execute(insert(Verification.__table__).values(
+                    id=ident, number="+31612345678", country="NL", channel="tts", provider_ref=ref,
+                    status="pending" if ref else "unplaced", code_attempts=0, calls=1, ip="198.51.100.1",
+                    created_at=at, last_call_at=at, expires_at=at))
+            for outcome, ref, latency in (("sent", "ref1", 120), ("provider_error", None, 15000),
+                                          ("blocked_ip", None, None), ("invalid_number", None, None)):
+                await connection.execute(insert(Attempt.__table__).values(
+                    created_at=at, kind="start", number="+31612345678", region="NL", ip="198.51.100.1",
+                    channel="tts", outcome=outcome, provider_ref=ref, provider_latency_ms=latency))
+        migrate.upgrade(url, "0009")
+        async with engine.connect() as connection:
+            verifications = dict((await connection.execute(text("SELECT id, provider FROM verifications"))).all())
+            attempts = dict((await connection.execute(text("SELECT outcome, provider FROM attempts"))).all())
+        assert verifications == {"placed": "messagebird", "unplaced": "messagebird"}
+        assert attempts == {"sent": "messagebird", "provider_error": "messagebird",
+                            "blocked_ip": None, "invalid_number": None}
+        migrate.downgrade(url, "0008")
+        async with engine.connect() as connection:
+            columns = await connection.run_sync(lambda c: [col["name"] for col in inspect(c).get_columns("attempts")])
+        assert "provider" not in columns
+    finally:
+        await engine.dispose()

@@ -29,6 +29,7 @@ from webapp.oidc import clients
 from webapp.operators import operator_only
 from webapp.pages import Pages, is_htmx
 from webapp.phone import InvalidNumber, format_international, parse_phone
+from webapp.provider import NAMES
 from webapp.reports import AttemptFilter, Cursor
 
 LIMIT_NAMES = {"number": "Calls to this number", "start-ip": "Calls asked from this address",
@@ -115,6 +116,7 @@ async def attempts_index(request: Request) -> Response:
         query=filters.query(form),
         outcomes=reports.OUTCOMES,
         kinds=reports.KINDS,
+        providers=NAMES,
         periods=reports.PERIODS,
     )
 

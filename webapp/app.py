@@ -2,9 +2,9 @@
 
 The lifespan owns what is shared: the async engine and sessionmaker, the one
 `httpx.AsyncClient`, and the flow built on them. Handlers reach them as
-request state. In sandbox mode (no MESSAGEBIRD_API_KEY) the client talks to
-the in-process sandbox through `httpx.ASGITransport`, so the real MessageBird
-client code runs, offline.
+request state. In sandbox mode (no provider in PROVIDERS has credentials) the
+client talks to the in-process sandbox through `httpx.ASGITransport`, so the
+real MessageBird and Twilio client code runs, offline.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from webapp.outbox import Outbox
 from webapp.passwords import hash_password
 from webapp.pages import Pages
 from webapp.phone import CountryOptions
-from webapp.provider.messagebird import MessageBird
+from webapp.provider.failover import Providers
 from webapp.provider.sandbox import SandboxState, create_sandbox_app
 from webapp.resources import STATIC
 from webapp.db import STORAGE_ERRORS
@@ -90,7 +90,8 @@ def create_app(
     """
     settings.validate()
     quiet_loggers()  # httpx would log each check's code, in its URL
-    sandbox = SandboxState(clock=clock) if settings.sandbox else None
+    # The sandbox's Twilio Verify Service speaks codes as long as the flow expects them.
+    sandbox = SandboxState(clock=clock, twilio_code_length=settings.call.token_length) if settings.sandbox else None
     countries = CountryOptions(settings.locale)  # rendered once, here
     if settings.default_region not in countries:
         raise ValueError(f"DEFAULT_REGION {settings.default_region!r} is not a region phonenumbers knows")
@@ -103,17 +104,14 @@ def create_app(
         engine = create_engine(settings.database_url, serving=True, **pool_options(settings))
         timeout = httpx.Timeout(settings.provider_read_timeout, connect=settings.provider_connect_timeout)
         if sandbox is not None:
-            log.warning("Sandbox mode: no MESSAGEBIRD_API_KEY, so no real calls are made.")
+            log.warning("Sandbox mode: no provider in PROVIDERS (%s) has credentials, so no real calls are made.",
+                        ",".join(settings.providers))
             transport = provider_transport or httpx.ASGITransport(app=create_sandbox_app(sandbox))
             http = httpx.AsyncClient(transport=transport, timeout=timeout)
-            provider = MessageBird(http, "sandbox", SANDBOX_URL, deadline=settings.provider_deadline)
+            providers = Providers.from_settings(http, settings, clock, sandbox_url=SANDBOX_URL)
         else:
-            assert settings.messagebird_api_key is not None
             http = httpx.AsyncClient(transport=provider_transport, timeout=timeout, limits=httpx.Limits(max_connections=50))
-            provider = MessageBird(
-                http, str(settings.messagebird_api_key), settings.messagebird_base_url,
-                deadline=settings.provider_deadline,
-            )
+            providers = Providers.from_settings(http, settings, clock, sandbox_url=None)
         sessions = create_sessionmaker(engine)
         limits = RateLimits(
             settings.ratelimit_storage_url,
@@ -126,7 +124,7 @@ def create_app(
         writer = AttemptWriter(
             sessions, fold_seconds=settings.attempts_fold_seconds, ipv6_prefix=settings.limit_ipv6_prefix
         )
-        flow = Flow(sessions, provider, guard, settings, clock, outbox=outbox, writer=writer)
+        flow = Flow(sessions, providers, guard, settings, clock, outbox=outbox, writer=writer)
         # Failed logins also counted in this process: the limit holds with Redis down.
         operators_local = RateLimits(
             "memory://", key_prefix="operators", ipv6_prefix=settings.limit_ipv6_prefix, now=lambda: clock().timestamp(),

@@ -65,12 +65,14 @@ class AttemptLog:
         at: datetime | None = None,
         client_id: str | None = None,
         reason: str | None = None,
+        provider: str | None = None,
     ) -> Attempt:
         """A row for one decision (now, or `at`); what is not given is taken from the verification."""
         if verification is not None:
             number = number or verification.number
             region = region or verification.country
             provider_ref = provider_ref or verification.provider_ref
+            provider = provider or verification.provider
         return Attempt(
             created_at=at or self._clock(),
             kind=kind,
@@ -81,6 +83,7 @@ class AttemptLog:
             channel="tts",
             outcome=outcome,
             verification_id=verification.id if verification is not None else None,
+            provider=provider,
             provider_ref=provider_ref,
             provider_latency_ms=latency,
             client_id=client_id or self._client_id,

@@ -31,7 +31,7 @@ log = logging.getLogger("webapp")
 
 PUBLIC_SANDBOX = (
     "voice2fa: refusing to serve sandbox mode on {host}: the sandbox phone shows the codes it speaks, "
-    "so it is for this machine only. Use a loopback address (127.0.0.1, ::1), set MESSAGEBIRD_API_KEY, "
+    "so it is for this machine only. Use a loopback address (127.0.0.1, ::1), give PROVIDERS their credentials, "
     "or pass --allow-public-sandbox if you really mean it."
 )
 

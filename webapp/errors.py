@@ -2,8 +2,12 @@
 
     Voice2faError
      ├── ProviderError                 the Verify provider did not do what we asked
-     │    ├── ProviderUnavailable      5xx, timeout, connection error, malformed answer,
-     │    │                            a 429 for the whole account
+     │    ├── ProviderUnavailable      a timeout, an answer cut off or malformed, a 5xx
+     │    │    │                       without the provider's error body: the call may
+     │    │    │                       or may not have been placed
+     │    │    └── ProviderRefused     connection refused, a 429 for the whole account, a
+     │    │                            5xx with the provider's own error body: proof that
+     │    │                            nothing was done (the next provider may be tried)
      │    ├── ProviderUnauthorized     401 (Twilio 20003), Twilio's 403: the credentials
      │    │                            are wrong or the account is closed (a configuration error)
      │    └── ProviderRejected         a 4xx with the provider's error body
@@ -19,6 +23,11 @@
      │         └── InvalidParameter    any other 4xx (bad recipient, tokenLength, Twilio 60200, ...)
      └── Refusal                       the flow said no to the person: an outcome
                                        for the attempts log, a message, a status
+
+`ProviderRefused` is apart from the rest of `ProviderUnavailable` because
+failover (`webapp.provider.failover`) may try the next provider only when an
+answer proves that no call was placed: after a timeout the call may be ringing.
+`ProviderUnauthorized` proves it too.
 
 `AttemptsExhausted` is a `TokenProcessed` because the flow treats both alike
 (the verification can no longer be checked; ask how it ended). `RecipientLimited`
@@ -43,6 +52,10 @@ class ProviderError(Voice2faError):
 
 class ProviderUnavailable(ProviderError):
     """The provider could not be reached, timed out or answered nonsense."""
+
+
+class ProviderRefused(ProviderUnavailable):
+    """The provider could not do it, and its answer proves nothing was done."""
 
 
 class ProviderUnauthorized(ProviderError):

@@ -19,6 +19,7 @@ from starlette.datastructures import QueryParams
 
 from webapp import denylist, reports
 from webapp.phone import InvalidNumber, parse_phone
+from webapp.provider import NAMES
 from webapp.reports import EARLIEST, LATEST, AttemptFilter
 
 _COUNTRY = re.compile(r"[A-Z]{2}|001")
@@ -74,6 +75,14 @@ def check_client(text: str) -> str:
     return client_id
 
 
+def check_provider(text: str) -> str:
+    """A provider's name, as PROVIDERS spells it."""
+    name = text.strip().lower()
+    if name not in NAMES:
+        raise FilterError(f"“{text[:20]}” is not a provider ({', '.join(NAMES)}).")
+    return name
+
+
 def read(params: QueryParams, default_region: str, now: datetime) -> tuple[AttemptFilter, dict[str, Any], list[str]]:
     """The filter the query asks for, the form's values, and what could not be used."""
     errors: list[str] = []
@@ -84,6 +93,7 @@ def read(params: QueryParams, default_region: str, now: datetime) -> tuple[Attem
         "kind": [k for k in params.getlist("kind") if k in reports.KINDS],
         "country": params.get("country", "")[:3],
         "client": params.get("client", "")[:40],
+        "provider": params.get("provider", "")[:20],
         "period": params.get("period", reports.DEFAULT_PERIOD),
         "since": params.get("since", "")[:30],
         "until": params.get("until", "")[:30],
@@ -107,6 +117,7 @@ def read(params: QueryParams, default_region: str, now: datetime) -> tuple[Attem
         ("ip", parse_network, "network"),
         ("country", check_country, "country"),
         ("client", check_client, "client_id"),
+        ("provider", check_provider, "provider"),
         ("since", lambda text: parse_time(text, "from"), "since"),
         ("until", lambda text: parse_time(text, "until"), "until"),
     ):

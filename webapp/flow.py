@@ -42,7 +42,8 @@ from webapp.logs import mask_number
 from webapp.models import Verification
 from webapp.outbox import Outbox
 from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
-from webapp.provider import CALL, CallOptions, Provider, ProviderVerification
+from webapp.provider import CALL, CallOptions, ProviderVerification
+from webapp.provider.failover import Failure, Placed, Providers, Unplaced
 from webapp.settings import Settings
 from webapp.verifications import GONE, Verifications
 
@@ -101,7 +102,7 @@ class Flow:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        provider: Provider,
+        providers: Providers,
         guard: Guard,
         settings: Settings,
         clock: Clock,
@@ -110,7 +111,7 @@ class Flow:
         writer: AttemptWriter | None = None,
     ) -> None:
         self._sessions = sessionmaker
-        self._provider = provider
+        self._providers = providers
         self._guard = guard
         self._settings = settings
         self._options: CallOptions = settings.call
@@ -127,7 +128,7 @@ class Flow:
         """This flow with every attempts row naming `client_id`, the site of a hand-off; itself for None."""
         if client_id is None:
             return self
-        bound = copy.copy(self)  # shares everything (sessions, provider, guard, leases, outbox) but the log
+        bound = copy.copy(self)  # shares everything (sessions, providers, guard, leases, outbox) but the log
         bound._attempts = self._attempts.for_client(client_id)
         return bound
 
@@ -175,8 +176,8 @@ class Flow:
                 await self.cancel(current.id, ip)
             except Refusal:
                 pass  # another worker has the old call in hand; unclaimed, it simply expires
-        created, latency = await self._create(number, ip, "start", verification)
-        return await self._placed("start", verification, created, ip, latency)
+        placed = await self._create(number, ip, "start", verification)
+        return await self._placed("start", verification, placed, ip)
 
     async def resend(self, verification_id: str | None, ip: str) -> Pending:
         """Place a new call for the verification in progress ("Call me again")."""
@@ -213,9 +214,9 @@ class Flow:
                 refusal.step, refusal.pending = "code", self._pending(verification)
             raise
         if was_live and verification.provider_ref:
-            await self._cancel_quietly(verification.provider_ref)
-        created, latency = await self._create(number, ip, "resend", verification)
-        return await self._placed("resend", verification, created, ip, latency)
+            await self._cancel_quietly(verification.provider, verification.provider_ref)
+        placed = await self._create(number, ip, "resend", verification)
+        return await self._placed("resend", verification, placed, ip)
 
     async def confirm(self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None = None) -> Verified:
         """Check a code; Verified only when the provider says "verified" for the call it was typed for.
@@ -254,7 +255,7 @@ class Flow:
 
         started = time.perf_counter()
         try:
-            checked = await self._provider.check(verification.provider_ref or "", code)
+            checked = await self._providers.client(verification.provider).check(verification.provider_ref or "", code)
         except InvalidToken:
             raise await self._wrong_code(verification, ip, _ms(started)) from None
         except (TokenExpired, NotFound):
@@ -331,7 +332,7 @@ class Flow:
             raise Refusal("verification_busy", BUSY, step="code", status_code=503, retry_after=5,
                           pending=await self.pending(verification_id)) from None
         if cancelled is not None and cancelled.provider_ref:
-            await self._cancel_quietly(cancelled.provider_ref)
+            await self._cancel_quietly(cancelled.provider, cancelled.provider_ref)
 
     # -- the parts -------------------------------------------------------------
 
@@ -348,34 +349,44 @@ class Flow:
                               pending=self._pending(verification) if verification else None) from None
             yield
 
-    async def _create(
-        self, number: PhoneNumber, ip: str, kind: str, verification: Verification
-    ) -> tuple[ProviderVerification, int]:
-        """Ask the provider to call; on failure the verification is closed and the refusal logged."""
-        started = time.perf_counter()
+    async def _create(self, number: PhoneNumber, ip: str, kind: str, verification: Verification) -> Placed:
+        """Ask the providers to call (webapp.provider.failover); on failure the verification is closed and the refusal logged.
+
+        A start fails over; a resend goes to the provider of the verification's call.
+        """
+
+        async def failed_over(failure: Failure) -> None:
+            log.warning("placing a call failed at %s, trying the next provider: %s", failure.provider, failure.error)
+            await self._attempts.write(kind, "provider_failover", ip, verification=verification,
+                                       provider=failure.provider, latency=failure.latency, reason=failure.reason)
+
+        only = verification.provider if kind == "resend" else None
         try:
-            created = await self._provider.create(number.e164, CALL, self._options)
-        except ProviderError as exc:
+            placed = await self._providers.create(number.e164, CALL, self._options, on_failover=failed_over, only=only)
+        except Unplaced as unplaced:
+            exc = unplaced.error
             if not isinstance(exc, ProviderUnauthorized):
-                log.warning("placing a call failed at the provider: %s", exc)
-            await self._close(verification, "unplaced", ip, kind=kind, outcome="provider_error", latency=_ms(started))
+                log.warning("placing a call failed at %s: %s", unplaced.provider or "no provider", exc)
+            verification.provider = unplaced.provider or verification.provider
+            await self._close(verification, "unplaced", ip, kind=kind, outcome="provider_error",
+                              latency=unplaced.latency, reason=unplaced.reason)
             if isinstance(exc, InvalidParameter) and exc.parameter == "recipient":
                 raise Refusal("provider_error", "We can't call this number. Check it and try again.",
                               field="phone") from None
-            raise self._call_failed(kind, "provider_error", verification) from None
+            raise self._call_failed(kind, "provider_error", verification, unplaced.retry_after) from None
+        created = placed.verification
         if created.status != "sent":
             log.warning("the provider could not place the call to %s: status %s", mask_number(number.e164), created.status)
-            verification.provider_ref = created.id
-            await self._close(verification, "unplaced", ip, kind=kind, outcome="call_failed", latency=_ms(started))
+            verification.provider_ref, verification.provider = created.id, placed.provider
+            await self._close(verification, "unplaced", ip, kind=kind, outcome="call_failed", latency=placed.latency)
             raise self._call_failed(kind, "call_failed", verification)
-        return created, _ms(started)
+        return placed
 
-    async def _placed(
-        self, kind: str, verification: Verification, created: ProviderVerification, ip: str, latency: int
-    ) -> Pending:
+    async def _placed(self, kind: str, verification: Verification, placed: Placed, ip: str) -> Pending:
         """Write down the call the provider placed; if the database is away, the outbox keeps it."""
         now = self._clock()
-        verification.provider_ref = created.id
+        created, latency = placed.verification, placed.latency
+        verification.provider_ref, verification.provider = created.id, placed.provider
         verification.expires_at = self._expiry(now, created)
         if kind == "resend":
             verification.calls += 1
@@ -393,18 +404,21 @@ class Flow:
                                                    provider_ref=created.id, latency=latency, at=now))
                 await session.commit()
             if state == "gone":
-                await self._cancel_quietly(created.id)
+                await self._cancel_quietly(placed.provider, created.id)
 
-        what = f"{kind}: verification {verification.id}, call placed as provider ref {created.id}"
+        what = f"{kind}: verification {verification.id}, call placed as provider ref {created.id} at {placed.provider}"
         recorded = await self._outbox.write(what, write)
         if recorded and verification.status != "pending":
             raise Refusal("no_verification", GONE, step="phone", status_code=409)
         return replace(self._pending(verification), recorded=recorded)
 
-    def _call_failed(self, kind: str, outcome: str, verification: Verification) -> Refusal:
+    def _call_failed(
+        self, kind: str, outcome: str, verification: Verification, retry_after: int | None = None
+    ) -> Refusal:
         if kind == "start":
-            return Refusal(outcome, CALL_FAILED, status_code=503)
-        return Refusal(outcome, CALL_FAILED, status_code=503, step="code", pending=self._pending(verification))
+            return Refusal(outcome, CALL_FAILED, status_code=503, retry_after=retry_after)
+        return Refusal(outcome, CALL_FAILED, status_code=503, step="code", retry_after=retry_after,
+                       pending=self._pending(verification))
 
     async def _checked(self, verification: Verification, checked: ProviderVerification, ip: str, latency: int) -> Verified:
         if checked.status == "verified" and checked.id == verification.provider_ref:
@@ -479,12 +493,13 @@ class Flow:
         kind: str,
         latency: int | None = None,
         outcome: str | None = None,
+        reason: str | None = None,
     ) -> None:
         """Close the verification whose call could not be placed as `status`, and log it."""
         async with self._sessions() as session:
             now_status = await self._verifications.close(session, verification, status)
             logged = "already_verified" if now_status == "verified" else (outcome or status)
-            session.add(self._attempts.row(kind, logged, ip, verification=verification, latency=latency))
+            session.add(self._attempts.row(kind, logged, ip, verification=verification, latency=latency, reason=reason))
             await session.commit()
 
     async def _close_check(
@@ -512,7 +527,7 @@ class Flow:
     async def _provider_says(self, verification: Verification) -> str | None:
         """The verification's status at the provider, or None if it can't say."""
         try:
-            return (await self._provider.fetch(verification.provider_ref or "")).status
+            return (await self._providers.client(verification.provider).fetch(verification.provider_ref or "")).status
         except ProviderError as exc:
             log.info("fetching verification %s from the provider failed: %s", verification.provider_ref, exc)
             return None
@@ -527,9 +542,9 @@ class Flow:
     def _closed(self, verification: Verification, message: str) -> Refusal:
         return Refusal("closed", message, step="code", status_code=422, pending=self._pending(verification))
 
-    async def _cancel_quietly(self, ref: str) -> None:
+    async def _cancel_quietly(self, provider: str | None, ref: str) -> None:
         try:
-            await self._provider.cancel(ref)
+            await self._providers.client(provider).cancel(ref)
         except ProviderError as exc:
             # The old call's code simply expires; nothing for the person to do.
             log.info("cancelling verification %s at the provider failed: %s", ref, exc)

@@ -69,6 +69,9 @@ class Verification(Base):
     number: Mapped[str] = mapped_column(String(16))  # E.164
     country: Mapped[str] = mapped_column(String(3))
     channel: Mapped[str] = mapped_column(String(8), default="tts")
+    #: which provider placed its call (messagebird | twilio): its checks, resends and cancel go there;
+    #: None until a provider answered
+    provider: Mapped[str | None] = mapped_column(String(16))
     provider_ref: Mapped[str | None] = mapped_column(String(64))
     #: pending | verified | failed (the code never came right) | expired | cancelled
     #: | unplaced (the provider placed no call: it failed, or answered "call failed")
@@ -118,6 +121,8 @@ class Attempt(Base):
     #: sent | verified | wrong_code | expired | invalid_number | invalid_code | provider_error | ...
     outcome: Mapped[str] = mapped_column(String(24))
     verification_id: Mapped[str | None] = mapped_column(ForeignKey("verifications.id", ondelete="SET NULL"))
+    #: the provider the decision was about (messagebird | twilio); None where none was involved
+    provider: Mapped[str | None] = mapped_column(String(16))
     provider_ref: Mapped[str | None] = mapped_column(String(64))
     provider_latency_ms: Mapped[int | None] = mapped_column(Integer)
     #: the OpenID Connect client of a hand-off decision; no foreign key, so the
@@ -135,6 +140,7 @@ class Attempt(Base):
         Index("ix_attempts_number_created", "number", "created_at", "id"),
         Index("ix_attempts_ip_created", "ip", "created_at", "id"),
         Index("ix_attempts_outcome_created", "outcome", "created_at", "id"),
+        Index("ix_attempts_provider_created", "provider", "created_at", "id"),
         Index("ix_attempts_region_created", "region", "created_at", "id"),
         Index("ix_attempts_verification", "verification_id"),
     )

@@ -28,7 +28,7 @@ OUTCOMES = (
     "no_verification", "resend_too_soon", "cancelled",
     "blocked_ip", "blocked_number", "blocked_pending", "blocked_global", "blocked_country",
     "blocked_number_type", "blocked_denylist", "blocked_circuit",
-    "provider_error", "call_failed", "limiter_unavailable", "verification_busy",
+    "provider_error", "provider_failover", "call_failed", "limiter_unavailable", "verification_busy",
     # the OpenID Connect hand-off (webapp/oidc)
     "handoff_started", "code_issued", "token_issued", "handoff_cancelled", "oidc_error", "blocked_client",
 )
@@ -61,7 +61,7 @@ def group(outcome: str) -> str:
         return "placed"
     if outcome.startswith("blocked_"):
         return "blocked"
-    if outcome in ("provider_error", "call_failed", "limiter_unavailable", "verification_busy"):
+    if outcome in ("provider_error", "provider_failover", "call_failed", "limiter_unavailable", "verification_busy"):
         return "system"
     return "person"
 
@@ -77,6 +77,7 @@ class AttemptFilter:
     kinds: tuple[str, ...] = ()
     country: str | None = None
     client_id: str | None = None  # a hand-off's site
+    provider: str | None = None  # messagebird | twilio
     since: datetime | None = None
     until: datetime | None = None
 
@@ -96,6 +97,8 @@ class AttemptFilter:
             found.append(Attempt.region == self.country)
         if self.client_id:
             found.append(Attempt.client_id == self.client_id)
+        if self.provider:
+            found.append(Attempt.provider == self.provider)
         if self.since is not None:
             found.append(Attempt.created_at >= self.since)
         if self.until is not None:
@@ -228,6 +231,8 @@ class Summary:
     countries: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: a hand-off site's client_id → its funnel, busiest first
     sites: dict[str, SiteCounts] = field(default_factory=dict)
+    #: provider → its outcomes (sent, verified, provider_failover, provider_error …)
+    providers: dict[str, Counter[str]] = field(default_factory=dict)
     top_numbers: list[tuple[str, int]] = field(default_factory=list)
     top_ips: list[tuple[str, int]] = field(default_factory=list)
     top_prefixes: list[tuple[str, int]] = field(default_factory=list)
@@ -261,20 +266,23 @@ async def summary(session: AsyncSession, where: AttemptFilter, now: datetime, to
     result.bucket = timedelta(hours=1) if until - since <= timedelta(hours=72) else timedelta(days=1)
     hourly = result.bucket == timedelta(hours=1)
 
-    # One pass for the outcome counts, the countries, the sites and the time series.
+    # One pass for the outcome counts, the countries, the sites, the providers and the time series.
     bucket_of = _bucket(session, hourly)
     rows = await session.execute(
-        select(bucket_of, Attempt.region, Attempt.client_id, Attempt.outcome, func.sum(Attempt.count))
+        select(bucket_of, Attempt.region, Attempt.client_id, Attempt.provider, Attempt.outcome, func.sum(Attempt.count))
         .where(*conditions)
-        .group_by(bucket_of, Attempt.region, Attempt.client_id, Attempt.outcome)
+        .group_by(bucket_of, Attempt.region, Attempt.client_id, Attempt.provider, Attempt.outcome)
     )
     placed: Counter[str] = Counter()
     verified: Counter[str] = Counter()
     series: dict[datetime, Counter[str]] = defaultdict(Counter)
     sites: dict[str, SiteCounts] = defaultdict(SiteCounts)
-    for label, region, client_id, outcome, requests in rows:
+    providers: dict[str, Counter[str]] = defaultdict(Counter)
+    for label, region, client_id, provider, outcome, requests in rows:
         count = int(requests)  # requests: the rows' counts summed
         result.outcomes[outcome] += count
+        if provider:
+            providers[provider][outcome] += count
         if client_id and outcome in SITE_STEPS:
             step = SITE_STEPS[outcome]
             setattr(sites[client_id], step, getattr(sites[client_id], step) + count)
@@ -287,6 +295,7 @@ async def summary(session: AsyncSession, where: AttemptFilter, now: datetime, to
         region: (placed[region], verified[region])
         for region in sorted(set(placed) | set(verified), key=lambda r: -placed[r])
     }
+    result.providers = dict(sorted(providers.items()))
     result.sites = dict(sorted(sites.items(), key=lambda item: (-item[1].started, -item[1].placed, item[0])))
     first = since.replace(minute=0, second=0, microsecond=0)
     if not hourly:

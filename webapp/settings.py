@@ -23,7 +23,7 @@ from limits import parse_many
 
 from webapp.passwords import check_hash
 from webapp.phone import NUMBER_TYPES
-from webapp.provider import CallOptions
+from webapp.provider import MESSAGEBIRD, NAMES, TWILIO, CallOptions
 from webapp.provider.twilio import DEFAULT_BASE_URL as TWILIO_BASE_URL
 from webapp.provider.twilio import SERVICE_SID
 
@@ -34,13 +34,25 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 TWILIO_USERNAME = re.compile(r"(AC|SK)[0-9a-fA-F]{32}")
 
 
+#: The settings each provider needs, for messages.
+CREDENTIALS = {
+    MESSAGEBIRD: "MESSAGEBIRD_API_KEY",
+    TWILIO: "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_VERIFY_SERVICE_SID",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
-    #: None means sandbox mode: calls go to the in-process sandbox.
+    #: The Verify providers, in the order a start tries them (webapp.provider.failover).
+    #: None of them with credentials: sandbox mode, calls go to the in-process sandbox.
+    providers: tuple[str, ...] = (MESSAGEBIRD,)
+    #: A provider that answered this many starts in a row "unavailable" is skipped
+    #: for provider_breaker_seconds (per process).
+    provider_breaker_failures: int = 5
+    provider_breaker_seconds: int = 30
     messagebird_api_key: Secret | None = None
     messagebird_base_url: str = DEFAULT_BASE_URL
-    #: Twilio Verify: all three or none. Read and checked here; the flow does
-    #: not choose Twilio yet (the provider list comes with PROVIDERS).
+    #: Twilio Verify: all three or none.
     twilio_account_sid: str | None = None
     twilio_auth_token: Secret | None = None
     twilio_verify_service_sid: str | None = None
@@ -154,7 +166,14 @@ class Settings:
 
     @property
     def sandbox(self) -> bool:
-        return self.messagebird_api_key is None
+        """No provider in PROVIDERS has credentials: the in-process sandbox plays them all."""
+        return not any(self.has_credentials(name) for name in self.providers)
+
+    def has_credentials(self, provider: str) -> bool:
+        """The credentials `provider` needs are set."""
+        if provider == MESSAGEBIRD:
+            return self.messagebird_api_key is not None
+        return provider == TWILIO and self.twilio_configured
 
     @property
     def twilio_configured(self) -> bool:
@@ -192,6 +211,15 @@ class Settings:
             originator=config("VERIFY_ORIGINATOR", cast=str, default="") or None,
         )
         settings = cls(
+            providers=tuple(
+                name.strip().lower()
+                for name in config("PROVIDERS", cast=CommaSeparatedStrings, default=MESSAGEBIRD)
+                if name.strip()
+            ),
+            provider_breaker_failures=config(
+                "PROVIDER_BREAKER_FAILURES", cast=int, default=defaults.provider_breaker_failures),
+            provider_breaker_seconds=config(
+                "PROVIDER_BREAKER_SECONDS", cast=int, default=defaults.provider_breaker_seconds),
             messagebird_api_key=Secret(api_key) if api_key else None,
             messagebird_base_url=config("MESSAGEBIRD_BASE_URL", cast=str, default=DEFAULT_BASE_URL),
             twilio_account_sid=config("TWILIO_ACCOUNT_SID", cast=str, default="").strip() or None,
@@ -280,6 +308,7 @@ class Settings:
         if self.call.voice not in ("male", "female"):
             raise ValueError("VERIFY_VOICE must be male or female")
         self._validate_twilio()
+        self._validate_providers()
         if self.admin_password_hash is not None:
             check_hash(str(self.admin_password_hash))
         if not self.admin_user or ":" in self.admin_user:
@@ -334,6 +363,28 @@ class Settings:
             raise ValueError("OIDC_REQUEST_LIFETIME must be between 60 and 86400 seconds")
         if not 60 <= self.oidc_token_lifetime <= 3600:
             raise ValueError("OIDC_TOKEN_LIFETIME must be between 60 and 3600 seconds (ID tokens live minutes, not hours)")
+
+    def _validate_providers(self) -> None:
+        if not self.providers:
+            raise ValueError(f"PROVIDERS must name at least one provider, in the order to try them: {', '.join(NAMES)}")
+        unknown = [name for name in self.providers if name not in NAMES]
+        if unknown:
+            raise ValueError(f"PROVIDERS has unknown providers {unknown}; known: {', '.join(NAMES)}")
+        if len(set(self.providers)) < len(self.providers):
+            raise ValueError(f"PROVIDERS names a provider twice: {','.join(self.providers)}")
+        # Credentials anywhere mean real calls: then every listed provider needs its own, and a
+        # provider left without them is a mistake, never a quiet fall back to sandbox mode.
+        if any(self.has_credentials(name) for name in NAMES):
+            for name in self.providers:
+                if not self.has_credentials(name):
+                    raise ValueError(
+                        f"PROVIDERS lists {name}, but {CREDENTIALS[name]} not set: set them, or take {name} "
+                        "off PROVIDERS (sandbox mode is when no provider has credentials)"
+                    )
+        if not 1 <= self.provider_breaker_failures <= 1000:
+            raise ValueError("PROVIDER_BREAKER_FAILURES must be between 1 and 1000")
+        if not 1 <= self.provider_breaker_seconds <= 86400:
+            raise ValueError("PROVIDER_BREAKER_SECONDS must be between 1 and 86400")
 
     def _validate_twilio(self) -> None:
         given = {

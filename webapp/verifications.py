@@ -132,7 +132,7 @@ class Verifications:
             update(Verification)
             .where(Verification.id == verification.id, Verification.status == "pending",
                    or_(Verification.provider_ref.is_(None), Verification.provider_ref != ref))
-            .values(provider_ref=ref, calls=verification.calls, code_attempts=verification.code_attempts,
+            .values(provider=verification.provider, provider_ref=ref, calls=verification.calls, code_attempts=verification.code_attempts,
                     last_call_at=verification.last_call_at, expires_at=verification.expires_at)
         )
         if result.rowcount:
@@ -171,6 +171,8 @@ class Verifications:
         values: dict[str, object] = {"status": status}
         if verification.provider_ref:
             values["provider_ref"] = verification.provider_ref
+        if verification.provider:
+            values["provider"] = verification.provider
         where = [Verification.id == verification.id, Verification.status == "pending"]
         if on_call is not None:
             where.append(Verification.provider_ref == on_call)

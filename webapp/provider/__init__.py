@@ -21,6 +21,11 @@ from typing import Protocol
 #: The channel of a voice call that reads the code.
 CALL = "call"
 
+#: The providers voice2fa speaks, by the names the PROVIDERS setting and the attempts log use.
+MESSAGEBIRD = "messagebird"
+TWILIO = "twilio"
+NAMES = (MESSAGEBIRD, TWILIO)
+
 
 @dataclass(frozen=True, slots=True)
 class CallOptions:

@@ -2,9 +2,11 @@
 
 Maps MessageBird's answers onto `webapp.errors`: the errors envelope
 `{"errors": [{"code", "description", "parameter"}]}` becomes a typed
-`ProviderRejected`; 5xx, timeouts, connection errors and anything that is not
-the JSON we expect become `ProviderUnavailable`. A create is never retried:
-a retry could place a second call.
+`ProviderRejected`; a refused connection, a 429, and a 5xx in that envelope
+(answers that prove nothing was done) become `ProviderRefused`; timeouts,
+other 5xx and anything that is not the JSON we expect become
+`ProviderUnavailable`. A create is never retried: a retry could place a
+second call.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from webapp.errors import (
     InvalidParameter,
     InvalidToken,
     NotFound,
+    ProviderRefused,
     ProviderRejected,
     ProviderUnauthorized,
     ProviderUnavailable,
@@ -91,20 +94,31 @@ class MessageBird:
         try:
             with anyio.fail_after(self._deadline):
                 response = await self._client.request(method, self._base_url + path, headers=self._headers, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # No connection, so no request: nothing was placed.
+            raise ProviderRefused(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         except (httpx.HTTPError, TimeoutError) as exc:
             raise ProviderUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if response.status_code == 204:
             return {}
-        if response.status_code == 401:
+        if response.status_code in (401, 403):
+            # 403: the key is known but may not do this (or the account is suspended).
             log.error(
-                "MessageBird refused the access key (401) on %s %s: check MESSAGEBIRD_API_KEY. "
+                "MessageBird refused the access key (%s) on %s %s: check MESSAGEBIRD_API_KEY. "
                 "No calls can be placed until it is fixed.",
+                response.status_code,
                 method,
                 path,
             )
-            raise ProviderUnauthorized("MessageBird refused the access key")
-        if response.status_code >= 500 or response.status_code == 429:
-            # A 429 is the provider's rate limit: temporary, like an outage.
+            raise ProviderUnauthorized(f"MessageBird refused the access key (HTTP {response.status_code})")
+        if response.status_code == 429:
+            # The provider's rate limit: temporary, like an outage, and the request was not carried out.
+            raise ProviderRefused(f"{method} {path}: HTTP 429")
+        if response.status_code >= 500:
+            # With MessageBird's own errors envelope it is MessageBird saying it did nothing; anything
+            # else (a gateway's page, an empty body) may come from in front of a call already placed.
+            if _errors_envelope(response):
+                raise ProviderRefused(f"{method} {path}: HTTP {response.status_code} with MessageBird's error body")
             raise ProviderUnavailable(f"{method} {path}: HTTP {response.status_code}")
         try:
             data = response.json()
@@ -117,6 +131,16 @@ class MessageBird:
         if 400 <= response.status_code < 500:
             raise _rejected(response.status_code, data)
         raise ProviderUnavailable(f"{method} {path}: unexpected HTTP {response.status_code}")
+
+
+def _errors_envelope(response: httpx.Response) -> bool:
+    """The body is MessageBird's `{"errors": [{"code": …, …}]}`."""
+    try:
+        data = response.json()
+    except ValueError:
+        return False
+    errors = data.get("errors") if isinstance(data, dict) else None
+    return isinstance(errors, list) and bool(errors) and isinstance(errors[0], dict) and "code" in errors[0]
 
 
 def _path_id(ref: str) -> str:

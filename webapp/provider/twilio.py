@@ -12,9 +12,14 @@ Twilio's error body `{"code", "message", "more_info", "status"}` becomes:
                              ("Invalid parameter: To" is the "recipient")
     60202                    AttemptsExhausted (every check used)
     60203, 60212             RecipientLimited (too many sends to that number)
-    any other 429            ProviderUnavailable (the account's own request rate)
+    any other 429            ProviderRefused (the account's own request rate)
     any other 4xx            InvalidParameter
-    5xx, timeout, connection error, a body that is not JSON: ProviderUnavailable
+    5xx with Twilio's body   ProviderRefused (Twilio says it did nothing)
+    a refused connection     ProviderRefused
+    other 5xx, a timeout, a cut-off answer, a body that is not JSON: ProviderUnavailable
+
+`ProviderRefused` proves that no call was placed, so failover may try the next
+provider; `ProviderUnavailable` does not (the call may be ringing).
 
 How the call sounds, how long its code lives, its length and how many checks
 it allows are settings of the Verify Service, not of a request: of the call
@@ -36,6 +41,7 @@ from webapp.errors import (
     InvalidToken,
     NotFound,
     ProviderError,
+    ProviderRefused,
     ProviderUnauthorized,
     ProviderUnavailable,
     RecipientLimited,
@@ -155,6 +161,9 @@ class Twilio:
                 response = await self._client.request(
                     method, self._service + path, auth=self._auth, headers=self._headers, **kwargs
                 )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # No connection, so no request: nothing was placed.
+            raise ProviderRefused(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         except (httpx.HTTPError, TimeoutError) as exc:
             raise ProviderUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         status = response.status_code
@@ -165,12 +174,18 @@ class Twilio:
                 status, method, path,
             )
             raise ProviderUnauthorized(f"Twilio refused the credentials (HTTP {status})")
-        if status >= 500:
-            raise ProviderUnavailable(f"{method} {path}: HTTP {status}")
         try:
             data = response.json()
         except ValueError as exc:
+            if status == 429:
+                raise ProviderRefused(f"{method} {path}: HTTP 429") from exc
             raise ProviderUnavailable(f"{method} {path}: HTTP {status} with a body that is not JSON") from exc
+        if status >= 500:
+            # With Twilio's own error body it is Twilio saying it did nothing; anything else (a
+            # gateway's page) may come from in front of a call already placed.
+            if isinstance(data, dict) and isinstance(data.get("code"), int) and "message" in data:
+                raise ProviderRefused(f"{method} {path}: HTTP {status} (Twilio {data['code']}): {data['message']}")
+            raise ProviderUnavailable(f"{method} {path}: HTTP {status}")
         if not isinstance(data, dict):
             raise ProviderUnavailable(f"{method} {path}: HTTP {status} with unexpected JSON")
         if 200 <= status < 300:
@@ -206,7 +221,7 @@ def _rejected(method: str, path: str, status: int, data: dict[str, Any]) -> Prov
     if code in (60203, 60212):
         return RecipientLimited(message, status_code=status, code=code)
     if status == 429:
-        return ProviderUnavailable(f"{method} {path}: HTTP 429 (Twilio {code}): {message}")
+        return ProviderRefused(f"{method} {path}: HTTP 429 (Twilio {code}): {message}")
     return InvalidParameter(message, status_code=status, code=code)
 
 

@@ -18,6 +18,17 @@ without "+"; each a valid Dutch mobile number, so phone policy lets them through
     31610000504  TRIGGER_HANG          waits `hang_seconds`, then the same 500
     31610000486  TRIGGER_CALL_FAILS    created, but the call fails: status "failed"
 
+and two that only one API refuses (503 in its own error body, no call placed)
+while the other calls as usual, to watch failover:
+
+    31610000501  TRIGGER_MESSAGEBIRD_DOWN
+    31610000502  TRIGGER_TWILIO_DOWN
+
+To see one API fail while the other works (failover), `SandboxState.outages`
+makes one misbehave for every number: `{"messagebird": 503}` answers each of
+its requests with that status in its own error body (401, 403, 429, 5xx),
+`HANG` waits like TRIGGER_HANG, `CUT` places the call and breaks its answer off.
+
 State lives in one event loop's memory, bounded to the newest 1000 verifications.
 """
 
@@ -33,19 +44,27 @@ from starlette.routing import BaseRoute, Route
 
 from webapp.provider.sandbox import messagebird, twilio
 from webapp.provider.sandbox.state import (
+    CUT,
+    HANG,
     MAX_KEPT,
     TRIGGER_CALL_FAILS,
     TRIGGER_HANG,
+    TRIGGER_MESSAGEBIRD_DOWN,
     TRIGGER_SERVER_ERROR,
+    TRIGGER_TWILIO_DOWN,
     SandboxState,
     SandboxVerification,
 )
 
 __all__ = [
+    "CUT",
+    "HANG",
     "MAX_KEPT",
     "TRIGGER_CALL_FAILS",
     "TRIGGER_HANG",
+    "TRIGGER_MESSAGEBIRD_DOWN",
     "TRIGGER_SERVER_ERROR",
+    "TRIGGER_TWILIO_DOWN",
     "SandboxState",
     "SandboxVerification",
     "create_sandbox_app",

@@ -40,9 +40,11 @@ from starlette.routing import BaseRoute, Route
 from webapp.provider.sandbox.state import (
     TRIGGER_CALL_FAILS,
     TRIGGER_HANG,
+    TRIGGER_MESSAGEBIRD_DOWN,
     TRIGGER_SERVER_ERROR,
     SandboxState,
     SandboxVerification,
+    cut_off,
 )
 
 TYPES = ("sms", "flash", "tts", "email")
@@ -189,6 +191,8 @@ class _MessageBirdApi:
             await anyio.sleep(self.state.hang_seconds)
         if recipient in (TRIGGER_SERVER_ERROR, TRIGGER_HANG):
             return error(500, 99, "Internal error")
+        if recipient == TRIGGER_MESSAGEBIRD_DOWN:
+            return error(503, 99, "Service unavailable")
 
         token = "".join(secrets.choice("0123456789") for _ in range(token_length))
         created = self.state.now().replace(microsecond=0)
@@ -207,7 +211,8 @@ class _MessageBirdApi:
             status="failed" if recipient == TRIGGER_CALL_FAILS else "sent",
         )
         self.state.add(verification)
-        return JSONResponse(self._object(request, verification), status_code=201)
+        response = JSONResponse(self._object(request, verification), status_code=201)
+        return cut_off(response) if self.state.cut("messagebird") else response
 
     def _get(self, request: Request) -> MessageBirdVerification | None:
         verification = self.state.get(request.path_params["id"])
@@ -239,11 +244,30 @@ class _MessageBirdApi:
         return Response(status_code=204)
 
 
+#: What MessageBird answers in an outage (`SandboxState.outages`); it documents no code of its own for a 429.
+OUTAGE_ERRORS = {
+    401: (2, "Request not allowed (incorrect access_key)"),
+    403: (2, "Request not allowed"),
+    429: (99, "Too many requests"),
+}
+
+
+def _unless_out(state: SandboxState, endpoint: Endpoint) -> Endpoint:
+    async def guarded(request: Request) -> Response:
+        status = await state.outage("messagebird")
+        if status is None:
+            return await endpoint(request)
+        code, description = OUTAGE_ERRORS.get(status, (99, "Internal error"))
+        return error(status, code, description, "access_key" if status == 401 else None)
+
+    return guarded
+
+
 def routes(state: SandboxState) -> list[BaseRoute]:
     """MessageBird's Verify paths over `state`."""
     api = _MessageBirdApi(state)
     return [
-        Route("/verify", _require_key(api.create), methods=["POST"]),
-        Route("/verify/{id}", _require_key(api.show), methods=["GET"]),
-        Route("/verify/{id}", _require_key(api.delete), methods=["DELETE"]),
+        Route("/verify", _unless_out(state, _require_key(api.create)), methods=["POST"]),
+        Route("/verify/{id}", _unless_out(state, _require_key(api.show)), methods=["GET"]),
+        Route("/verify/{id}", _unless_out(state, _require_key(api.delete)), methods=["DELETE"]),
     ]

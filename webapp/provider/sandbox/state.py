@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+
+import anyio
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -13,8 +17,18 @@ from typing import Any, ClassVar
 TRIGGER_SERVER_ERROR = "31610000500"
 TRIGGER_HANG = "31610000504"
 TRIGGER_CALL_FAILS = "31610000486"
+#: Recipients one API refuses and the other calls, to watch failover (PROVIDERS=messagebird,twilio):
+#: a 503 in that API's own error body, no call placed.
+TRIGGER_MESSAGEBIRD_DOWN = "31610000501"
+TRIGGER_TWILIO_DOWN = "31610000502"
 
 MAX_KEPT = 1000
+
+#: What `SandboxState.outages` can make an API do: answer every request with one of
+#: these statuses in its own error body, placing no call; or
+HANG = "hang"  # wait `hang_seconds`, then the same 500 as TRIGGER_HANG
+CUT = "cut"  # place the call, then break the answer to the create off half-way
+OUTAGE_STATUSES = (401, 403, 429, 500, 502, 503)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -66,7 +80,22 @@ class SandboxState:
         #: the CodeLength of every Twilio Verify Service the sandbox plays (Twilio's default)
         self.twilio_code_length = twilio_code_length
         self.verifications: dict[str, SandboxVerification] = {}
+        #: one API misbehaving for every number ("messagebird" → 503, HANG or CUT), while the
+        #: other works: how a test (or a developer) sees failover between the two
+        self.outages: dict[str, int | str] = {}
         self._order = itertools.count()
+
+    async def outage(self, api: str) -> int | None:
+        """The status `api` answers every request with now (after HANG's wait), or None."""
+        how = self.outages.get(api)
+        if how == HANG:
+            await anyio.sleep(self.hang_seconds)
+            return 500
+        return how if isinstance(how, int) else None
+
+    def cut(self, api: str) -> bool:
+        """`api`'s answers to a create break off half-way (the call is placed all the same)."""
+        return self.outages.get(api) == CUT
 
     def now(self) -> datetime:
         return self.clock().astimezone(timezone.utc)
@@ -107,3 +136,16 @@ class SandboxState:
             }
             for _, when, v in placed
         ]
+
+
+def cut_off(response: Response) -> Response:
+    """`response` broken off half-way: a connection lost mid-answer (the server closes it)."""
+    return _CutOff(bytes(response.body), status_code=response.status_code, media_type=response.media_type)
+
+
+class _CutOff(Response):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The whole length announced, half the body sent, and never the rest: the server
+        # closes the connection when the app returns without finishing its answer.
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})

@@ -46,8 +46,10 @@ from webapp.provider.sandbox.state import (
     TRIGGER_CALL_FAILS,
     TRIGGER_HANG,
     TRIGGER_SERVER_ERROR,
+    TRIGGER_TWILIO_DOWN,
     SandboxState,
     SandboxVerification,
+    cut_off,
 )
 
 LIFETIME = timedelta(minutes=10)
@@ -207,6 +209,8 @@ class _TwilioApi:
             await anyio.sleep(self.state.hang_seconds)
         if recipient in (TRIGGER_SERVER_ERROR, TRIGGER_HANG):
             return error(500, 20500, "An internal server error has occurred")
+        if recipient == TRIGGER_TWILIO_DOWN:
+            return error(503, 20503, "Service Unavailable")
 
         now = self.state.now().replace(microsecond=0)
         current = self._waiting(request, recipient)
@@ -240,7 +244,8 @@ class _TwilioApi:
             attempt_sids=["VL" + secrets.token_hex(16)],
         )
         self.state.add(verification)
-        return JSONResponse(self._resource(request, verification), status_code=201)
+        response = JSONResponse(self._resource(request, verification), status_code=201)
+        return cut_off(response) if self.state.cut("twilio") else response
 
     async def check(self, request: Request) -> Response:
         form = await _form(request)
@@ -284,13 +289,33 @@ class _TwilioApi:
         return JSONResponse(self._resource(request, verification))
 
 
+#: What Twilio answers in an outage (`SandboxState.outages`), by its documented error codes.
+OUTAGE_ERRORS = {
+    401: (20003, "Authenticate"),
+    403: (20005, "Account is not active"),
+    429: (20429, "Too Many Requests"),
+    503: (20503, "Service Unavailable"),
+}
+
+
+def _unless_out(state: SandboxState, endpoint: Endpoint) -> Endpoint:
+    async def guarded(request: Request) -> Response:
+        status = await state.outage("twilio")
+        if status is None:
+            return await endpoint(request)
+        code, message = OUTAGE_ERRORS.get(status, (20500, "An internal server error has occurred"))
+        return error(status, code, message)
+
+    return guarded
+
+
 def routes(state: SandboxState) -> list[BaseRoute]:
     """Twilio Verify v2's paths over `state`."""
     api = _TwilioApi(state)
     service = "/v2/Services/{service}"
     return [
-        Route(f"{service}/Verifications", _require_basic(api.create), methods=["POST"]),
-        Route(f"{service}/VerificationCheck", _require_basic(api.check), methods=["POST"]),
-        Route(f"{service}/Verifications/{{sid}}", _require_basic(api.fetch), methods=["GET"]),
-        Route(f"{service}/Verifications/{{sid}}", _require_basic(api.update), methods=["POST"]),
+        Route(f"{service}/Verifications", _unless_out(state, _require_basic(api.create)), methods=["POST"]),
+        Route(f"{service}/VerificationCheck", _unless_out(state, _require_basic(api.check)), methods=["POST"]),
+        Route(f"{service}/Verifications/{{sid}}", _unless_out(state, _require_basic(api.fetch)), methods=["GET"]),
+        Route(f"{service}/Verifications/{{sid}}", _unless_out(state, _require_basic(api.update)), methods=["POST"]),
     ]
