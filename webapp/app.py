@@ -29,7 +29,7 @@ from webapp import admin
 from webapp.admin import AdminPages
 from webapp.client_ip import client_ip, parse_networks
 from webapp.cross_origin import CrossOriginProtection
-from webapp.db import create_engine, create_sessionmaker
+from webapp.db import STORAGE_ERRORS, create_engine, create_sessionmaker
 from webapp.flow import Flow
 from webapp.guard import Guard
 from webapp.headers import SecurityHeaders
@@ -39,13 +39,12 @@ from webapp.oidc import endpoints as oidc_endpoints
 from webapp.oidc.provider import Provider, enabled as handoff_enabled
 from webapp.operators import Operators
 from webapp.outbox import Outbox
-from webapp.passwords import hash_password
 from webapp.pages import Pages
+from webapp.passwords import hash_password
 from webapp.phone import CountryOptions
 from webapp.provider.messagebird import MessageBird
 from webapp.provider.sandbox import SandboxState, create_sandbox_app
 from webapp.resources import STATIC
-from webapp.db import STORAGE_ERRORS
 from webapp.routes import routes, storage_unavailable
 from webapp.settings import Settings
 
@@ -180,7 +179,7 @@ def create_app(
         ),
     ]
     # A database (or SQLite file) that is away is a 503 with a message wherever it shows.
-    handlers = {error: storage_unavailable for error in STORAGE_ERRORS}
+    handlers = dict.fromkeys(STORAGE_ERRORS, storage_unavailable)
     app = Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.settings = settings
     app.state.sandbox = sandbox

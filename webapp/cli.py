@@ -202,7 +202,7 @@ def _deny_table(rows: list[DenyEntry]) -> str:
         (row.kind, row.value, row.reason or "-", f"{row.created_at:%Y-%m-%d %H:%M:%S}", row.created_by) for row in rows
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] for line in table)
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1] for line in table)
 
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")

@@ -117,7 +117,7 @@ class RateLimits:
         """The storage answers (a ping, for Redis)."""
         try:
             return bool(await anyio.to_thread.run_sync(self.limiter.limiter.storage.check))
-        except Exception as exc:  # whatever the storage raised, the answer is "no"
+        except Exception as exc:  # noqa: BLE001 - whatever the storage raised, the answer is "no"
             log.error("rate limit storage unavailable: %s: %s", type(exc).__name__, exc)
             return False
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     DateTime,
-    JSON,
     Float,
     ForeignKey,
     Index,

@@ -160,8 +160,10 @@ async def _read_operators_form(request: Request, ip: str) -> Response | None:
             status_code=403,
             title="Nothing was done",
             messages=[
-                "This form did not come from a page of your session (or the session has expired), "
-                "so nothing was changed.",
+                (
+                    "This form did not come from a page of your session (or the session has expired), "
+                    "so nothing was changed."
+                ),
                 "Open the page again from the operators' pages, check what it says, and submit it from there.",
             ],
         )

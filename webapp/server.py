@@ -139,7 +139,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, response: bytes) -> None:
         """Answer `response` unless a response to this request has begun, and close."""
         self._disarm()
-        client = "%s:%d " % self.client if self.client else ""
+        client = f"{self.client[0]}:{self.client[1]} " if self.client else ""
         self.logger.warning("%sRefused: %s", client, response.split(b"\r\n", 1)[0][9:].decode())
         if self._reading_head or self.cycle is None or not self.cycle.response_started:
             self.transport.write(response)

@@ -16,16 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from limits import parse_many
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
-
-from limits import parse_many
 
 from webapp.passwords import check_hash
 from webapp.phone import NUMBER_TYPES
 from webapp.provider import CallOptions
-from webapp.provider.twilio import DEFAULT_BASE_URL as TWILIO_BASE_URL
-from webapp.provider.twilio import SERVICE_SID
+from webapp.provider.twilio import DEFAULT_BASE_URL as TWILIO_BASE_URL, SERVICE_SID
 
 DEFAULT_BASE_URL = "https://rest.messagebird.com"
 #: Hosts where plain http is allowed for development (RFC 8252 loopback).
@@ -121,8 +119,8 @@ class Settings:
     #: Seconds an ID token and an access token are valid.
     oidc_token_lifetime: int = 300
     #: Failed token requests, per client IP and per client.
-    limit_token_failures_per_ip: str = "10/minute;50/hour"
-    limit_token_failures_per_client: str = "20/minute;200/hour"
+    limit_token_failures_per_ip: str = "10/minute;50/hour"  # noqa: S105 - a limit, not a token
+    limit_token_failures_per_client: str = "20/minute;200/hour"  # noqa: S105 - a limit, not a token
     #: Authorization requests per client IP: each one that passes is stored until it expires.
     limit_authorize_per_ip: str = "20/minute;100/hour"
 

@@ -91,7 +91,7 @@ async def all_clients(session: AsyncSession) -> list[OidcClient]:
 
 async def names(session: AsyncSession) -> dict[str, str]:
     """Every client's name by its id, for the operators' tables."""
-    return {client_id: name for client_id, name in await session.execute(select(OidcClient.id, OidcClient.name))}
+    return dict((await session.execute(select(OidcClient.id, OidcClient.name))).all())
 
 
 async def get(session: AsyncSession, client_id: str) -> OidcClient | None:

@@ -43,7 +43,7 @@ def load_pem(pem: str | bytes) -> RSAKey:
     """An RSA private key from PEM, its kid set to its thumbprint; ValueError if it is not one."""
     try:
         key = RSAKey.import_key(pem)
-    except Exception as exc:  # joserfc raises whatever the PEM parser raised
+    except Exception as exc:  # noqa: BLE001 - joserfc raises whatever the PEM parser raised
         raise ValueError(f"not an RSA private key in PEM: {exc}") from None
     if not key.is_private:
         raise ValueError("the PEM holds a public key; ID tokens need the private key")

@@ -160,7 +160,7 @@ async def _count_failure(provider: Provider, ip: str, client: OidcClient | None)
 
 async def _authenticated_client(provider: Provider, form: dict[str, str], authorization: str | None) -> OidcClient:
     basic = _basic_credentials(authorization) if authorization else None
-    if basic is not None and ("client_id" in form and form["client_id"] != basic[0] or "client_secret" in form):
+    if basic is not None and (("client_id" in form and form["client_id"] != basic[0]) or "client_secret" in form):
         raise InvalidRequestError("Use one way of authenticating the client, not two.")
     client_id, secret = basic or (form.get("client_id", ""), form.get("client_secret", ""))
     if not client_id or not secret:
