@@ -39,7 +39,7 @@ class AttemptLog:
     async def write(self, kind: str, outcome: str, ip: str, **fields: object) -> None:
         """One row, committed in its own transaction."""
         async with self._sessions() as session:
-            session.add(self.row(kind, outcome, ip, **fields))  # type: ignore[arg-type]
+            session.add(self.row(kind, outcome, ip, **fields))  # type: ignore[arg-type]  # the columns as keywords; the model checks them
             await session.commit()
 
     def row(

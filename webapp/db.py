@@ -16,13 +16,13 @@ the one it opened and is writable; when not, the checkout fails with
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import anyio.to_thread
 import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, CursorResult, Result, make_url
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -74,11 +74,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched."""
+    # Session.execute is typed as returning Result; for these statements it is a CursorResult.
+    return cast("CursorResult[Any]", result).rowcount
+
+
 def _sqlite_file(url: URL) -> str | None:
     """The absolute path of a SQLite database file, or None (not SQLite, in memory, already a URI)."""
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.query:
         return None
-    return os.path.abspath(url.database)  # type: ignore[arg-type]
+    return os.path.abspath(url.database)
 
 
 def _file_state(path: str) -> tuple[tuple[int, int] | None, bool]:
@@ -96,7 +102,10 @@ def _watch_file(engine: AsyncEngine, path: str) -> None:
     def state(dbapi_connection: Any) -> tuple[tuple[int, int] | None, bool]:
         # Pool events run inside SQLAlchemy's greenlet: run_async awaits, and
         # the stat runs in a worker thread, off the event loop.
-        return dbapi_connection.run_async(lambda _driver: anyio.to_thread.run_sync(_file_state, path))
+        found: tuple[tuple[int, int] | None, bool] = dbapi_connection.run_async(
+            lambda _driver: anyio.to_thread.run_sync(_file_state, path)
+        )
+        return found
 
     @event.listens_for(engine.sync_engine, "connect")
     def remember(dbapi_connection: Any, record: Any) -> None:

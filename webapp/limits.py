@@ -26,7 +26,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio.to_thread
 from limits import RateLimitItem, parse_many
@@ -78,7 +78,7 @@ class RateLimits:
         ipv6_prefix: int = 64,
         now: Callable[[], float] = time.time,
     ) -> None:
-        options = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0} if storage_url.startswith("redis") else {}
+        options: dict[str, Any] = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0} if storage_url.startswith("redis") else {}
         self.limiter = Limiter(
             key_func=_unused_key,
             storage_uri=storage_url,

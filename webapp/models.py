@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 # Stable constraint names, so Alembic migrations look the same on every database.
 NAMING = {
@@ -30,6 +32,13 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+
+
+def max_length(column: ColumnElement[Any]) -> int:
+    """The length a String column was declared with: the one place such limits are written."""
+    length = getattr(column.type, "length", None)
+    assert isinstance(length, int), f"{column} has no length"
+    return length
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, also on SQLite."""

@@ -168,9 +168,11 @@ def parse_phone(raw: str, region: str) -> PhoneNumber:
         raise InvalidNumber(
             f"That doesn't look like a valid number for {_where(number, known)}."
         )
+    region_of_number = phonenumbers.region_code_for_number(number)
+    assert region_of_number is not None, "a valid number has a region (001 for the international networks)"
     return PhoneNumber(
         e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
-        region=phonenumbers.region_code_for_number(number),
+        region=region_of_number,
         international=phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL),
         number_type=phonenumbers.number_type(number),
     )

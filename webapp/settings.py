@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from limits import parse_many
@@ -154,7 +155,7 @@ class Settings:
     def secure_cookies(self) -> bool:
         return (not self.sandbox) if self.cookie_secure is None else self.cookie_secure
 
-    def replace(self, **changes: object) -> Settings:
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
     @classmethod

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from joserfc.jwk import RSAKey
+from joserfc.jwk import KeyParameters, RSAKey
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,7 +31,7 @@ from webapp.models import OidcSigningKey
 
 ALGORITHM = "RS256"
 KEY_BITS = 2048
-_PARAMETERS = {"use": "sig", "alg": ALGORITHM}
+_PARAMETERS: KeyParameters = {"use": "sig", "alg": ALGORITHM}
 
 
 def kid_of(key: RSAKey) -> str:
