@@ -16,15 +16,18 @@ $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(BIN)/python -m pip check
+	@$(BIN)/python -m pip check || { echo "make: requirements.lock lacks what pyproject.toml asks for: make lock"; exit 1; }
 	touch $(STAMP)
 
 install: $(STAMP)
 
 # After changing dependencies in pyproject.toml: pins what is new, keeps every
 # pin that still fits (pip-compile reuses the existing file; `make lock
-# UPGRADE=1` moves every pin to the newest release instead).
-lock: install  ## regenerate requirements.lock from pyproject.toml (all extras, with hashes)
+# UPGRADE=1` moves every pin to the newest release instead). Needs only the
+# locked pip-tools, not a complete install: that is what it repairs.
+lock:  ## regenerate requirements.lock from pyproject.toml (all extras, with hashes)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/pip-compile || $(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --all-extras --strip-extras \
 		--no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) \
 		--output-file=$(LOCK) pyproject.toml
