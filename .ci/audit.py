@@ -46,8 +46,9 @@ def main(argv: list[str]) -> int:
         for vuln in dependency["vulns"]:
             fixed = ", ".join(vuln.get("fix_versions") or []) or "no fixed release"
             print(f"audit: {dependency['name']} {dependency['version']}: {vuln['id']} (fixed in: {fixed})")
-    for dependency in skipped:
-        print(f"audit: not audited: {dependency['skip_reason']}", file=sys.stderr)
+    if skipped:  # one line: usually every package, for one reason
+        names = ", ".join(f"{d['name']}" for d in skipped)
+        print(f"audit: not audited: {names} (the first one: {skipped[0]['skip_reason']})", file=sys.stderr)
     audited = len(dependencies) - len(skipped)
     print(f"audit: {audited} of {len(dependencies)} locked packages audited, "
           f"{sum(len(d['vulns']) for d in vulnerable)} known vulnerabilities in {len(vulnerable)}")
