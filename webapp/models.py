@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -21,7 +22,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.sql.elements import ColumnElement
 
 # Stable constraint names, so Alembic migrations look the same on every database.
 NAMING = {
@@ -33,12 +33,12 @@ NAMING = {
 }
 
 
-
 def max_length(column: ColumnElement[Any]) -> int:
     """The length a String column was declared with: the one place such limits are written."""
     length = getattr(column.type, "length", None)
     assert isinstance(length, int), f"{column} has no length"
     return length
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, also on SQLite."""
