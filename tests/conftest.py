@@ -11,157 +11,46 @@ tests must run.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from html import unescape
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import uvicorn
 from asgi_lifespan import LifespanManager
-from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.datastructures import Secret
 from starlette.types import ASGIApp
 
-from webapp import csrf
+from tests.support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    OPERATOR,
+    OPERATOR_HASH,
+    POSTGRES_SERVER,
+    FakeClock,
+    free_port,
+    postgres_database,
+    postgres_ping,
+    postgres_url,
+    require,
+)
 from webapp.app import create_app
 from webapp.db import create_engine, create_sessionmaker
 from webapp.migrate import upgrade
-from webapp.models import Attempt, Verification
 from webapp.provider import CallOptions
-from webapp.passwords import hash_password
 from webapp.settings import Settings
 
-REQUIRE_SERVICES = os.environ.get("VOICE2FA_REQUIRE_SERVICES") == "1"
-
-#: The console script of this environment, for tests that run `voice2fa` as a real process.
-VOICE2FA = Path(sys.executable).with_name("voice2fa")
-
-#: The operators' test password; hashed once here, since scrypt is slow on purpose.
-OPERATOR = ("admin", "operator-test-password")
-OPERATOR_HASH = hash_password(OPERATOR[1])
-
-
-def require(available: bool, reason: str) -> None:
-    """Skip with `reason` when a service is absent, or fail where it must be there."""
-    if available:
-        return
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{reason} (VOICE2FA_REQUIRE_SERVICES=1 makes this a failure)")
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any voice2fa setting, plus `extra`."""
-    names = ("MESSAGEBIRD_", "TWILIO_", "PROVIDER", "DATABASE_URL", "SECRET_KEY", "VERIFY_", "RATELIMIT_", "TRUSTED_PROXIES")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(names)}
-    env.update(extra)
-    return env
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
-    """Poll `url` until it answers; fail if the process exits or `seconds` pass."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}")
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it has not ended after 10 s."""
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-class FakeClock:
-    """A clock tests move by hand instead of sleeping."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class FarSide:
-    """A MockTransport handler that answers with `respond` and keeps every request."""
-
-    def __init__(self, respond: Handler) -> None:
-        self.respond = respond
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.respond(request)
-
-
-def always(status_code: int, **kwargs: Any) -> Handler:
-    """A handler that gives every request the same answer."""
-    return lambda request: httpx.Response(status_code, **kwargs)
-
-
-@contextmanager
-def served_in_thread(app: ASGIApp) -> Iterator[str]:
-    """`app` served by uvicorn on a free loopback port, in a thread of its own; its base URL."""
-    # Bind first and hand uvicorn the socket: the port is ours, with no race.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not stop"
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # the browser fixture says so, through require()
+    sync_playwright = None  # type: ignore[assignment]
 
 
 @pytest.fixture(scope="session")
@@ -172,85 +61,11 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-POSTGRES_SERVER = "127.0.0.1:5432"  # trust auth, user postgres
-POSTGRES = f"postgresql://postgres@{POSTGRES_SERVER}"
-POSTGRES_ADMIN_DATABASE = "test"  # where CREATE/DROP DATABASE are sent from
-
-
-def postgres_url(database: str) -> str:
-    """The app's (SQLAlchemy) URL of a database on the test server."""
-    return f"postgresql+asyncpg://postgres@{POSTGRES_SERVER}/{database}"
-
-
-def _on_own_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    # Sync fixtures run beside pytest-asyncio's per-test loop; asyncio.run on
-    # this thread would replace (and then unset) that loop, so use another one.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
-async def _postgres(*statements: str) -> None:
-    connection = await asyncpg.connect(f"{POSTGRES}/{POSTGRES_ADMIN_DATABASE}", timeout=3)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-async def _execute(database_url: str, statements: tuple[str, ...]) -> None:
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as connection:
-            for statement in statements:
-                await connection.exec_driver_sql(statement)
-    finally:
-        await engine.dispose()
-
-
-def execute_sql(database_url: str, *statements: str) -> None:
-    """Run SQL statements on a test's database, in one transaction, from sync code."""
-    _on_own_loop(_execute(database_url, statements))
-
-
-def postgres_admin(*statements: str) -> None:
-    """Run statements (CREATE/DROP DATABASE) on the test server's admin database."""
-    _on_own_loop(_postgres(*statements))
-
-
-@contextmanager
-def postgres_database(prefix: str, template: str | None = None) -> Iterator[str]:
-    """A new database on the test server, empty or cloned from `template`, dropped afterwards; its name."""
-    name = f"{prefix}_{secrets.token_hex(6)}"
-    postgres_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-    try:
-        yield name
-    finally:
-        postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def terminate_backends(database_url: str) -> None:
-    """End every server process connected to this PostgreSQL database, as a restart or failover would."""
-    database = make_url(database_url).database
-    await _postgres(
-        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        f"WHERE datname = '{database}' AND pid <> pg_backend_pid()"
-    )
-
-
-async def allow_connections(database_url: str, allowed: bool) -> None:
-    """Let the PostgreSQL database take connections, or refuse them all (and end those it has)."""
-    database = make_url(database_url).database
-    await _postgres(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}')
-    if not allowed:
-        await terminate_backends(database_url)
-
-
 @pytest.fixture(scope="session")
 def postgres_available() -> None:
     """PostgreSQL answers on POSTGRES_SERVER, or the test is skipped (asked once per run)."""
     try:
-        _on_own_loop(_postgres("SELECT 1"))
+        postgres_ping()
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         require(False, f"PostgreSQL does not answer on {POSTGRES_SERVER} ({type(exc).__name__}: {exc})")
 
@@ -354,90 +169,50 @@ async def db(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession
     await engine.dispose()
 
 
-async def attempts(db: async_sessionmaker[AsyncSession]) -> list[Attempt]:
-    """Every attempts row, oldest first."""
-    async with db() as session:
-        return list((await session.scalars(select(Attempt).order_by(Attempt.id))).all())
-
-
-def spoken_code(app: Any) -> str:
-    """The code the embedded sandbox read out in its newest call."""
-    return app.state.sandbox.calls()[0]["token"]
-
-
-def calls_placed(app: Any) -> int:
-    """How many calls the embedded sandbox has placed."""
-    return len(app.state.sandbox.calls())
-
-
-async def call_me(client: httpx.AsyncClient, phone: str = "06 12345678", country: str = "NL") -> httpx.Response:
-    """Post the phone form."""
-    return await client.post("/verify", data={"country": country, "phone": phone})
-
-
-async def verifications(db: async_sessionmaker[AsyncSession]) -> list[Verification]:
-    async with db() as session:
-        return list((await session.scalars(select(Verification).order_by(Verification.created_at))).all())
-
-
-#: Valid Dutch mobile numbers, +31 6 12000100 … +31 6 12000159: all in one range of 10,000.
-NL_MOBILES = [f"+316120{n:05d}" for n in range(100, 160)]
-
-
-def calls_placed(app: Starlette) -> int:
-    """How many calls the embedded sandbox placed."""
-    return len(app.state.sandbox.calls())
-
-
-async def start_call(client: httpx.AsyncClient, phone: str, country: str = "NL") -> httpx.Response:
-    """Ask for a call to `phone`, as the page's htmx form does."""
-    return await client.post("/verify", data={"country": country, "phone": phone}, headers={"HX-Request": "true"})
-
-
-async def outcomes(db: async_sessionmaker[AsyncSession]) -> list[str]:
-    """The outcome of every request the attempts log accounts for, oldest first: a folded row counts `count` times."""
-    return [row.outcome for row in await attempts(db) for _ in range(row.count)]
-# -- the operators' pages ------------------------------------------------------------------------
-
-
 @pytest.fixture
 def operator(client_for: Callable[..., httpx.AsyncClient]) -> httpx.AsyncClient:
     """A client logged in as the operator, from 192.0.2.50."""
     return client_for("192.0.2.50", auth=OPERATOR)
 
 
-def row(clock: FakeClock, seconds_ago: float, *, latency: int, number: str | None = "+31612345678",
-        outcome: str = "sent", ip: str = "198.51.100.1", kind: str = "start", region: str | None = "NL",
-        raw_input: str | None = None) -> Attempt:
-    """An attempts row; `latency` doubles as a unique tag to find it in the HTML."""
-    return Attempt(created_at=clock.now - timedelta(seconds=seconds_ago), kind=kind, number=number, raw_input=raw_input,
-                   region=region, ip=ip, channel="tts", outcome=outcome, provider_latency_ms=latency)
+# -- the browser tests ----------------------------------------------------------------------------
 
 
-async def seed(db: async_sessionmaker[AsyncSession], rows: list[Attempt]) -> None:
-    """Insert `rows` into the test's database."""
-    async with db() as session:
-        session.add_all(rows)
-        await session.commit()
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[str]:
+    """The real app served by uvicorn from a background thread; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-browser-tests", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(5)
+            pytest.fail(f"uvicorn did not start on 127.0.0.1:{port}")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+    assert not thread.is_alive(), "uvicorn did not stop within 10 s"
 
 
-def text_of(html: str) -> str:
-    """What the page says, without tags, whitespace folded."""
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
-
-
-def token_in(html: str) -> str:
-    """The form token in a page's form."""
-    found = re.search(rf'name="{csrf.FIELD}" value="([^"]+)"', html)
-    assert found, "the page's form has no form token"
-    return found.group(1)
-
-
-async def form_token(operator: httpx.AsyncClient) -> str:
-    """The form token of the operator's session, read from the deny form as a browser would see it."""
-    return token_in((await operator.get("/admin/deny?action=deny")).text)
-
-
-async def post_action(operator: httpx.AsyncClient, **fields: str) -> httpx.Response:
-    """POST /admin/deny with `fields`, as the confirmation page's form does (form token included)."""
-    return await operator.post("/admin/deny", data={csrf.FIELD: await form_token(operator), **fields})
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium for this module (no browser downloads on these machines)."""
+    require(sync_playwright is not None, "playwright for Python is not installed (pip install -e '.[test]')")
+    require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
+    try:
+        manager = sync_playwright().start()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no browser here"
+        require(False, f"Playwright could not start: {exc}")
+    try:
+        launched = manager.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    except Exception as exc:  # noqa: BLE001
+        manager.stop()
+        require(False, f"Playwright could not launch {CHROMIUM}: {exc}")
+    yield launched
+    launched.close()
+    manager.stop()

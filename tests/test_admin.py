@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from starlette.datastructures import Secret
 
-from tests.conftest import OPERATOR, FakeClock, attempts, form_token, post_action, row, seed, text_of, token_in
+from tests.support import OPERATOR, FakeClock, attempts, form_token, post_action, row, seed, text_of, token_in
 from webapp import csrf, reports
 from webapp.models import AdminAction, CircuitBreak
 from webapp.passwords import check_hash, hash_password, verify_password
@@ -96,7 +96,7 @@ def test_password_hashes_are_salted_and_verified() -> None:
     assert not verify_password("s3cret ", first)
     assert not verify_password("s3cret", "scrypt$1$1$1$bad$hash")
     check_hash(first)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ADMIN_PASSWORD_HASH is not a hash"):
         check_hash("plain-text-password")
 
 

@@ -21,8 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import OPERATOR
-from tests.test_browser import SHOTS, WAIT_MS, browser, live_server, watch  # noqa: F401 - fixtures
+from tests.support import OPERATOR, SHOTS, WAIT_MS, watch
 from webapp.db import create_engine, create_sessionmaker
 from webapp.models import Attempt, DenyEntry
 from webapp.pages import htmx_file
@@ -165,7 +164,7 @@ class AdminPage:
 
 
 @pytest.fixture
-def admin(browser: object, live_server: str) -> Iterator[AdminPage]:  # noqa: F811 - imported fixtures
+def admin(browser: object, live_server: str) -> Iterator[AdminPage]:
     """A fresh context signed in as the operator (in Amsterdam), watched for console errors and CSP violations."""
     context = browser.new_context(
         viewport={"width": 1280, "height": 900},

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import OPERATOR, form_token, post_action, text_of
+from tests.support import OPERATOR, form_token, post_action, text_of
 from webapp import csrf
 from webapp.models import AdminAction, DenyEntry
 

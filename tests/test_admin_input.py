@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import select
 
-from tests.conftest import FakeClock, form_token, post_action, row, seed, text_of
+from tests.support import FakeClock, form_token, post_action, row, seed, text_of
 from webapp import csrf
 from webapp.models import AdminAction, DenyEntry
 

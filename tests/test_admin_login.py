@@ -13,7 +13,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.conftest import OPERATOR, FakeClock, post_action, row, seed, text_of
+from tests.support import OPERATOR, FakeClock, post_action, row, seed, text_of
 
 REDIS_DOWN = {"ratelimit_storage_url": "redis://127.0.0.1:1"}
 LIMIT = 5  # LIMIT_ADMIN_FAILURES' default, 5/minute;20/hour

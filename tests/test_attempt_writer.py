@@ -16,7 +16,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import NL_MOBILES, OPERATOR, attempts, outcomes, start_call, text_of
+from tests.support import NL_MOBILES, OPERATOR, attempts, outcomes, start_call, text_of
 from webapp.attempt_writer import AttemptWriter, NotWritten
 from webapp.db import STORAGE_ERRORS, create_engine, create_sessionmaker
 from webapp.models import Attempt

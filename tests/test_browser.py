@@ -8,136 +8,21 @@ drives Debian's Chromium. Screenshots go to /tmp/shots for a human to look at.
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-import uvicorn
 
-from tests.conftest import require
-from webapp.app import create_app
-from webapp.settings import Settings
+from tests.support import SHOTS, WAIT_MS, Watched, watch
 
 pytestmark = pytest.mark.browser
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the browser fixture says so, through require()
-    expect = sync_playwright = None  # type: ignore[assignment]
+    expect = None  # type: ignore[assignment]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
-SHOTS = Path("/tmp/shots")
 NUMBER = "06 12345678"
 RECIPIENT = "31612345678"
-WAIT_MS = 5_000
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
-    """The real app served by uvicorn from a background thread; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-browser-tests", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            thread.join(5)
-            pytest.fail(f"uvicorn did not start on 127.0.0.1:{port}")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    assert not thread.is_alive(), "uvicorn did not stop within 10 s"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Headless Debian Chromium for this module (no browser downloads on these machines)."""
-    require(sync_playwright is not None, "playwright for Python is not installed (pip install -e '.[test]')")
-    require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
-    try:
-        manager = sync_playwright().start()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no browser here"
-        require(False, f"Playwright could not start: {exc}")
-    try:
-        launched = manager.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-    except Exception as exc:  # noqa: BLE001
-        manager.stop()
-        require(False, f"Playwright could not launch {CHROMIUM}: {exc}")
-    yield launched
-    launched.close()
-    manager.stop()
-
-
-@dataclass
-class Watched:
-    """A page and what it did: console errors, page errors, main-frame navigations."""
-
-    page: object
-    base_url: str
-    errors: list[str] = field(default_factory=list)
-    navigations: list[str] = field(default_factory=list)
-
-    def on_console(self, message: object) -> None:
-        if message.type != "error":
-            return
-        url = message.location.get("url", "")
-        # The page links no icon, so Chromium's own /favicon.ico probe 404s: not the page's doing.
-        if url.endswith("/favicon.ico"):
-            return
-        self.errors.append(f"{message.text} ({url})")
-
-    def open(self) -> None:
-        """Load the page once and mark the window, so a reload would show."""
-        self.page.goto(self.base_url + "/")
-        self.page.evaluate("window.__marker = 1")
-
-    def assert_not_reloaded(self) -> None:
-        assert self.page.evaluate("window.__marker") == 1, "the page reloaded"
-        assert self.navigations == [self.base_url + "/"], f"main frame navigated: {self.navigations}"
-
-    def latest_call(self) -> dict:
-        """The newest call the sandbox placed (GET /_sandbox/calls, newest first)."""
-        response = self.page.request.get(self.base_url + "/_sandbox/calls")
-        assert response.ok, response.status
-        calls = response.json()
-        assert calls, "the sandbox placed no call"
-        return calls[0]
-
-
-def watch(page: object, base_url: str) -> Watched:
-    watched = Watched(page, base_url)
-    page.on("console", watched.on_console)
-    page.on("pageerror", lambda exc: watched.errors.append(f"pageerror: {exc}"))
-    page.on("framenavigated", lambda frame: frame == page.main_frame and watched.navigations.append(frame.url))
-    # CSP violations also reach the console as errors; this catches ones that do not.
-    page.add_init_script(
-        "document.addEventListener('securitypolicyviolation', function (e) {"
-        " console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI); });"
-    )
-    return watched
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from tests.conftest import NL_MOBILES, FakeClock, calls_placed, outcomes, start_call
+from tests.support import NL_MOBILES, FakeClock, calls_placed, outcomes, start_call
 from webapp.app import create_app
 from webapp.models import CircuitBreak, Verification
 
@@ -48,7 +48,7 @@ async def pump(client_for, clock: FakeClock, settings, phones: list[str], ips: l
                pace: float = 0, expire: bool = True) -> list[httpx.Response]:
     """Calls from the bots in turn, `pace` seconds apart; then (with `expire`) their codes run out unanswered."""
     responses = []
-    for phone, ip in zip(phones, round_robin(ips)):
+    for phone, ip in zip(phones, round_robin(ips), strict=False):  # round_robin never ends
         responses.append(await call_from(client_for, ip, phone))
         clock.advance(pace)
     if expire:
@@ -65,7 +65,7 @@ def stopped(response: httpx.Response) -> bool:
 
 async def test_cancelled_calls_never_trip_the_breaker(client_for, app, clock: FakeClock, db) -> None:
     """The hostile test's recipe: start, then "Use a different number", from four IPs."""
-    for phone, ip in zip(NL_MOBILES[:20], round_robin(BOTS)):
+    for phone, ip in zip(NL_MOBILES[:20], round_robin(BOTS), strict=False):
         async with client_for(ip) as client:
             assert (await start_call(client, phone)).status_code == 200
             await client.post("/restart", headers={"HX-Request": "true"})
@@ -84,7 +84,8 @@ def provider_answer() -> dict[str, Callable[[httpx.Request], httpx.Response]]:
 @pytest.fixture
 async def troubled_client_for(settings, clock: FakeClock, provider_answer) -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
     """Clients (one per IP) of an app whose provider answers as `provider_answer` says."""
-    transport = httpx.MockTransport(lambda request: provider_answer["create"](request))
+    # Looked up on each request: a test swaps provider_answer["create"] midway.
+    transport = httpx.MockTransport(lambda request: provider_answer["create"](request))  # noqa: PLW0108
     application = create_app(settings, clock=clock, provider_transport=transport)
     async with LifespanManager(application) as manager:
 
@@ -133,7 +134,7 @@ async def test_calls_still_waiting_for_their_code_do_not_trip_the_breaker(client
 
 async def test_honest_traffic_keeps_the_breaker_closed(client_for, app, clock: FakeClock, settings, db) -> None:
     """Half the people type their code, half let it expire: far above the 20 % that trips it."""
-    for i, (phone, ip) in enumerate(zip(NL_MOBILES[:30], round_robin(BOTS))):
+    for i, (phone, ip) in enumerate(zip(NL_MOBILES[:30], round_robin(BOTS), strict=False)):
         async with client_for(ip) as client:
             assert (await start_call(client, phone)).status_code == 200
             if i % 2 == 0:
@@ -156,7 +157,7 @@ async def test_unanswered_calls_from_one_network_do_not_trip_it(client_for, cloc
 @pytest.mark.parametrize("settings_changes", [{"limit_start_per_number": "100/hour"}])
 async def test_unanswered_calls_to_a_few_numbers_do_not_trip_it(client_for, clock, settings, db) -> None:
     """Someone whose phone is off, trying again and again, is not pumping."""
-    for phone, ip in zip(NL_MOBILES[:2] * 10, round_robin(BOTS)):
+    for phone, ip in zip(NL_MOBILES[:2] * 10, round_robin(BOTS), strict=False):
         assert (await call_from(client_for, ip, phone)).status_code == 200
         clock.advance(settings.call.timeout + 1)
     assert (await call_from(client_for, BOTS[0], NL_MOBILES[0])).status_code == 200

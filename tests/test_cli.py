@@ -14,7 +14,7 @@ from messagebird.http_client import HttpClient
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client as TwilioClient
 
-from tests.conftest import VOICE2FA, clean_env, free_port, stop, wait_until_up
+from tests.support import VOICE2FA, clean_env, free_port, stop, wait_until_up
 from webapp.server import is_loopback
 
 pytestmark = pytest.mark.slow

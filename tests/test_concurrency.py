@@ -25,7 +25,7 @@ import httpx
 import phonenumbers
 import pytest
 
-from tests.conftest import VOICE2FA, clean_env, free_port, require, stop, wait_until_up
+from tests.support import VOICE2FA, clean_env, free_port, require, stop, wait_until_up
 
 try:
     import redis

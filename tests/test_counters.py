@@ -13,7 +13,7 @@ import pytest
 from limits import parse_many
 from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
-from tests.conftest import FakeClock, require
+from tests.support import FakeClock, require
 from webapp import counters
 from webapp.counters import MemoryCounters
 from webapp.limits import SMALL_LIMIT, Counter, LimiterUnavailable, RateLimits, parse, sliding_room

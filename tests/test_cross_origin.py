@@ -7,7 +7,6 @@ trusted proxy says in `X-Forwarded-Proto`, and only a trusted one.
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from webapp.client_ip import parse_networks

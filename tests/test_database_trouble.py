@@ -23,7 +23,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
-from tests.conftest import (
+from tests.support import (
     OPERATOR,
     FakeClock,
     allow_connections,

@@ -11,12 +11,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.support import VOICE2FA, FakeClock, clean_env
 from webapp import cli, denylist, migrate
 from webapp.denylist import Entry, parse_entry
 from webapp.models import DenyEntry
-
-from .conftest import FakeClock
-from .test_cli import VOICE2FA, clean_env
 
 NOW = FakeClock().now
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import clean_env, free_port, wait_until_up
+from tests.support import clean_env, free_port, wait_until_up
 
 pytestmark = pytest.mark.slow
 

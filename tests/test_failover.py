@@ -17,7 +17,7 @@ import pytest
 from starlette.datastructures import Secret
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tests.conftest import NL_MOBILES, FakeClock, attempts, free_port, served_in_thread, start_call, verifications
+from tests.support import NL_MOBILES, FakeClock, attempts, free_port, served_in_thread, start_call, verifications
 from webapp.provider.sandbox import CUT, HANG, SandboxState, create_sandbox_app
 
 ACCOUNT = "AC" + "1" * 32

@@ -10,11 +10,10 @@ from html import unescape
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlalchemy import delete
 
-from asgi_lifespan import LifespanManager
-
-from tests.conftest import FakeClock, attempts, verifications
+from tests.support import FakeClock, attempts, verifications
 from webapp.app import create_app
 from webapp.models import Attempt, Verification
 from webapp.provider.sandbox import TRIGGER_CALL_FAILS, TRIGGER_HANG, TRIGGER_SERVER_ERROR, create_sandbox_app
@@ -621,7 +620,7 @@ async def test_the_right_code_sent_twice_at_once_stays_verified(client_for, app:
 
 async def test_already_processed_asks_the_provider_how_it_ended(misbehaving, db) -> None:
     """A check that meets "already processed" (the other click won) is verified if the provider says so."""
-    application, client, rules = misbehaving
+    application, client, _rules = misbehaving
     await call_me(client)
     code = spoken_code(application)
     [sandboxed] = application.state.sandbox.verifications.values()
@@ -634,7 +633,7 @@ async def test_already_processed_asks_the_provider_how_it_ended(misbehaving, db)
 
 
 async def test_already_processed_and_failed_at_the_provider_closes(misbehaving, db) -> None:
-    application, client, rules = misbehaving
+    application, client, _rules = misbehaving
     await call_me(client)
     [sandboxed] = application.state.sandbox.verifications.values()
     sandboxed.status = "failed"

@@ -10,7 +10,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select, update
 
-from tests.conftest import FakeClock, attempts, call_me, spoken_code, verifications
+from tests.support import FakeClock, attempts, call_me, spoken_code, verifications
 from webapp.app import create_app
 from webapp.db import create_engine, create_sessionmaker
 from webapp.flow import Flow
@@ -75,7 +75,7 @@ async def test_a_code_typed_for_a_call_that_was_replaced_is_not_checked(
     first_code = spoken_code(app)
     clock.advance(31)
     await htmx.post("/resend")
-    [_, first_call] = app.state.sandbox.verifications.values()  # type: ignore[attr-defined]
+    [_, _first_call] = app.state.sandbox.verifications.values()  # type: ignore[attr-defined]
     response = await htmx.post("/confirm", data={"code": first_code, "call": "1"})
     assert response.status_code == 409
     assert "A new call was placed since. Type the code from the newest call." in response.text

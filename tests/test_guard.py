@@ -13,7 +13,7 @@ from html import unescape
 import httpx
 import pytest
 
-from tests.conftest import NL_MOBILES, FakeClock, attempts, calls_placed, outcomes, start_call, verifications
+from tests.support import NL_MOBILES, FakeClock, attempts, calls_placed, outcomes, start_call, verifications
 from webapp import denylist
 
 # -- per client IP --------------------------------------------------------------------

@@ -22,8 +22,7 @@ import pytest
 import uvicorn
 
 from examples.shop.app import create_shop
-from tests.conftest import free_port
-from tests.test_browser import SHOTS, WAIT_MS, Watched, browser, live_server, watch  # noqa: F401 - fixtures
+from tests.support import SHOTS, WAIT_MS, Watched, free_port, watch
 from webapp.db import create_engine, create_sessionmaker
 from webapp.oidc import clients
 from webapp.settings import Settings
@@ -61,7 +60,7 @@ def register(settings: Settings, redirect_uri: str) -> clients.Credentials:
 
 
 @pytest.fixture
-def shop(settings: Settings, live_server: str) -> Iterator[Shop]:  # noqa: F811 - imported fixture
+def shop(settings: Settings, live_server: str) -> Iterator[Shop]:
     """The example shop, registered with voice2fa as a client, served on localhost in a thread."""
     port = free_port()
     url = f"http://localhost:{port}"
@@ -109,7 +108,7 @@ def answer_the_call(page: object, shop: Shop, name: str) -> None:
     page.get_by_role("button", name="Check").click()
 
 
-def test_with_javascript_the_shop_gets_the_verified_number(browser: object, shop: Shop) -> None:  # noqa: F811
+def test_with_javascript_the_shop_gets_the_verified_number(browser: object, shop: Shop) -> None:
     context = browser.new_context(viewport={"width": 1100, "height": 800})
     context.set_default_timeout(WAIT_MS)
     try:
@@ -125,7 +124,7 @@ def test_with_javascript_the_shop_gets_the_verified_number(browser: object, shop
         context.close()
 
 
-def test_without_javascript_the_shop_gets_the_verified_number(browser: object, shop: Shop) -> None:  # noqa: F811
+def test_without_javascript_the_shop_gets_the_verified_number(browser: object, shop: Shop) -> None:
     """Every step a plain form post; the code's answer is a 303 that the page's form-action lets go to the shop."""
     context = browser.new_context(java_script_enabled=False, viewport={"width": 1100, "height": 800})
     context.set_default_timeout(WAIT_MS)
@@ -141,7 +140,7 @@ def test_without_javascript_the_shop_gets_the_verified_number(browser: object, s
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
-def test_cancel_and_go_back_tells_the_shop(browser: object, shop: Shop, javascript: bool) -> None:  # noqa: F811
+def test_cancel_and_go_back_tells_the_shop(browser: object, shop: Shop, javascript: bool) -> None:
     context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1100, "height": 800})
     context.set_default_timeout(WAIT_MS)
     try:

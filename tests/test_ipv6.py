@@ -9,7 +9,7 @@ from html import unescape
 import httpx
 import pytest
 
-from tests.conftest import NL_MOBILES, OPERATOR, attempts, start_call
+from tests.support import NL_MOBILES, OPERATOR, attempts, start_call
 
 ONE_64 = [f"2001:db8:1:2::{i:x}" for i in range(1, 10)]
 NEIGHBOUR_64 = "2001:db8:1:3::1"
@@ -21,7 +21,7 @@ async def start_from(client_for: Callable[..., httpx.AsyncClient], ip: str, phon
 
 
 async def test_addresses_of_one_64_share_the_start_limit(client_for, app, db) -> None:
-    for ip, phone in zip(ONE_64[:5], NL_MOBILES):
+    for ip, phone in zip(ONE_64[:5], NL_MOBILES, strict=False):
         assert (await start_from(client_for, ip, phone)).status_code == 200
     response = await start_from(client_for, ONE_64[5], NL_MOBILES[5])
     assert response.status_code == 429 and "Too many calls requested from your network" in response.text
@@ -29,7 +29,7 @@ async def test_addresses_of_one_64_share_the_start_limit(client_for, app, db) ->
 
 
 async def test_the_attempts_log_keeps_the_full_address(client_for, app, db) -> None:
-    for ip, phone in zip(ONE_64[:6], NL_MOBILES):
+    for ip, phone in zip(ONE_64[:6], NL_MOBILES, strict=False):
         await start_from(client_for, ip, phone)
     assert [(row.ip, row.outcome) for row in await attempts(db)] == [(ip, "sent") for ip in ONE_64[:5]] + [
         (ONE_64[5], "blocked_ip")
@@ -64,7 +64,7 @@ async def test_failed_operator_logins_from_one_64_share_their_limit(client_for, 
 
 
 async def test_the_operators_ip_page_shows_the_counters_of_the_64(client_for, app) -> None:
-    for ip, phone in zip(ONE_64[:2], NL_MOBILES):
+    for ip, phone in zip(ONE_64[:2], NL_MOBILES, strict=False):
         await start_from(client_for, ip, phone)
     async with client_for("192.0.2.50", auth=OPERATOR) as operator:
         html = unescape(re.sub(r"\s+", " ", (await operator.get(f"/admin/ips/{ONE_64[2]}")).text))

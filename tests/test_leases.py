@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from tests.conftest import FakeClock, verifications
+from tests.support import FakeClock, verifications
 from webapp.leases import LeaseBusy, Leases
 from webapp.models import Verification
 

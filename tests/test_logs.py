@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from uvicorn.logging import AccessFormatter
 
-from tests.conftest import OPERATOR, OPERATOR_HASH, VOICE2FA, clean_env, execute_sql, free_port, stop, wait_until_up
+from tests.support import OPERATOR, OPERATOR_HASH, VOICE2FA, clean_env, execute_sql, free_port, stop, wait_until_up
 from webapp.db import create_engine
 from webapp.logs import MaskingFilter, mask_number, mask_text
 from webapp.provider.sandbox import TRIGGER_CALL_FAILS, TRIGGER_HANG, TRIGGER_SERVER_ERROR
@@ -164,12 +164,16 @@ async def test_database_errors_carry_no_query_parameters(database_url: str) -> N
 
 FAILING_INSERT = {
     "sqlite": [
-        "CREATE TRIGGER fail_attempts BEFORE INSERT ON attempts WHEN NEW.number = '+31612345677' "
-        "BEGIN SELECT RAISE(ABORT, 'the disk is on fire'); END"
+        (
+            "CREATE TRIGGER fail_attempts BEFORE INSERT ON attempts WHEN NEW.number = '+31612345677' "
+            "BEGIN SELECT RAISE(ABORT, 'the disk is on fire'); END"
+        ),
     ],
     "postgresql": [
-        "CREATE FUNCTION fail_attempts() RETURNS trigger AS $$ BEGIN IF NEW.number = '+31612345677' THEN "
-        "RAISE EXCEPTION 'the disk is on fire'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+        (
+            "CREATE FUNCTION fail_attempts() RETURNS trigger AS $$ BEGIN IF NEW.number = '+31612345677' THEN "
+            "RAISE EXCEPTION 'the disk is on fire'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+        ),
         "CREATE TRIGGER fail_attempts BEFORE INSERT ON attempts FOR EACH ROW EXECUTE FUNCTION fail_attempts()",
     ],
 }

@@ -19,7 +19,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from tests.conftest import FakeClock, FarSide, Handler, always, served_in_thread
+from tests.support import FakeClock, FarSide, Handler, always, served_in_thread
 from webapp.errors import (
     InvalidParameter,
     InvalidToken,
@@ -187,9 +187,8 @@ async def test_an_empty_access_key_raises_unauthorized_and_logs_the_setting(
 ) -> None:
     messagebird = MessageBird(http, "", sandbox_url, deadline=5)
 
-    with caplog.at_level(logging.ERROR, logger="webapp.provider.messagebird"):
-        with pytest.raises(ProviderUnauthorized):
-            await messagebird.create(RECIPIENT, "tts", OPTIONS)
+    with caplog.at_level(logging.ERROR, logger="webapp.provider.messagebird"), pytest.raises(ProviderUnauthorized):
+        await messagebird.create(RECIPIENT, "tts", OPTIONS)
 
     assert any("MESSAGEBIRD_API_KEY" in record.getMessage() for record in caplog.records)
     assert state.calls() == []
@@ -347,11 +346,9 @@ async def test_a_ref_that_could_change_the_path_is_refused_without_a_request(
 ) -> None:
     messagebird, far_side = answer(always(200, json=VERIFY_OBJECT))
 
+    sent = messagebird.check(ref, "123456") if call == "check" else messagebird.cancel(ref)
     with pytest.raises(NotFound):
-        if call == "check":
-            await messagebird.check(ref, "123456")
-        else:
-            await messagebird.cancel(ref)
+        await sent
 
     assert far_side.requests == []
 
@@ -488,9 +485,8 @@ async def test_a_read_timeout_raises_unavailable(answer: Answer) -> None:
 async def test_a_401_raises_unauthorized(answer: Answer, caplog: pytest.LogCaptureFixture) -> None:
     messagebird, _ = answer(always(401, json=envelope("Request not allowed (incorrect access_key)", code=2)))
 
-    with caplog.at_level(logging.ERROR, logger="webapp.provider.messagebird"):
-        with pytest.raises(ProviderUnauthorized):
-            await messagebird.cancel(REF)
+    with caplog.at_level(logging.ERROR, logger="webapp.provider.messagebird"), pytest.raises(ProviderUnauthorized):
+        await messagebird.cancel(REF)
 
     assert "MESSAGEBIRD_API_KEY" in caplog.text
 

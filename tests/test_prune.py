@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.support import VOICE2FA, attempts, clean_env, verifications
 from webapp import cli, prune
 from webapp.models import (
     Attempt,
@@ -22,9 +23,6 @@ from webapp.models import (
     Verification,
 )
 from webapp.prune import Pruned, parse_duration
-
-from .conftest import attempts, verifications
-from .test_cli import VOICE2FA, clean_env
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -41,7 +39,7 @@ def attempt(created_at: datetime, verification_id: str | None = None) -> Attempt
 
 
 def verification(
-    id: str, created_at: datetime, status: str = "verified", number: str = "+31612345678", expires_at: datetime | None = None
+    id: str, created_at: datetime, status: str = "verified", number: str = "+31612345678", expires_at: datetime | None = None  # noqa: A002 - id, as the column
 ) -> Verification:
     return Verification(
         id=id, number=number, country="NL", channel="tts", status=status, code_attempts=0, calls=1,
@@ -69,7 +67,7 @@ def test_parse_duration_reads_a_number_and_a_unit(typed: str, age: timedelta) ->
 
 @pytest.mark.parametrize("typed", ["90", "d", "-5d", "1.5d", "90 days", "3mo", "", "99999999999d", "999999999w", "36501d"])
 def test_parse_duration_refuses_anything_else(typed: str) -> None:
-    with pytest.raises(ValueError, match="is not an age|is more than"):
+    with pytest.raises(ValueError, match=r"is not an age|is more than"):
         parse_duration(typed)
 
 

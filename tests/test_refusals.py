@@ -12,7 +12,7 @@ from html import unescape
 import httpx
 import pytest
 
-from tests.conftest import NL_MOBILES, FakeClock, calls_placed, outcomes, start_call
+from tests.support import NL_MOBILES, FakeClock, calls_placed, outcomes, start_call
 
 NUMBER = "+31612345678"
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import FakeClock, verifications
+from tests.support import FakeClock, verifications
 from webapp.errors import Refusal
 from webapp.phone import number_from_e164
 from webapp.verifications import Verifications

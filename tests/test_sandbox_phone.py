@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from tests.conftest import FakeClock
+from tests.support import FakeClock
 
 ALICE = ("203.0.113.51", "06 12345671", "+31 6 12345671")
 BOB = ("203.0.113.52", "06 12345672", "+31 6 12345672")
@@ -44,7 +44,7 @@ async def test_the_phone_panel_shows_each_browser_only_its_own_call(alice_and_bo
 
 
 async def test_the_whole_page_shows_each_browser_only_its_own_call(alice_and_bob, app: object) -> None:
-    alice, bob = alice_and_bob
+    alice, _bob = alice_and_bob
     page = (await alice.get("/")).text
     assert code_for(app, "31612345671") in page
     assert code_for(app, "31612345672") not in page and BOB[2] not in page

@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 
-from tests.conftest import FakeClock
+from tests.support import FakeClock
 from webapp.provider.sandbox import (
     TRIGGER_CALL_FAILS,
     TRIGGER_HANG,

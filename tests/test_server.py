@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import VOICE2FA, clean_env, free_port, stop, wait_until_up
+from tests.support import VOICE2FA, clean_env, free_port, stop, wait_until_up
 
 pytestmark = pytest.mark.slow
 

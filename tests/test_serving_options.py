@@ -12,7 +12,7 @@ import httpx
 import pytest
 from starlette.datastructures import Secret
 
-from tests.conftest import VOICE2FA, clean_env, free_port, stop, wait_until_up
+from tests.support import VOICE2FA, clean_env, free_port, stop, wait_until_up
 from webapp.db import create_engine
 from webapp.db_pool import pool_options
 from webapp.pages import Pages
@@ -97,7 +97,7 @@ def test_pool_sizes_apply_to_postgresql_only() -> None:
 
 
 async def test_the_engine_gets_the_pool_it_was_given(postgres_template: str) -> None:
-    from tests.conftest import postgres_url
+    from tests.support import postgres_url
 
     settings = Settings(database_url=postgres_url(postgres_template), database_pool_size=7, database_max_overflow=3)
     engine = create_engine(settings.database_url, **pool_options(settings))

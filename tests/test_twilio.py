@@ -19,7 +19,7 @@ import httpx
 import pytest
 from starlette.datastructures import Secret
 
-from tests.conftest import FakeClock, FarSide, Handler, always, served_in_thread
+from tests.support import FakeClock, FarSide, Handler, always, served_in_thread
 from webapp.errors import (
     AttemptsExhausted,
     InvalidParameter,
@@ -31,7 +31,13 @@ from webapp.errors import (
     TokenProcessed,
 )
 from webapp.provider import CALL, CallOptions
-from webapp.provider.sandbox import TRIGGER_CALL_FAILS, TRIGGER_HANG, TRIGGER_SERVER_ERROR, SandboxState, create_sandbox_app
+from webapp.provider.sandbox import (
+    TRIGGER_CALL_FAILS,
+    TRIGGER_HANG,
+    TRIGGER_SERVER_ERROR,
+    SandboxState,
+    create_sandbox_app,
+)
 from webapp.provider.twilio import Twilio, twilio_locale
 from webapp.settings import Settings
 

@@ -80,7 +80,7 @@ def test_client_ip_reads_an_ipv4_mapped_peer_as_ipv4() -> None:
 
 
 def test_parse_networks_refuses_a_typo() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"10\.0\.0\.0/33"):
         parse_networks(["10.0.0.0/33"])
 
 

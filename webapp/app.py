@@ -2,20 +2,19 @@
 
 The lifespan owns what is shared: the async engine and sessionmaker, the one
 `httpx.AsyncClient`, and the flow built on them. Handlers reach them as
-request state. In sandbox mode (no provider in PROVIDERS has credentials) the
-client talks to the in-process sandbox through `httpx.ASGITransport`, so the
-real MessageBird and Twilio client code runs, offline.
+request state, typed (`webapp.state.AppState`). In sandbox mode (no provider
+in PROVIDERS has credentials) the client talks to the in-process sandbox
+through `httpx.ASGITransport`, so the real MessageBird and Twilio client code
+runs, offline.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any
 
 import anyio
 import httpx
@@ -30,7 +29,7 @@ from webapp.admin import AdminPages
 from webapp.attempt_writer import AttemptWriter
 from webapp.client_ip import client_ip, parse_networks
 from webapp.cross_origin import CrossOriginProtection
-from webapp.db import create_engine, create_sessionmaker
+from webapp.db import STORAGE_ERRORS, create_engine, create_sessionmaker
 from webapp.db_pool import pool_options
 from webapp.flow import Flow
 from webapp.guard import Guard
@@ -41,15 +40,15 @@ from webapp.oidc import endpoints as oidc_endpoints
 from webapp.oidc.provider import Provider, enabled as handoff_enabled
 from webapp.operators import Operators
 from webapp.outbox import Outbox
-from webapp.passwords import hash_password
 from webapp.pages import Pages
+from webapp.passwords import GENERATED, sandbox_password
 from webapp.phone import CountryOptions
 from webapp.provider.failover import Providers
 from webapp.provider.sandbox import SandboxState, create_sandbox_app
 from webapp.resources import STATIC
-from webapp.db import STORAGE_ERRORS
 from webapp.routes import routes, storage_unavailable
 from webapp.settings import Settings
+from webapp.state import AppState
 
 log = logging.getLogger("webapp")
 
@@ -67,13 +66,9 @@ def _operators_password(settings: Settings) -> str | None:
     if not settings.sandbox:
         log.warning("The operators' pages are off: set ADMIN_PASSWORD_HASH (voice2fa hash-password) to turn them on.")
         return None
-    password = secrets.token_urlsafe(12)
-    log.warning(
-        "Operators' pages: /admin/ as %r with password %s (generated for this run; "
-        "set ADMIN_PASSWORD_HASH from `voice2fa hash-password` to choose one).",
-        settings.admin_user, password,
-    )
-    return hash_password(password)
+    password, hashed = sandbox_password()
+    log.warning("Operators' pages: /admin/ as %r with password %s (%s).", settings.admin_user, password, GENERATED)
+    return hashed
 
 
 def create_app(
@@ -100,7 +95,7 @@ def create_app(
     trusted = parse_networks(settings.trusted_proxies)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         engine = create_engine(settings.database_url, serving=True, **pool_options(settings))
         timeout = httpx.Timeout(settings.provider_read_timeout, connect=settings.provider_connect_timeout)
         if sandbox is not None:
@@ -187,7 +182,7 @@ def create_app(
         ),
     ]
     # A database (or SQLite file) that is away is a 503 with a message wherever it shows.
-    handlers = {error: storage_unavailable for error in STORAGE_ERRORS}
+    handlers = dict.fromkeys(STORAGE_ERRORS, storage_unavailable)
     app = Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.settings = settings
     app.state.sandbox = sandbox

@@ -48,7 +48,7 @@ class AttemptLog:
 
     async def write(self, kind: str, outcome: str, ip: str, **fields: object) -> None:
         """One row (or one more request on an identical refusal's row), committed before this returns."""
-        await self._writer.write(self.row(kind, outcome, ip, **fields))  # type: ignore[arg-type]
+        await self._writer.write(self.row(kind, outcome, ip, **fields))  # type: ignore[arg-type]  # the columns as keywords; the model checks them
 
     def row(
         self,

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from webapp import denylist, prune, server
 from webapp.db import create_engine, create_sessionmaker
 from webapp.logs import MaskingFilter
-from webapp.models import Attempt, DenyEntry
+from webapp.models import Attempt, DenyEntry, max_length
 from webapp.oidc.commands import add_parsers as add_handoff_parsers
-from webapp.passwords import hash_password
+from webapp.passwords import GENERATED, hash_password, sandbox_password
 from webapp.settings import Settings
 
 log = logging.getLogger("webapp")
@@ -60,10 +60,8 @@ def serve(args: argparse.Namespace) -> int:
     print(f"voice2fa on {base}/" + ("  (sandbox mode: no real calls)" if settings.sandbox else ""))
     if settings.sandbox and settings.admin_password_hash is None:
         # Made here, once, so that every worker accepts the same password.
-        password = secrets.token_urlsafe(12)
-        os.environ["ADMIN_PASSWORD_HASH"] = hash_password(password)
-        print(f"operators' pages: {base}/admin/ as {settings.admin_user!r}, password {password}"
-              "  (generated for this run; set ADMIN_PASSWORD_HASH from `voice2fa hash-password` to choose one)")
+        password, os.environ["ADMIN_PASSWORD_HASH"] = sandbox_password()
+        print(f"operators' pages: {base}/admin/ as {settings.admin_user!r}, password {password}  ({GENERATED})")
     server.run("webapp.asgi:app", settings, host=args.host, port=args.port, workers=args.workers,
                log_level=args.log_level)
     return 0
@@ -95,7 +93,7 @@ def sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-MAX_REASON = DenyEntry.__table__.c.reason.type.length
+MAX_REASON = max_length(DenyEntry.__table__.c.reason)
 
 
 def deny(args: argparse.Namespace) -> int:
@@ -202,7 +200,7 @@ def _deny_table(rows: list[DenyEntry]) -> str:
         (row.kind, row.value, row.reason or "-", f"{row.created_at:%Y-%m-%d %H:%M:%S}", row.created_by) for row in rows
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] for line in table)
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1] for line in table)
 
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -270,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:  # `serve` installs its own, masked the same way
         handler.addFilter(MaskingFilter())
     try:
-        return args.handler(args)
+        run: Callable[[argparse.Namespace], int] = args.handler
+        return run(args)
     except ValueError as exc:  # bad settings, a bad deny-list value, age or redirect URI: say which, not a traceback
         print(f"voice2fa: {exc}", file=sys.stderr)
         return 2

@@ -20,12 +20,12 @@ inline rather than costing each checkout a hop to a worker thread.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, CursorResult, Result, make_url
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -87,11 +87,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched."""
+    # Session.execute is typed as returning Result; for these statements it is a CursorResult.
+    return cast("CursorResult[Any]", result).rowcount
+
+
 def _sqlite_file(url: URL) -> str | None:
     """The absolute path of a SQLite database file, or None (not SQLite, in memory, already a URI)."""
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.query:
         return None
-    return os.path.abspath(url.database)  # type: ignore[arg-type]
+    return os.path.abspath(url.database)
 
 
 def _file_state(path: str) -> tuple[tuple[int, int] | None, bool]:

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from webapp.db import affected
 from webapp.models import AdminAction, DenyEntry
 from webapp.phone import InvalidNumber, parse_phone
 
@@ -72,7 +73,7 @@ async def remove(session: AsyncSession, entry: Entry) -> bool:
     """Remove `entry`; False if it was not there."""
     result = await session.execute(delete(DenyEntry).where(DenyEntry.kind == entry.kind, DenyEntry.value == entry.value))
     await session.commit()
-    return bool(result.rowcount)
+    return bool(affected(result))
 
 
 async def entries(session: AsyncSession) -> list[DenyEntry]:

@@ -24,6 +24,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from webapp.db import affected
 from webapp.errors import Voice2faError
 from webapp.models import Verification
 
@@ -99,7 +100,7 @@ class Leases:
                     )
                     .values(busy_until=now + self._duration, busy_by=self.owner)
                 )
-                if taken.rowcount:
+                if affected(taken):
                     await session.commit()
                     return
                 exists = await session.scalar(select(Verification.id).where(Verification.id == verification_id))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    DateTime,
     JSON,
+    BigInteger,
+    ColumnElement,
+    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -29,6 +31,13 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def max_length(column: ColumnElement[Any]) -> int:
+    """The length a String column was declared with: the one place such limits are written."""
+    length = getattr(column.type, "length", None)
+    assert isinstance(length, int), f"{column} has no length"
+    return length
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -40,6 +40,7 @@ from webapp.cross_origin import SAFE_METHODS
 from webapp.forms import BadForm, read_form
 from webapp.limits import LimiterUnavailable, RateLimits, parse
 from webapp.passwords import verify_password
+from webapp.state import app_state
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,10 @@ def operator_only(handler: Handler) -> Handler:
 
     @wraps(handler)
     async def wrapper(request: Request) -> Response:
-        operators: Operators = request.state.operators
-        ip = request.state.client_ip(request.scope)
+        state = app_state(request)
+        operators = state["operators"]
+        assert operators is not None, "the operators' pages are only served with a password"
+        ip = state["client_ip"](request.scope)
         who = await operators.authenticate(request, ip)
         if isinstance(who, Response):
             return who
@@ -148,7 +151,7 @@ def operator_only(handler: Handler) -> Handler:
 
 async def _read_operators_form(request: Request, ip: str) -> Response | None:
     """Read the POST's form into `request.state.form`; a page saying what to do if it can't be used."""
-    pages = request.state.admin_pages
+    pages = app_state(request)["admin_pages"]
     try:
         form = await read_form(request)
     except BadForm as exc:
@@ -160,8 +163,10 @@ async def _read_operators_form(request: Request, ip: str) -> Response | None:
             status_code=403,
             title="Nothing was done",
             messages=[
-                "This form did not come from a page of your session (or the session has expired), "
-                "so nothing was changed.",
+                (
+                    "This form did not come from a page of your session (or the session has expired), "
+                    "so nothing was changed."
+                ),
                 "Open the page again from the operators' pages, check what it says, and submit it from there.",
             ],
         )

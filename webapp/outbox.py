@@ -47,6 +47,7 @@ class Outbox:
 
     async def write(self, what: str, write: Write) -> bool:
         """Run `write`, retrying; False when the database would not take it and it is kept for later."""
+        failure: BaseException | None = None
         for pause in (*self._pauses, None):
             try:
                 await write()

@@ -28,7 +28,7 @@ STEP_BLOCKS = {"phone": "phone_form", "code": "code_form", "result": "result"}
 
 def htmx_file() -> str:
     """The pinned htmx build under webapp/static (its version is in the name)."""
-    return sorted(p.name for p in STATIC.glob("htmx-*.min.js"))[-1]
+    return max(p.name for p in STATIC.glob("htmx-*.min.js"))
 
 
 class Pages:

@@ -15,6 +15,16 @@ N, R, P = 2**14, 8, 1
 _LENGTH = 32
 
 
+#: Said with a password `sandbox_password` made.
+GENERATED = "generated for this run; set ADMIN_PASSWORD_HASH from `voice2fa hash-password` to choose one"
+
+
+def sandbox_password() -> tuple[str, str]:
+    """A random operators' password for one run in sandbox mode, and its hash."""
+    password = secrets.token_urlsafe(12)
+    return password, hash_password(password)
+
+
 def hash_password(password: str) -> str:
     """A new salted scrypt hash of `password`."""
     salt = secrets.token_bytes(16)

@@ -168,9 +168,11 @@ def parse_phone(raw: str, region: str) -> PhoneNumber:
         raise InvalidNumber(
             f"That doesn't look like a valid number for {_where(number, known)}."
         )
+    region_of_number = phonenumbers.region_code_for_number(number)
+    assert region_of_number is not None, "a valid number has a region (001 for the international networks)"
     return PhoneNumber(
         e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
-        region=phonenumbers.region_code_for_number(number),
+        region=region_of_number,
         international=phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL),
         number_type=phonenumbers.number_type(number),
     )
@@ -254,7 +256,7 @@ class CountryOptions:
             for c in self._countries.values()
         }
         self._all = "".join(self._options.values())
-        self._none_selected = markupsafe.Markup(self._all)
+        self._none_selected = markupsafe.Markup(self._all)  # noqa: S704 - every name and code escaped above
         # Keyed only by known regions, so it can never grow past the list itself.
         self._selected: dict[str, markupsafe.Markup] = {}
 
@@ -268,7 +270,7 @@ class CountryOptions:
             return self._none_selected
         marked = option.replace('">', '" selected>', 1)
         # On the plain str: Markup.replace would escape its arguments.
-        cached = markupsafe.Markup(self._all.replace(option, marked, 1))
+        cached = markupsafe.Markup(self._all.replace(option, marked, 1))  # noqa: S704 - escaped above
         self._selected[selected] = cached
         return cached
 

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, delete, func, inspect, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from webapp.db import affected
 from webapp.models import Attempt, Base, OidcAccessToken, OidcAuthorizationCode, OidcAuthorizationRequest, Verification
 
 RETENTION = "90d"
@@ -126,6 +127,6 @@ async def _delete_in_batches(
     while True:
         async with sessions.begin() as session:
             result = await session.execute(statement)
-        deleted += result.rowcount  # type: ignore[attr-defined]
-        if result.rowcount < batch:  # type: ignore[attr-defined]
+        deleted += affected(result)
+        if affected(result) < batch:
             return deleted

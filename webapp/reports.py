@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webapp.models import Attempt, UTCDateTime, Verification
@@ -106,7 +106,7 @@ class AttemptFilter:
         return found
 
 
-def _string_prefix(column: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
+def _string_prefix(column: SQLColumnExpression[str | None], prefix: str) -> ColumnElement[bool]:
     # A range rather than LIKE: it uses the index on both SQLite and PostgreSQL.
     return and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1))
 
@@ -311,7 +311,7 @@ async def summary(session: AsyncSession, where: AttemptFilter, now: datetime, to
     return result
 
 
-async def _top(session: AsyncSession, column: ColumnElement[str], conditions: list, top: int) -> list[tuple[str, int]]:
+async def _top(session: AsyncSession, column: SQLColumnExpression[str | None], conditions: list[ColumnElement[bool]], top: int) -> list[tuple[str, int]]:
     # Grouped by `column || ''`, which no index is sorted by: otherwise SQLite's
     # planner walks the whole number/IP index to skip a sort, instead of the
     # time range it was asked for (115 ms rather than 10 at a million rows).
@@ -328,7 +328,7 @@ async def _top(session: AsyncSession, column: ColumnElement[str], conditions: li
 
 
 def _bucket(session: AsyncSession, hourly: bool) -> ColumnElement[object]:
-    if session.bind.dialect.name == "sqlite":
+    if session.get_bind().dialect.name == "sqlite":
         # Stored as "YYYY-MM-DD HH:MM:SS…" text (UTC): the first 13 or 10 characters are the bucket.
         return func.substr(Attempt.created_at, 1, 13 if hourly else 10)
     return func.date_trunc("hour" if hourly else "day", func.timezone("UTC", Attempt.created_at))

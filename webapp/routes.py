@@ -20,6 +20,7 @@ from webapp.forms import read_form
 from webapp.oidc import page as handoff_page
 from webapp.pages import Pages, is_htmx
 from webapp.sandbox_phone import provider_refs
+from webapp.state import app_state
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +43,15 @@ STORAGE_DOWN = "We're having trouble on our side. Please try again in a minute."
 
 
 def _flow(request: Request) -> Flow:
-    return request.state.flow
+    return app_state(request)["flow"]
 
 
 def _pages(request: Request) -> Pages:
-    return request.state.pages
+    return app_state(request)["pages"]
 
 
 def _ip(request: Request) -> str:
-    return request.state.client_ip(request.scope)
+    return app_state(request)["client_ip"](request.scope)
 
 
 def _session_id(request: Request) -> str | None:

@@ -139,7 +139,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, response: bytes) -> None:
         """Answer `response` unless a response to this request has begun, and close."""
         self._disarm()
-        client = "%s:%d " % self.client if self.client else ""
+        client = f"{self.client[0]}:{self.client[1]} " if self.client else ""
         self.logger.warning("%sRefused: %s", client, response.split(b"\r\n", 1)[0][9:].decode())
         if self._reading_head or self.cycle is None or not self.cycle.response_started:
             self.transport.write(response)
@@ -147,7 +147,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- the deadlines -----------------------------------------------------
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn declares it: narrower than asyncio.Protocol
         super().connection_made(transport)
         self._started = self.loop.time()
         self._arm(self.edges.headers_timeout)  # a connection that sends nothing is cut off too
@@ -181,7 +181,7 @@ def run(app: Any, settings: Settings, *, host: str, port: int, workers: int = 1,
         loop="uvloop",
         # A partial rather than a class made on the fly: with --workers, uvicorn
         # pickles its config for each worker process.
-        http=partial(BoundedHttpToolsProtocol, edges=Edges.of(settings)),  # type: ignore[arg-type]
+        http=partial(BoundedHttpToolsProtocol, edges=Edges.of(settings)),  # type: ignore[arg-type]  # typed as a class or a name; a partial of one works alike
         timeout_graceful_shutdown=settings.shutdown_timeout,
         # The app decides who the client is (TRUSTED_PROXIES); uvicorn must not
         # rewrite the client address from X-Forwarded-For on its own.
@@ -200,4 +200,4 @@ def is_loopback(host: str) -> bool:
         found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
         return False
-    return bool(found) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in found)
+    return bool(found) and all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in found)

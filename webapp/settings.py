@@ -14,12 +14,12 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+from limits import parse_many
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
-
-from limits import parse_many
 
 from webapp.passwords import check_hash
 from webapp.phone import NUMBER_TYPES
@@ -135,8 +135,8 @@ class Settings:
     #: Seconds an ID token and an access token are valid.
     oidc_token_lifetime: int = 300
     #: Failed token requests, per client IP and per client.
-    limit_token_failures_per_ip: str = "10/minute;50/hour"
-    limit_token_failures_per_client: str = "20/minute;200/hour"
+    limit_token_failures_per_ip: str = "10/minute;50/hour"  # noqa: S105 - a limit, not a token
+    limit_token_failures_per_client: str = "20/minute;200/hour"  # noqa: S105 - a limit, not a token
     #: Authorization requests per client IP: each one that passes is stored until it expires.
     limit_authorize_per_ip: str = "20/minute;100/hour"
 
@@ -188,7 +188,7 @@ class Settings:
     def secure_cookies(self) -> bool:
         return (not self.sandbox) if self.cookie_secure is None else self.cookie_secure
 
-    def replace(self, **changes: object) -> Settings:
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
     @classmethod

@@ -18,6 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from webapp.db import affected
 from webapp.errors import Refusal
 from webapp.guard import pending_refusal
 from webapp.models import Attempt, Verification
@@ -135,7 +136,7 @@ class Verifications:
             .values(provider=verification.provider, provider_ref=ref, calls=verification.calls, code_attempts=verification.code_attempts,
                     last_call_at=verification.last_call_at, expires_at=verification.expires_at)
         )
-        if result.rowcount:
+        if affected(result):
             return "recorded"
         status = await session.scalar(select(Verification.status).where(Verification.id == verification.id))
         if status == "pending":
@@ -158,7 +159,7 @@ class Verifications:
                    Verification.provider_ref == verification.provider_ref)
             .values(status="verified", verified_at=now)
         )
-        if result.rowcount:
+        if affected(result):
             verification.status, verification.verified_at = "verified", now
             return True
         await _reread(session, verification)
@@ -177,7 +178,7 @@ class Verifications:
         if on_call is not None:
             where.append(Verification.provider_ref == on_call)
         result = await session.execute(update(Verification).where(*where).values(**values))
-        if not result.rowcount:
+        if not affected(result):
             return await _reread(session, verification, status)
         verification.status = status
         return status

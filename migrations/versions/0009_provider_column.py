@@ -6,7 +6,7 @@ provider reference or a provider latency). Attempts no provider took part in
 (refusals by the guard, typos, the hand-off's own rows) name none.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01
 """
 

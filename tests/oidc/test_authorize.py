@@ -10,12 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.oidc.support import ISSUER, NUMBER, SHOP_CALLBACK, Registered, issue_code, query, redirect_params, register
+from tests.support import FakeClock, attempts
 from webapp.models import OidcAuthorizationRequest
 from webapp.oidc import authorize
 from webapp.oidc.provider import Provider
-
-from ..conftest import FakeClock, attempts
-from .conftest import ISSUER, NUMBER, SHOP_CALLBACK, Registered, issue_code, query, redirect_params, register
 
 IP = "203.0.113.10"
 #: A state no encoder would leave alone: spaces, reserved characters, percent signs, non-ASCII.

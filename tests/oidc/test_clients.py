@@ -7,9 +7,8 @@ import re
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.support import FakeClock
 from webapp.oidc.clients import add, check_name, check_redirect_uri
-
-from ..conftest import FakeClock
 
 
 @pytest.mark.parametrize("uri", [
@@ -42,14 +41,14 @@ def test_https_and_loopback_redirect_uris_are_taken_as_they_are(uri: str) -> Non
     "https://shop.example/" + "a" * 2000,
 ])
 def test_other_redirect_uris_are_refused_with_a_reason(uri: str) -> None:
-    with pytest.raises(ValueError, match="redirect URI|not a URL"):
+    with pytest.raises(ValueError, match=r"redirect URI|not a URL"):
         check_redirect_uri(uri)
 
 
 def test_a_name_is_trimmed_and_must_be_printable() -> None:
     assert check_name("  Example   shop ") == "Example shop"
     for bad in ("", "   ", "a" * 101, "shop\x00"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="printable characters"):
             check_name(bad)
 
 

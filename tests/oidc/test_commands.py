@@ -77,14 +77,14 @@ def test_keys_rotate_list_and_retire(database_url: str) -> None:
     assert f"still published until retired: {old}" in second.stdout
 
     listed = voice2fa(database_url, "keys", "list").stdout
-    assert re.search(rf"^{re.escape(new)}\s.*signing$", listed, re.M)
-    assert re.search(rf"^{re.escape(old)}\s.*published$", listed, re.M)
+    assert re.search(rf"^{re.escape(new)}\s.*signing$", listed, re.MULTILINE)
+    assert re.search(rf"^{re.escape(old)}\s.*published$", listed, re.MULTILINE)
 
     refused = voice2fa(database_url, "keys", "retire", new)
     assert refused.returncode == 2 and "rotate" in refused.stderr
     retired = voice2fa(database_url, "keys", "retire", old)
     assert retired.returncode == 0, retired.stderr
-    assert re.search(rf"^{re.escape(old)}\s.*retired", voice2fa(database_url, "keys", "list").stdout, re.M)
+    assert re.search(rf"^{re.escape(old)}\s.*retired", voice2fa(database_url, "keys", "list").stdout, re.MULTILINE)
 
 
 async def test_keys_rotate_adds_a_key_the_database_keeps(database_url: str, db: async_sessionmaker[AsyncSession]) -> None:

@@ -14,14 +14,13 @@ from joserfc.jwk import RSAKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import Secret
 
+from tests.oidc.support import ISSUER, Registered, exchange, issue_code, jwks
+from tests.support import FakeClock
 from webapp.app import create_app
 from webapp.limits import RateLimits
 from webapp.oidc import keys
 from webapp.oidc.provider import Provider
 from webapp.settings import Settings
-
-from ..conftest import FakeClock
-from .conftest import ISSUER, Registered, exchange, issue_code, jwks
 
 PUBLIC = "https://verify.example.com"
 

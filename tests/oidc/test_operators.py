@@ -12,12 +12,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.oidc.support import NUMBER, SHOP_CALLBACK, Registered, exchange, issue_code, register
+from tests.support import OPERATOR, FakeClock, seed, text_of
 from webapp.models import Attempt
 from webapp.oidc import clients
 from webapp.oidc.provider import Provider
-
-from ..conftest import OPERATOR, FakeClock, seed, text_of
-from .conftest import NUMBER, SHOP_CALLBACK, Registered, exchange, issue_code, register
 
 
 async def test_the_attempts_table_filters_by_the_hand_off_outcomes_and_kinds(
@@ -111,7 +110,7 @@ async def test_the_summary_shows_conversion_per_site(
     await seed(db, rows)
     html = (await operator.get("/admin/summary")).text
     sites = html.split('<table class="small sites">', 1)[1].split("</table>", 1)[0]
-    found = [(flag, text_of(cells)) for flag, cells in re.findall(r'<tr class="(bad)?">(.*?)</tr>', sites, re.S)]
+    found = [(flag, text_of(cells)) for flag, cells in re.findall(r'<tr class="(bad)?">(.*?)</tr>', sites, re.DOTALL)]
     assert found == [("", "Example shop 5 4 3 75 % 3"), ("bad", "Other site 1 10 1 10 % 0")]
 
 

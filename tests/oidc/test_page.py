@@ -11,10 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from webapp.models import OidcAuthorizationCode, OidcAuthorizationRequest
-
-from ..conftest import FakeClock, attempts, call_me, spoken_code, text_of, verifications
-from .conftest import (
+from tests.oidc.support import (
     ISSUER,
     NUMBER,
     SHOP_CALLBACK,
@@ -29,6 +26,8 @@ from .conftest import (
     type_code,
     verified_claims,
 )
+from tests.support import FakeClock, attempts, call_me, spoken_code, text_of, verifications
+from webapp.models import OidcAuthorizationCode, OidcAuthorizationRequest
 
 STATE = "af0ifjsldkj"
 

@@ -8,10 +8,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.oidc.support import Registered, exchange, issue_code
+from tests.support import FakeClock, attempts
 from webapp.oidc.provider import Provider
-
-from ..conftest import FakeClock, attempts
-from .conftest import Registered, exchange, issue_code
 
 LIMITS = {"limit_token_failures_per_ip": "3/minute", "limit_token_failures_per_client": "5/minute",
           "oidc_code_lifetime": 120}  # a code outlives the one-minute window

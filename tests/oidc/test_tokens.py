@@ -17,12 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from webapp.models import OidcAccessToken, OidcAuthorizationCode, OidcClient
-from webapp.oidc import authorize
-from webapp.oidc.provider import Provider
-
-from ..conftest import FakeClock, attempts
-from .conftest import (
+from tests.oidc.support import (
     ISSUER,
     NUMBER,
     Registered,
@@ -35,6 +30,10 @@ from .conftest import (
     token_form,
     verified_claims,
 )
+from tests.support import FakeClock, attempts
+from webapp.models import OidcAccessToken, OidcAuthorizationCode, OidcClient
+from webapp.oidc import authorize
+from webapp.oidc.provider import Provider
 
 with warnings.catch_warnings():
     # Authlib 1.9 would rather its httpx client ran on httpx2; it still works on httpx, which the app uses.

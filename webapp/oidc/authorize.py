@@ -38,9 +38,10 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webapp.attempts import printable
+from webapp.db import affected
 from webapp.guard import wait_text
 from webapp.limits import LimiterUnavailable
-from webapp.models import OidcAuthorizationRequest, OidcClient
+from webapp.models import OidcAuthorizationRequest, OidcClient, max_length
 from webapp.oidc import clients, codes
 from webapp.oidc.provider import Provider
 
@@ -234,7 +235,7 @@ async def _page(provider: Provider, ip: str, client_id: str | None, error: str, 
 
 
 async def _open_request(session: AsyncSession, request_id: str) -> OidcAuthorizationRequest | None:
-    if not request_id or len(request_id) > OidcAuthorizationRequest.__table__.c.id.type.length:
+    if not request_id or len(request_id) > max_length(OidcAuthorizationRequest.__table__.c.id):
         return None
     return await session.get(OidcAuthorizationRequest, request_id)
 
@@ -245,7 +246,7 @@ async def _finish(session: AsyncSession, request: OidcAuthorizationRequest, now:
     if unexpired:
         conditions.append(OidcAuthorizationRequest.expires_at > now)
     result = await session.execute(update(OidcAuthorizationRequest).where(*conditions).values(finished_at=now))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(affected(result))
 
 
 async def complete(

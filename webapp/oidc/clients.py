@@ -17,11 +17,12 @@ import anyio.to_thread
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from webapp.models import OidcClient
+from webapp.db import affected
+from webapp.models import OidcClient, max_length
 from webapp.passwords import hash_password, verify_password
 from webapp.settings import LOOPBACK_HOSTS
 
-MAX_NAME = OidcClient.__table__.c.name.type.length
+MAX_NAME = max_length(OidcClient.__table__.c.name)
 MAX_REDIRECT_URI = 2000
 
 
@@ -91,12 +92,12 @@ async def all_clients(session: AsyncSession) -> list[OidcClient]:
 
 async def names(session: AsyncSession) -> dict[str, str]:
     """Every client's name by its id, for the operators' tables."""
-    return {client_id: name for client_id, name in await session.execute(select(OidcClient.id, OidcClient.name))}
+    return dict((await session.execute(select(OidcClient.id, OidcClient.name))).all())
 
 
 async def get(session: AsyncSession, client_id: str) -> OidcClient | None:
     """The client with this id, or None (also for ids no client could have)."""
-    if not client_id or len(client_id) > OidcClient.__table__.c.id.type.length:
+    if not client_id or len(client_id) > max_length(OidcClient.__table__.c.id):
         return None
     return await session.get(OidcClient, client_id)
 
@@ -105,7 +106,7 @@ async def remove(session: AsyncSession, client_id: str) -> bool:
     """Remove a client, and with it its pending requests, codes and tokens; whether it existed."""
     result = await session.execute(delete(OidcClient).where(OidcClient.id == client_id))
     await session.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(affected(result))
 
 
 async def secret_matches(client: OidcClient, secret: str) -> bool:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from webapp.db import affected
 from webapp.models import OidcAccessToken, OidcAuthorizationCode, OidcAuthorizationRequest
 
 
@@ -57,7 +58,7 @@ async def spend(session: AsyncSession, code: str, now: datetime) -> Spent:
         .where(OidcAuthorizationCode.code_hash == code_hash, OidcAuthorizationCode.used_at.is_(None))
         .values(used_at=now)
     )
-    first_use = bool(result.rowcount)  # type: ignore[attr-defined]
+    first_use = bool(affected(result))
     if not first_use:
         await session.execute(delete(OidcAccessToken).where(OidcAccessToken.code_hash == code_hash))
     await session.commit()

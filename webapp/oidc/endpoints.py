@@ -17,6 +17,7 @@ from webapp.oidc import authorize, tokens
 from webapp.oidc.keys import ALGORITHM
 from webapp.oidc.page import SESSION_KEY
 from webapp.oidc.provider import Provider
+from webapp.state import app_state
 
 MAX_FORM_BYTES = 16 * 1024
 
@@ -26,7 +27,9 @@ CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_ha
 
 
 def _provider(request: Request) -> Provider:
-    return request.state.oidc
+    provider = app_state(request)["oidc"]
+    assert provider is not None, "these routes are only served with the hand-off on"
+    return provider
 
 
 def _issuer(request: Request) -> str:
@@ -34,7 +37,7 @@ def _issuer(request: Request) -> str:
 
 
 def _ip(request: Request) -> str:
-    return request.state.client_ip(request.scope)
+    return app_state(request)["client_ip"](request.scope)
 
 
 def metadata(issuer: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from webapp.models import OidcAuthorizationRequest, OidcClient
+from webapp.models import OidcAuthorizationRequest, OidcClient, max_length
 from webapp.oidc.provider import Provider
 
 #: What may stand in a Content-Security-Policy source expression as a host: no
@@ -73,7 +73,7 @@ def redirect_origin(redirect_uri: str) -> str | None:
 
 async def load(provider: Provider, request_id: str, now: datetime) -> Handoff | None:
     """The request and its client; None if there is no such request (unknown, pruned, or its client removed)."""
-    if not request_id or len(request_id) > OidcAuthorizationRequest.__table__.c.id.type.length:
+    if not request_id or len(request_id) > max_length(OidcAuthorizationRequest.__table__.c.id):
         return None
     async with provider.sessions() as session:
         found = (await session.execute(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from joserfc.jwk import RSAKey
+from joserfc.jwk import KeyParameters, RSAKey
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,7 +31,7 @@ from webapp.models import OidcSigningKey
 
 ALGORITHM = "RS256"
 KEY_BITS = 2048
-_PARAMETERS = {"use": "sig", "alg": ALGORITHM}
+_PARAMETERS: KeyParameters = {"use": "sig", "alg": ALGORITHM}
 
 
 def kid_of(key: RSAKey) -> str:
@@ -43,7 +43,7 @@ def load_pem(pem: str | bytes) -> RSAKey:
     """An RSA private key from PEM, its kid set to its thumbprint; ValueError if it is not one."""
     try:
         key = RSAKey.import_key(pem)
-    except Exception as exc:  # joserfc raises whatever the PEM parser raised
+    except Exception as exc:  # noqa: BLE001 - joserfc raises whatever the PEM parser raised
         raise ValueError(f"not an RSA private key in PEM: {exc}") from None
     if not key.is_private:
         raise ValueError("the PEM holds a public key; ID tokens need the private key")

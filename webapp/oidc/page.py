@@ -29,6 +29,7 @@ from webapp.oidc.authorize import HandoffError
 from webapp.oidc.handoff import Handoff, load
 from webapp.oidc.provider import Provider
 from webapp.pages import is_htmx
+from webapp.state import app_state
 
 SESSION_KEY = page_session.AUTHORIZATION_REQUEST
 #: The form field naming the hand-off a page was rendered for (`Handoff.tag`).
@@ -40,7 +41,7 @@ ENDED = "That sign-in has ended. To sign in to the site you came from, go back t
 
 
 def _provider(request: Request) -> Provider:
-    provider = getattr(request.state, "oidc", None)
+    provider = app_state(request)["oidc"]
     assert provider is not None, "a hand-off is only loaded when the provider is served"
     return provider
 
@@ -50,7 +51,7 @@ def _issuer(request: Request) -> str:
 
 
 def _ip(request: Request) -> str:
-    return request.state.client_ip(request.scope)
+    return app_state(request)["client_ip"](request.scope)
 
 
 def _home(request: Request) -> Response:
@@ -64,7 +65,7 @@ async def begin(request: Request) -> tuple[Flow, Handoff | None]:
     kept on the request for `webapp.pages`; an id that names no request any
     more (pruned, or its client removed) is dropped from the session.
     """
-    provider = getattr(request.state, "oidc", None)
+    provider = app_state(request)["oidc"]
     request_id = page_session.get(request.session, SESSION_KEY)
     handoff = None
     if provider is not None and request_id is not None:
@@ -72,7 +73,7 @@ async def begin(request: Request) -> tuple[Flow, Handoff | None]:
         if handoff is None:
             request.session.pop(SESSION_KEY, None)
     request.state.handoff = handoff
-    return request.state.flow.for_client(handoff.client_id if handoff else None), handoff
+    return app_state(request)["flow"].for_client(handoff.client_id if handoff else None), handoff
 
 
 def end(request: Request) -> None:

@@ -71,5 +71,5 @@ def parse_datetime(value: object) -> datetime | None:
     """An ISO 8601 time from a provider's answer, aware (UTC if it names no zone); None if absent."""
     if not isinstance(value, str) or not value:
         return None
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(value)  # reads a "Z" suffix since Python 3.11
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

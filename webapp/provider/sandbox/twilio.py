@@ -35,7 +35,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 from starlette.requests import Request
@@ -74,7 +74,7 @@ class TwilioVerification(SandboxVerification):
 
     api = "twilio"
     waiting = frozenset({"pending", "max_attempts_reached"})
-    call_statuses = {"pending": "sent", "approved": "verified", "canceled": "deleted", "max_attempts_reached": "failed"}
+    call_statuses: ClassVar[dict[str, str]] = {"pending": "sent", "approved": "verified", "canceled": "deleted", "max_attempts_reached": "failed"}
 
     service_sid: str
     account_sid: str
@@ -189,7 +189,7 @@ class _TwilioApi:
             "lookup": {},
             "send_code_attempts": [
                 {"attempt_sid": sid, "channel": v.channel, "time": _iso(when)}
-                for sid, (_, when) in zip(v.attempt_sids, v.calls)
+                for sid, (_, when) in zip(v.attempt_sids, v.calls, strict=True)
             ],
             "sna": None,
             "url": f"{base}/v2/Services/{v.service_sid}/Verifications/{v.id}",

@@ -1,0 +1,49 @@
+"""What the lifespan shares with every request: `AppState`, typed (starlette's lifespan state).
+
+`create_app`'s lifespan yields one `AppState`; starlette copies it into each
+request's `request.state`. Handlers read it through `app_state(request)`, so
+that `app_state(request)["flow"]` is a `Flow` to the type checker, not `Any`.
+What a request adds for itself (`operator`, `form`, `handoff`) is not part of
+it and stays on `request.state`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict, cast
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
+from starlette.types import Scope
+
+if TYPE_CHECKING:  # these modules import the routes that read the state
+    from webapp.admin import AdminPages
+    from webapp.flow import Flow
+    from webapp.guard import Guard
+    from webapp.limits import RateLimits
+    from webapp.oidc.provider import Provider
+    from webapp.operators import Operators
+    from webapp.pages import Pages
+    from webapp.provider.sandbox import SandboxState
+
+
+class AppState(TypedDict):
+    flow: Flow
+    pages: Pages
+    sandbox: SandboxState | None  # sandbox mode only
+    client_ip: Callable[[Scope], str]  # who the client is (TRUSTED_PROXIES applied)
+    limits: RateLimits
+    sessions: async_sessionmaker[AsyncSession]
+    guard: Guard
+    clock: Callable[[], datetime]
+    operators: Operators | None  # None: the operators' pages are off
+    admin_pages: AdminPages
+    oidc: Provider | None  # None: the hand-off is off
+
+
+def app_state(connection: HTTPConnection) -> AppState:
+    """The lifespan's state as this request sees it."""
+    # starlette's own typed state (`Request[AppState]`) is this same cast of its
+    # `State`, which answers `state["key"]` as well as `state.key`.
+    return cast("AppState", connection.state)
