@@ -7,10 +7,16 @@ clock the test moves.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.conftest import NL_MOBILES, calls_placed, start_call
 
 from webapp import denylist
 from webapp.circuit import Judging
@@ -158,3 +164,51 @@ async def test_a_start_that_looked_before_a_judging_ended_looks_again() -> None:
 
     await judging.judge("NL", NOW, judging.ticket("NL"), work)  # another start judges and opens one
     assert await judging.judge("NL", NOW, ticket, work), "the break it may have opened is looked for"
+
+
+# -- what a flood of starts asks the database -------------------------------------------------------
+
+
+@pytest.fixture
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement any engine runs during the test."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+async def test_starts_in_one_second_read_the_deny_list_and_judge_the_country_once(
+    client_for: Callable[..., httpx.AsyncClient], app: object, db: Sessions, statements: list[str]
+) -> None:
+    await deny(db, "+31612345678")
+    statements.clear()
+    for i, phone in enumerate(NL_MOBILES[:10]):
+        async with client_for(f"198.51.100.{i + 1}") as client:
+            assert (await start_call(client, phone)).status_code == 200
+    async with client_for("198.51.100.99") as client:
+        assert (await start_call(client, "0612345678")).status_code == 422, "the deny list still holds"
+    deny_reads = [s for s in statements if "deny_entries" in s]
+    assert len(deny_reads) == 2, "its signature and its entries, once"
+    judging = [s for s in statements if "FROM verifications" in s and "ORDER BY verifications.created_at DESC" in s]
+    assert len(judging) == 1, "the country was judged once in that second"
+    assert calls_placed(app) == 10
+
+
+async def test_a_refused_start_writes_its_row_and_reads_nothing(
+    client_for: Callable[..., httpx.AsyncClient], app: object, statements: list[str]
+) -> None:
+    async with client_for("203.0.113.66") as flooding:
+        for phone in NL_MOBILES[:5]:
+            await start_call(flooding, phone)
+        statements.clear()
+        for phone in NL_MOBILES[5:25]:
+            assert (await start_call(flooding, phone)).status_code == 429
+    assert not [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(statements) <= 20, "at most its attempts row each"
