@@ -75,6 +75,18 @@ def test_serve_refuses_bad_settings_with_a_message(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_serve_refuses_a_listed_provider_without_credentials(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(VOICE2FA), "serve", "--port", str(free_port())],
+        cwd=tmp_path, env=clean_env(PROVIDERS="messagebird,twilio", MESSAGEBIRD_API_KEY="live_x"),
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "PROVIDERS lists twilio, but TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_VERIFY_SERVICE_SID not set" \
+        in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_messagebirds_own_sdk_works_against_the_sandbox(sandbox_url: str) -> None:
     """MessageBird's Python SDK, pointed at `voice2fa sandbox` with any key."""
     key = "any-key"

@@ -322,7 +322,7 @@ async def test_healthz_says_when_the_database_does_not_answer(client: httpx.Asyn
     response = await client.get("/healthz")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "database": "unavailable", "limiter": "ok",
-                               "unrecorded_calls": 0}
+                               "unrecorded_calls": 0, "providers": {"messagebird": "ok"}}
     await outage.end()
     assert (await client.get("/healthz")).status_code == 200
 

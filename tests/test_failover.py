@@ -97,6 +97,12 @@ def calls_at(sandbox_url: str) -> list[dict[str, str]]:
     return response.json()
 
 
+async def providers_health(client_for: Callable[..., httpx.AsyncClient]) -> dict[str, str]:
+    """What /healthz says of each provider."""
+    async with client_for() as client:
+        return (await client.get("/healthz")).json()["providers"]
+
+
 # -- a first provider that proves it placed nothing -----------------------------------------------
 
 
@@ -231,6 +237,7 @@ async def test_the_breaker_skips_a_failing_provider_then_tries_it_again_once_it_
     await start(0)
     await start(1)  # the second "unavailable" in a row: MessageBird is skipped from now on
     assert requests.to("messagebird") == 2
+    assert await providers_health(client_for) == {"messagebird": "skipped", "twilio": "ok"}
     state.outages.clear()  # it has recovered, but the breaker does not know yet
     await start(2)
     assert requests.to("messagebird") == 2, "skipped: not asked at all"
@@ -241,6 +248,7 @@ async def test_the_breaker_skips_a_failing_provider_then_tries_it_again_once_it_
     await start(4)
 
     assert requests.to("messagebird") == 3
+    assert await providers_health(client_for) == {"messagebird": "ok", "twilio": "ok"}
     assert [call["api"] for call in reversed(calls_at(sandbox_url))] == ["twilio"] * 4 + ["messagebird"]
     rows = [(row.outcome, row.provider) for row in await attempts(db)]
     assert rows == [("provider_failover", "messagebird"), ("sent", "twilio")] * 2 + [

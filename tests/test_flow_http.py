@@ -557,7 +557,8 @@ async def test_code_form_posted_without_a_session_gets_the_phone_form(client: ht
 async def test_healthz(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "limiter": "ok", "unrecorded_calls": 0}
+    assert response.json() == {"status": "ok", "database": "ok", "limiter": "ok", "unrecorded_calls": 0,
+                               "providers": {"messagebird": "ok"}}
 
 
 async def test_pages_carry_a_strict_csp_and_no_inline_script_or_style(client: httpx.AsyncClient) -> None:

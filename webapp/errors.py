@@ -8,7 +8,7 @@
      │    │    └── ProviderRefused     connection refused, a 429 for the whole account, a
      │    │                            5xx with the provider's own error body: proof that
      │    │                            nothing was done (the next provider may be tried)
-     │    ├── ProviderUnauthorized     401 (Twilio 20003), Twilio's 403: the credentials
+     │    ├── ProviderUnauthorized     401 (Twilio 20003) or 403: the credentials
      │    │                            are wrong or the account is closed (a configuration error)
      │    └── ProviderRejected         a 4xx with the provider's error body
      │         ├── InvalidToken        MessageBird "The token is invalid."; Twilio: a check

@@ -315,6 +315,11 @@ class Flow:
         return True
 
     @property
+    def providers(self) -> dict[str, str]:
+        """Each listed provider, "ok" or "skipped" by its breaker (this process's view)."""
+        return self._providers.states()
+
+    @property
     def unrecorded(self) -> int:
         """Calls placed that the outbox still has to write down."""
         return len(self._outbox)

@@ -241,6 +241,8 @@ async def healthz(request: Request) -> Response:
         "database": "ok" if database else "unavailable",
         "limiter": "ok" if limiter else "unavailable",
         "unrecorded_calls": _flow(request).unrecorded,
+        # Reported, never fatal: with a provider skipped the others still place calls.
+        "providers": _flow(request).providers,
     }
     return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 

@@ -127,6 +127,10 @@ class Providers:
         }
         return cls(clients, settings.providers, breakers)
 
+    def states(self) -> dict[str, str]:
+        """Each listed provider: "ok", or "skipped" while its breaker holds it off."""
+        return {name: "skipped" if self._breakers[name].wait() else "ok" for name in self.order}
+
     def client(self, name: str | None) -> Provider:
         """The provider `name`, which placed a call; NotFound if it is not configured (any more)."""
         found = self._clients.get(name or "")
