@@ -238,7 +238,8 @@ class Paths:
             return [lambda: self.call("GET", "/", ip="192.0.2.1", htmx=False)] * self.n
         if name == "start":
             return [
-                (lambda i=i, phone=self.number(): self.call("POST", "/verify", ip=self.ip(i),
+                # The defaults bind now: a fresh number per request, drawn before the timing starts.
+                (lambda i=i, phone=self.number(): self.call("POST", "/verify", ip=self.ip(i),  # noqa: B008
                                                            form={"country": "NL", "phone": phone}))
                 for i in range(self.n)
             ]
@@ -262,7 +263,7 @@ class Paths:
             for _ in range(5):
                 await self.call("POST", "/verify", ip="198.51.100.66", form={"country": "NL", "phone": self.number()})
             return [
-                (lambda phone=self.number(): self.call("POST", "/verify", ip="198.51.100.66",
+                (lambda phone=self.number(): self.call("POST", "/verify", ip="198.51.100.66",  # noqa: B008
                                                        form={"country": "NL", "phone": phone}))
                 for _ in range(self.n)
             ]

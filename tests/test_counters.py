@@ -137,7 +137,7 @@ async def test_stats_of_a_large_limit_say_what_remains(limits: RateLimits, clock
     items = parse("500/hour")
     for _ in range(120):
         await limits.hit(items, "country", "NL")
-    [(item, remaining, reset)] = await limits.stats(items, "country", "NL")
+    [(_item, remaining, reset)] = await limits.stats(items, "country", "NL")
     assert remaining == 380 and reset == clock().timestamp()
 
 

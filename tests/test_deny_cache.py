@@ -16,8 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import NL_MOBILES, calls_placed, start_call
-
+from tests.support import NL_MOBILES, calls_placed, start_call
 from webapp import denylist
 from webapp.circuit import Judging
 from webapp.deny_cache import DenyList, DenyListCache

@@ -14,7 +14,17 @@ import pytest
 from starlette.applications import Starlette
 from starlette.datastructures import Secret
 
-from tests.support import FakeClock, FarSide, always, attempts, free_port, served_in_thread, spoken_code, start_call, text_of
+from tests.support import (
+    FakeClock,
+    FarSide,
+    always,
+    attempts,
+    free_port,
+    served_in_thread,
+    spoken_code,
+    start_call,
+    text_of,
+)
 from webapp.errors import (
     InvalidParameter,
     ProviderError,

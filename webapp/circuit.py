@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import anyio
-
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession

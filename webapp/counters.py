@@ -34,7 +34,7 @@ PURGE_BATCH = 64
 class MemoryCounters(Storage, MovingWindowSupport, SlidingWindowCounterSupport, TimestampedSlidingWindow):
     """Counters and moving windows in this process's memory, expired lazily on the app's clock."""
 
-    STORAGE_SCHEME = [SCHEME]
+    STORAGE_SCHEME = [SCHEME]  # noqa: RUF012 - limits' registry reads this class attribute, as its own storages declare it
 
     def __init__(
         self, uri: str | None = None, wrap_exceptions: bool = False, now: Callable[[], float] = time.time,

@@ -40,8 +40,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import redis.asyncio
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import RedisStorage
 from limits.aio import strategies as aio_strategies
+from limits.aio.storage import RedisStorage
 from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 from slowapi import Limiter
@@ -104,7 +104,7 @@ class RateLimits:
             self.limiter = Limiter(
                 key_func=_unused_key,
                 storage_uri=f"{counters.SCHEME}://",
-                storage_options={"now": now},
+                storage_options={"now": now},  # type: ignore[dict-item]  # slowapi types options as strings; ours takes the clock
                 strategy="moving-window",
                 key_prefix=key_prefix,
             )
@@ -116,7 +116,9 @@ class RateLimits:
                 self._pool = redis.asyncio.ConnectionPool.from_url(
                     storage_url.replace("redis+unix://", "unix://", 1), socket_connect_timeout=1.0, socket_timeout=1.0
                 )
-                storage: Any = RedisStorage("async+" + storage_url, implementation="redispy", connection_pool=self._pool)
+                storage: Any = RedisStorage(  # our own pool; limits types its options loosely
+                    "async+" + storage_url, implementation="redispy", connection_pool=self._pool,  # type: ignore[arg-type]  # limits types **options as scalars
+                )
             else:
                 storage = storage_from_string("async+" + storage_url)
             self._moving = aio_strategies.MovingWindowRateLimiter(storage)
@@ -213,7 +215,7 @@ class RateLimits:
 
 async def _value(result: T | Awaitable[T]) -> T:
     """What a strategy answered: the in-memory ones answer at once, the async storages' are awaited."""
-    return await result if inspect.isawaitable(result) else result  # type: ignore[no-any-return]
+    return await result if inspect.isawaitable(result) else result
 
 
 def sliding_room(

@@ -24,8 +24,7 @@ from starlette.datastructures import CommaSeparatedStrings, Secret
 from webapp.passwords import check_hash
 from webapp.phone import NUMBER_TYPES
 from webapp.provider import MESSAGEBIRD, NAMES, TWILIO, CallOptions
-from webapp.provider.twilio import DEFAULT_BASE_URL as TWILIO_BASE_URL
-from webapp.provider.twilio import SERVICE_SID
+from webapp.provider.twilio import DEFAULT_BASE_URL as TWILIO_BASE_URL, SERVICE_SID
 
 DEFAULT_BASE_URL = "https://rest.messagebird.com"
 #: Hosts where plain http is allowed for development (RFC 8252 loopback).

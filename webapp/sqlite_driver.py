@@ -49,7 +49,7 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     """A cursor whose every statement is one call on aiosqlite's thread, rows fetched in it."""
 
-    __slots__ = ("_description", "_rowcount", "_lastrowid")
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: Any) -> None:  # no cursor made ahead: one per statement, in the thread
         self._adapt_connection = adapt_connection

@@ -240,7 +240,7 @@ async def _expire_stale(session: AsyncSession, e164: str, now: datetime) -> int:
         .where(Verification.number == e164, Verification.status == "pending", Verification.expires_at <= now)
         .values(status="expired")
     )
-    return result.rowcount
+    return affected(result)
 
 
 async def _live_expiry(session: AsyncSession, e164: str) -> datetime | None:

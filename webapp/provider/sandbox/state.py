@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar
 
 import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, ClassVar
 
 #: Recipients (digits without "+") that make failures visible, through either API;
 #: each is a valid Dutch mobile number, so phone policy lets them through.
