@@ -26,15 +26,18 @@ class AttemptLog:
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Callable[[], datetime],
         client_id: str | None = None,
+        via: str | None = None,
     ) -> None:
         self._sessions = sessionmaker
         self._clock = clock
         #: the hand-off's site every row names unless told otherwise (None: the standalone page)
         self._client_id = client_id
+        #: the door every row names: "api", or None for the page
+        self._via = via
 
-    def for_client(self, client_id: str | None) -> AttemptLog:
-        """This log, its rows naming `client_id`: the site whose hand-off they belong to."""
-        return AttemptLog(self._sessions, self._clock, client_id)
+    def for_client(self, client_id: str | None, via: str | None = None) -> AttemptLog:
+        """This log, its rows naming `client_id` (a hand-off's site, or a JSON API client) and `via`."""
+        return AttemptLog(self._sessions, self._clock, client_id, via)
 
     async def write(self, kind: str, outcome: str, ip: str, **fields: object) -> None:
         """One row, committed in its own transaction."""
@@ -77,4 +80,5 @@ class AttemptLog:
             provider_latency_ms=latency,
             client_id=client_id or self._client_id,
             reason=printable(reason, 120) if reason else None,
+            via=self._via,
         )
