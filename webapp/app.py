@@ -27,6 +27,8 @@ from starlette.staticfiles import StaticFiles
 
 from webapp import admin
 from webapp.admin import AdminPages
+from webapp.api import endpoints as api_endpoints
+from webapp.api.context import Api
 from webapp.client_ip import client_ip, parse_networks
 from webapp.cross_origin import CrossOriginProtection
 from webapp.db import create_engine, create_sessionmaker
@@ -149,6 +151,7 @@ def create_app(
                         else None,
                         "admin_pages": AdminPages(pages, fail_open=settings.ratelimit_fail_open),
                         "oidc": oidc,
+                        "api": Api(settings, sessions, clock, limits),
                     }
                 finally:
                     background.cancel_scope.cancel()
@@ -159,7 +162,7 @@ def create_app(
 
     admin_hash = _operators_password(settings)
     handoff = handoff_enabled(settings)
-    app_routes = routes(sandbox=sandbox is not None, handoff=handoff)
+    app_routes = routes(sandbox=sandbox is not None, handoff=handoff) + api_endpoints.routes()
     if admin_hash:
         app_routes += admin.routes()
     if handoff:

@@ -81,6 +81,8 @@ class Pending:
     verified_at: datetime | None = None
     #: the JSON API client that created it, if one did (only that client may see it there)
     api_client: str | None = None
+    #: the client IP it was started for
+    ip: str = ""
 
     @property
     def closed(self) -> bool:
@@ -181,7 +183,7 @@ class Flow:
             live_until = await self._verifications.live_until(number.e164)
             if live_until is not None:
                 raise await self._guard.number_busy(number, live_until)
-            await self._guard.count_call(number)
+            await self._guard.count_call(number, self._api_client)
             verification = await self._verifications.reserve(number, ip, api_client=self._api_client)
         except Refusal as refusal:
             await self._attempts.write("start", refusal.outcome, ip, number=number.e164, region=number.region)
@@ -220,7 +222,7 @@ class Flow:
         was_live = verification.status == "pending" and self._clock() < verification.expires_at
         try:
             await self._guard.check_number(number)
-            await self._guard.count_call(number)
+            await self._guard.count_call(number, self._api_client)
             if not was_live:
                 verification = await self._verifications.reopen(verification)
         except Refusal as refusal:
@@ -577,6 +579,7 @@ class Flow:
             call=verification.calls,
             verified_at=verification.verified_at,
             api_client=verification.api_client_id,
+            ip=verification.ip,
         )
 
     def _verified(self, verification: Verification) -> Verified:
