@@ -55,6 +55,8 @@ class CreateVerification(_Request):
             return None
         try:
             address = ipaddress.ip_address(value)
+            if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+                raise ValueError("a zone (%…) names an interface of the caller, not the person's address")
         except ValueError:
             raise ValueError("client_ip is an IPv4 or IPv6 address, like 203.0.113.7 or 2001:db8::1") from None
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
