@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount
@@ -183,7 +184,8 @@ def create_app(
         ),
     ]
     # A database (or SQLite file) that is away is a 503 with a message wherever it shows.
-    handlers = {error: storage_unavailable for error in STORAGE_ERRORS}
+    handlers: dict[Any, Callable[..., Any]] = {error: storage_unavailable for error in STORAGE_ERRORS}
+    handlers[HTTPException] = api_endpoints.http_exception  # problem details under /api/
     app = Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.settings = settings
     app.state.sandbox = sandbox

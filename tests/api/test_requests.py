@@ -64,7 +64,8 @@ async def test_a_check_with_a_number_for_a_code_is_invalid_request(api: httpx.As
     assert (await api.get(f"/api/v1/verifications/{verification['id']}")).json()["attempts_left"] == 3
 
 
-@pytest.mark.parametrize("path", ["/api/v1/", "/api/v1/nothing", "/api/v1/verifications/x/y/z", "/api/v1/verifications/"])
+@pytest.mark.parametrize("path", ["/api/v1/", "/api/v1/nothing", "/api/v1/verifications/x/y/z", "/api/v1/verifications/",
+                                  "/api/v1/verifications/a%0Ab", "/api/v1/verifications/a%0A/check"])
 async def test_unknown_paths_under_the_api_are_404_problems(api: httpx.AsyncClient, path: str) -> None:
     assert_problem(await api.get(path), 404, "not_found")
 
@@ -72,6 +73,7 @@ async def test_unknown_paths_under_the_api_are_404_problems(api: httpx.AsyncClie
 @pytest.mark.parametrize(("method", "path", "allow"), [
     ("GET", CREATE, "POST"), ("PUT", CREATE + "/abc", "GET, DELETE, HEAD"),
     ("GET", CREATE + "/abc/check", "POST"), ("DELETE", "/api/v1/openapi.json", "GET, HEAD"),
+    ("TRACE", CREATE, "POST"), ("QUERY", CREATE + "/abc", "GET, DELETE, HEAD"),
 ])
 async def test_a_method_a_path_does_not_take_is_405_with_allow(
     api: httpx.AsyncClient, method: str, path: str, allow: str,

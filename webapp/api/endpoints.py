@@ -19,9 +19,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import wraps
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router, request_response
+from starlette.types import Receive, Scope, Send
 
 from webapp.api import docs, openapi
 from webapp.api.body import read_model
@@ -212,33 +214,54 @@ async def not_found(request: Request) -> Response:
     raise ApiRefusal("not_found", f"There is nothing at {request.url.path}. The API is described at {PREFIX}/openapi.json.")
 
 
-def _methods(**handlers: Handler) -> Handler:
-    """One path's handlers by method; any other method is 405 problem details with `Allow`."""
-    if "GET" in handlers:
-        handlers["HEAD"] = handlers["GET"]
+async def http_exception(request: Request, exc: Exception) -> Response:
+    """The app's own HTTP errors (a path no route takes, e.g. one with a newline): problem details under /api/.
 
-    async def dispatch(request: Request) -> Response:
-        handler = handlers.get(request.method)
+    Elsewhere what Starlette answers by default.
+    """
+    assert isinstance(exc, HTTPException)
+    # Raised inside the mount, the scope's root_path has the mount's prefix; app_root_path is the app's.
+    root = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    if request.url.path.removeprefix(root).startswith("/api/"):
+        outcome = "method_not_allowed" if exc.status_code == 405 else "not_found"
+        return problem(ApiRefusal(outcome, f"There is nothing at that path. The API is described at {PREFIX}/openapi.json."))
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
+class _ByMethod:
+    """One path's handlers by method; any other method is 405 problem details with `Allow`.
+
+    An ASGI app rather than a function, so that Starlette's Route leaves every method to it.
+    """
+
+    def __init__(self, **handlers: Handler) -> None:
+        if "GET" in handlers:
+            handlers["HEAD"] = handlers["GET"]
+        self._handlers = handlers
+        self._app = request_response(self._dispatch)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+    async def _dispatch(self, request: Request) -> Response:
+        handler = self._handlers.get(request.method)
         if handler is None:
-            refusal = ApiRefusal("method_not_allowed", f"{request.method} is not allowed here.",
-                                 headers={"Allow": ", ".join(handlers)})
+            refusal = ApiRefusal("method_not_allowed", f"{request.method[:20]} is not allowed here.",
+                                 headers={"Allow": ", ".join(self._handlers)})
             return problem(refusal)
         return await handler(request)
-
-    return dispatch
-
-
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def routes() -> list[BaseRoute]:
     """The API, mounted at /api/v1; unknown paths under it are 404 problem details."""
     api_routes = [
-        Route("/verifications", _methods(POST=create_verification), methods=ALL_METHODS),
-        Route("/verifications/{id}", _methods(GET=get_verification, DELETE=cancel_verification), methods=ALL_METHODS),
-        Route("/verifications/{id}/check", _methods(POST=check_verification), methods=ALL_METHODS),
-        Route("/verifications/{id}/resend", _methods(POST=resend_verification), methods=ALL_METHODS),
-        Route("/openapi.json", _methods(GET=openapi_document), methods=ALL_METHODS),
-        Route("/docs", _methods(GET=reference), methods=ALL_METHODS),
+        Route("/verifications", _ByMethod(POST=create_verification)),
+        Route("/verifications/{id}", _ByMethod(GET=get_verification, DELETE=cancel_verification)),
+        Route("/verifications/{id}/check", _ByMethod(POST=check_verification)),
+        Route("/verifications/{id}/resend", _ByMethod(POST=resend_verification)),
+        Route("/openapi.json", _ByMethod(GET=openapi_document)),
+        Route("/docs", _ByMethod(GET=reference)),
     ]
     return [Mount(PREFIX, app=Router(api_routes, redirect_slashes=False, default=request_response(not_found)))]
