@@ -78,11 +78,20 @@ def _problem_responses(outcomes: tuple[str, ...]) -> dict[str, Any]:
     return responses
 
 
+#: From a created verification to what can be done with it (OpenAPI links: the id in the 201's body).
+LINKS = {name: {"operationId": operation_id, "parameters": {"id": "$response.body#/id"}}
+         for name, operation_id in (("get", "getVerification"), ("check", "checkVerification"),
+                                    ("resend", "resendVerification"), ("cancel", "cancelVerification"))}
+
+
 def _success(status: int) -> dict[str, Any]:
     if status == 204:
         return {"description": "Cancelled (or over already)."}
-    return {"description": "The verification.",
-            "content": {"application/json": {"schema": {"$ref": REF.format(model="VerificationOut")}}}}
+    answer = {"description": "The verification.",
+              "content": {"application/json": {"schema": {"$ref": REF.format(model="VerificationOut")}}}}
+    if status == 201:
+        answer["links"] = LINKS
+    return answer
 
 
 @cache
