@@ -309,6 +309,9 @@ class OidcAccessToken(Base):
 
 # -- the JSON API (webapp/api) --
 
+#: The longest `Idempotency-Key` kept.
+IDEMPOTENCY_KEY_LENGTH = 255
+
 
 class ApiIdempotencyKey(Base):
     """An `Idempotency-Key` a client sent with a create: claimed before the call, then the first answer."""
@@ -317,7 +320,7 @@ class ApiIdempotencyKey(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("oidc_clients.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_LENGTH))
     #: SHA-256 of the request body as sent: the same key with another body is refused
     body_hash: Mapped[str] = mapped_column(String(64))
     #: the first answer's status and JSON body; None while the first request is still placing its call

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from webapp import denylist
 
-from ..conftest import FakeClock, NL_MOBILES, attempts, calls_placed, spoken_code
+from ..conftest import NL_MOBILES, FakeClock, attempts, calls_placed, spoken_code
 from .conftest import NUMBER, Registered, assert_problem, create
 
 

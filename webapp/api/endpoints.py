@@ -56,15 +56,16 @@ def _peer(request: Request) -> str:
     return request.state.client_ip(request.scope)
 
 
+#: The flow's statuses as the API names them: "unplaced" (the provider placed no call) is failed.
+STATUSES: dict[str, Status] = {"pending": "pending", "verified": "verified", "failed": "failed",
+                               "expired": "expired", "cancelled": "cancelled", "unplaced": "failed"}
+
+
 def status_of(pending: Pending, now: datetime) -> Status:
-    """The API's status for a verification as the flow sees it."""
-    if pending.status == "pending":
-        return "expired" if now >= pending.expires_at else "pending"
-    if pending.status == "unplaced":
-        return "failed"  # the provider placed no call
-    if pending.status in ("verified", "failed", "expired", "cancelled"):
-        return pending.status  # type: ignore[return-value]  # one of the Literal's values, checked above
-    return "failed"
+    """The API's status for a verification as the flow sees it (a pending one past its expiry is expired)."""
+    if pending.status == "pending" and now >= pending.expires_at:
+        return "expired"
+    return STATUSES.get(pending.status, "failed")
 
 
 def view(pending: Pending, now: datetime) -> dict[str, object]:

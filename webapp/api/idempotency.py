@@ -28,11 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.api.problems import ApiRefusal
-from webapp.models import ApiIdempotencyKey
+from webapp.models import IDEMPOTENCY_KEY_LENGTH, ApiIdempotencyKey
 
 HEADER = "idempotency-key"
 LIFETIME = timedelta(hours=24)
-MAX_KEY = ApiIdempotencyKey.__table__.c.key.type.length
+MAX_KEY = IDEMPOTENCY_KEY_LENGTH
 
 
 @dataclass(frozen=True, slots=True)
