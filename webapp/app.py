@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 from webapp import admin
 from webapp.admin import AdminPages
 from webapp.api import endpoints as api_endpoints
+from webapp.api import sandbox as api_sandbox
 from webapp.api.context import Api
 from webapp.client_ip import client_ip, parse_networks
 from webapp.cross_origin import CrossOriginProtection
@@ -164,6 +165,8 @@ def create_app(
     admin_hash = _operators_password(settings)
     handoff = handoff_enabled(settings)
     app_routes = routes(sandbox=sandbox is not None, handoff=handoff) + api_endpoints.routes()
+    if sandbox is not None:
+        app_routes += api_sandbox.routes()  # an API client's calls, code included
     if admin_hash:
         app_routes += admin.routes()
     if handoff:

@@ -172,3 +172,16 @@ async def test_the_operators_filter_by_client_shows_the_api_rows(
     assert link in everything.text and other_link in everything.text
     assert link in page.text and other_link not in page.text
     assert "Example shop" in page.text
+
+
+async def test_in_sandbox_mode_a_client_reads_its_verifications_calls(
+    api: httpx.AsyncClient, api_for: Callable[..., httpx.AsyncClient], other: Registered, app: Starlette,
+) -> None:
+    verification = (await create(api)).json()
+    url = f"/_sandbox/verifications/{verification['id']}/calls"
+    [call] = (await api.get(url)).json()
+    assert call["token"] == spoken_code(app) and call["recipient"] == NUMBER.removeprefix("+")
+    async with api_for(other) as intruder:
+        assert_problem(await intruder.get(url), 404, "not_found")
+    async with api_for(None) as anonymous:
+        assert_problem(await anonymous.get(url), 401, "unauthorized")

@@ -8,4 +8,5 @@
 - `auth.py`: the caller, a registered client, by HTTP Basic; failures limited per IP.
 - `idempotency.py`: `Idempotency-Key`, claimed in the database before any call.
 - `context.py`: what the handlers share, made by the lifespan.
+- `sandbox.py`: in sandbox mode, the calls (and codes) of a client's verification.
 """

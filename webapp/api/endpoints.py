@@ -105,7 +105,7 @@ def endpoint(kind: str) -> Callable[[Handler], Handler]:
     return wrap
 
 
-async def _client_flow(request: Request) -> Flow:
+async def client_flow(request: Request) -> Flow:
     """Authenticate the caller; the flow bound to it."""
     client = await _api(request).auth.client(request.headers.get("authorization", ""), _peer(request))
     request.state.api_client = client.id
@@ -117,7 +117,7 @@ def _bound(request: Request, language: str | None = None) -> Flow:
     return flow.for_api(request.state.api_client, language)
 
 
-async def _owned(request: Request, flow: Flow) -> Pending:
+async def owned(request: Request, flow: Flow) -> Pending:
     """The path's verification, if this client created it; otherwise not_found, whoever else's it is."""
     verification_id = request.path_params["id"]
     found = await flow.find(verification_id) if VERIFICATION_ID.fullmatch(verification_id) else None
@@ -130,7 +130,7 @@ async def _owned(request: Request, flow: Flow) -> Pending:
 async def create_verification(request: Request) -> Response:
     """POST /api/v1/verifications: place a call; 201 with the verification."""
     api = _api(request)
-    await _client_flow(request)
+    await client_flow(request)
     client_id: str = request.state.api_client
     key = read_key(request.headers.get(HEADER))
     body, raw = await read_model(request, CreateVerification)
@@ -160,15 +160,15 @@ async def create_verification(request: Request) -> Response:
 @endpoint("view")
 async def get_verification(request: Request) -> Response:
     """GET /api/v1/verifications/{id}."""
-    flow = await _client_flow(request)
-    return JSONResponse(view(await _owned(request, flow), _api(request).clock()))
+    flow = await client_flow(request)
+    return JSONResponse(view(await owned(request, flow), _api(request).clock()))
 
 
 @endpoint("check")
 async def check_verification(request: Request) -> Response:
     """POST /api/v1/verifications/{id}/check: 200 with the verification, verified or not."""
-    flow = await _client_flow(request)
-    pending = await _owned(request, flow)
+    flow = await client_flow(request)
+    pending = await owned(request, flow)
     body, _ = await read_model(request, CheckCode)
     await flow.admit("check", pending.ip, pending.id)
     try:
@@ -184,8 +184,8 @@ async def check_verification(request: Request) -> Response:
 @endpoint("resend")
 async def resend_verification(request: Request) -> Response:
     """POST /api/v1/verifications/{id}/resend: a new call, as "Call me again"."""
-    flow = await _client_flow(request)
-    pending = await _owned(request, flow)
+    flow = await client_flow(request)
+    pending = await owned(request, flow)
     await flow.admit("resend", pending.ip, pending.id)
     again = await flow.resend(pending.id, pending.ip)
     return JSONResponse(view(again, _api(request).clock()))
@@ -194,8 +194,8 @@ async def resend_verification(request: Request) -> Response:
 @endpoint("cancel")
 async def cancel_verification(request: Request) -> Response:
     """DELETE /api/v1/verifications/{id}: give up on it; 204."""
-    flow = await _client_flow(request)
-    pending = await _owned(request, flow)
+    flow = await client_flow(request)
+    pending = await owned(request, flow)
     await flow.cancel(pending.id, pending.ip)
     return Response(status_code=204)
 
