@@ -37,7 +37,8 @@ async def test_a_retry_with_the_same_key_gets_the_first_answer_and_places_no_sec
 
 
 async def test_the_same_body_in_another_spelling_is_the_same_request(api: httpx.AsyncClient, app: Starlette) -> None:
-    first = await api.post("/api/v1/verifications", content=b'{"phone_number":"+31612345678","client_ip":"203.0.113.7"}',
+    first = await api.post("/api/v1/verifications",
+                           content=b'{"phone_number":"+31612345678","client_ip":"203.0.113.7"}',
                            headers={**KEY, "Content-Type": "application/json"})
     retry = await api.post("/api/v1/verifications",
                            content=b'{ "client_ip": "203.0.113.7",\n  "phone_number": "+31612345678" }',

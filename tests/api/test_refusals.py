@@ -44,7 +44,8 @@ async def test_the_deny_list_is_blocked_denylist(
     api: httpx.AsyncClient, app: Starlette, db: async_sessionmaker[AsyncSession], entry: str,
 ) -> None:
     async with db() as session:
-        await denylist.add(session, denylist.parse_entry(entry), reason="test", by="test", now=datetime.now(timezone.utc))
+        await denylist.add(session, denylist.parse_entry(entry), reason="test", by="test",
+                           now=datetime.now(timezone.utc))
     assert_problem(await create(api, client_ip="203.0.113.7"), 422, "blocked_denylist")
     assert calls_placed(app) == 0
 
@@ -100,7 +101,9 @@ async def test_each_client_has_its_own_ceiling(
 
 
 @pytest.mark.parametrize("settings_changes", [{"limit_api_calls_per_client": "2/10minutes"}])
-async def test_resends_count_against_the_clients_ceiling(api: httpx.AsyncClient, app: Starlette, clock: FakeClock) -> None:
+async def test_resends_count_against_the_clients_ceiling(
+    api: httpx.AsyncClient, app: Starlette, clock: FakeClock,
+) -> None:
     verification = (await create(api)).json()
     clock.advance(31)
     assert (await api.post(f"/api/v1/verifications/{verification['id']}/resend")).status_code == 200

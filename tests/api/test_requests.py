@@ -64,8 +64,9 @@ async def test_a_check_with_a_number_for_a_code_is_invalid_request(api: httpx.As
     assert (await api.get(f"/api/v1/verifications/{verification['id']}")).json()["attempts_left"] == 3
 
 
-@pytest.mark.parametrize("path", ["/api/v1/", "/api/v1/nothing", "/api/v1/verifications/x/y/z", "/api/v1/verifications/",
-                                  "/api/v1/verifications/a%0Ab", "/api/v1/verifications/a%0A/check"])
+@pytest.mark.parametrize("path", ["/api/v1/", "/api/v1/nothing", "/api/v1/verifications/x/y/z",
+                                  "/api/v1/verifications/", "/api/v1/verifications/a%0Ab",
+                                  "/api/v1/verifications/a%0A/check"])
 async def test_unknown_paths_under_the_api_are_404_problems(api: httpx.AsyncClient, path: str) -> None:
     assert_problem(await api.get(path), 404, "not_found")
 

@@ -29,7 +29,7 @@ from webapp.api import docs, openapi
 from webapp.api.body import read_model
 from webapp.api.context import Api
 from webapp.api.idempotency import HEADER, fingerprint, read_key
-from webapp.api.problems import ApiRefusal, problem
+from webapp.api.problems import MEDIA_TYPE, ApiRefusal, kind_of, problem, problem_body
 from webapp.api.schemas import CheckCode, CreateVerification, Status, VerificationOut
 from webapp.db import STORAGE_ERRORS
 from webapp.errors import Refusal
@@ -44,6 +44,7 @@ VERIFICATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: A check the flow refused with one of these changed (or found) the verification's state: the answer is the object.
 STATE_ANSWERS = frozenset({"wrong_code", "unverified", "closed"})
 STORAGE_DOWN = "We're having trouble on our side. Please try again in a minute."
+NOTHING_THERE = f"There is nothing at that path. The API is described at {PREFIX}/openapi.json."
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -89,7 +90,7 @@ def endpoint(kind: str) -> Callable[[Handler], Handler]:
             except ApiRefusal as refusal:
                 client_id = getattr(request.state, "api_client", None)
                 if client_id is not None:  # an authenticated request's refusal; the auth wrote its own
-                    await _api(request).log_for(client_id).write(kind, refusal.outcome, _peer(request))
+                    await _log_quietly(request, client_id, kind, refusal.outcome)
                 response = problem(refusal)
             except Refusal as refusal:  # the flow's: it wrote its attempts row
                 response = problem(refusal)
@@ -103,6 +104,13 @@ def endpoint(kind: str) -> Callable[[Handler], Handler]:
         return wrapper
 
     return wrap
+
+
+async def _log_quietly(request: Request, client_id: str, kind: str, outcome: str) -> None:
+    try:
+        await _api(request).log_for(client_id).write(kind, outcome, _peer(request))
+    except STORAGE_ERRORS as exc:  # the refusal is answered all the same
+        log.error("the attempts row of a refused API request was not written: %s", type(exc).__name__)
 
 
 async def client_flow(request: Request) -> Flow:
@@ -141,15 +149,18 @@ async def create_verification(request: Request) -> Response:
         if replay is not None:
             await api.log_for(client_id).write("start", "idempotent_replay", ip,
                                                number=str(replay.body.get("phone_number") or "") or None)
-            return JSONResponse(replay.body, status_code=replay.status, headers={"Idempotent-Replayed": "true"})
+            return JSONResponse(replay.body, status_code=replay.status, headers={"Idempotent-Replayed": "true"},
+                                media_type=MEDIA_TYPE if replay.status >= 400 else None)
     try:
         await flow.admit("start", ip)
         pending = await flow.start(body.phone_number, body.country or api.settings.default_region, ip)
     except Refusal as refusal:
-        # Refused before a call was placed: the key is free for a retry. (no_verification: a call was
-        # placed and its verification closed meanwhile; that answer is the key's.)
-        if key is not None and refusal.outcome != "no_verification":
-            await api.keys.release(client_id, key)
+        if key is not None:
+            if refusal.outcome == "no_verification":
+                # A call was placed and its verification closed meanwhile: that answer is the key's.
+                await api.keys.answer(client_id, key, kind_of(refusal).status, problem_body(refusal))
+            else:  # refused before a call was placed: the key is free for a retry
+                await api.keys.release(client_id, key)
         raise
     answer = view(pending, api.clock())
     if key is not None:
@@ -212,7 +223,7 @@ async def reference(request: Request) -> Response:
 
 @endpoint("none")
 async def not_found(request: Request) -> Response:
-    raise ApiRefusal("not_found", f"There is nothing at {request.url.path}. The API is described at {PREFIX}/openapi.json.")
+    raise ApiRefusal("not_found", NOTHING_THERE)
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:
@@ -225,7 +236,7 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     root = request.scope.get("app_root_path", request.scope.get("root_path", ""))
     if request.url.path.removeprefix(root).startswith("/api/"):
         outcome = "method_not_allowed" if exc.status_code == 405 else "not_found"
-        return problem(ApiRefusal(outcome, f"There is nothing at that path. The API is described at {PREFIX}/openapi.json."))
+        return problem(ApiRefusal(outcome, NOTHING_THERE))
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)

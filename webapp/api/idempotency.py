@@ -33,6 +33,8 @@ from webapp.models import IDEMPOTENCY_KEY_LENGTH, ApiIdempotencyKey
 HEADER = "idempotency-key"
 LIFETIME = timedelta(hours=24)
 MAX_KEY = IDEMPOTENCY_KEY_LENGTH
+MISMATCH = "This Idempotency-Key was used with another body. Use a new key for a new request."
+IN_PROGRESS = "A request with this Idempotency-Key is still being answered. Try again in a moment."
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +90,11 @@ class IdempotencyKeys:
                     await session.commit()
                     continue
                 if row.body_hash != body_hash:
-                    raise ApiRefusal("idempotency_mismatch",
-                                     "This Idempotency-Key was used with another body. Use a new key for a new request.")
+                    raise ApiRefusal("idempotency_mismatch", MISMATCH)
                 if row.status is None or row.response is None:
-                    raise ApiRefusal("idempotency_in_progress",
-                                     "A request with this Idempotency-Key is still being answered. Try again in a moment.",
-                                     retry_after=1)
+                    raise ApiRefusal("idempotency_in_progress", IN_PROGRESS, retry_after=1)
                 return Replay(row.status, row.response)
-        raise ApiRefusal("idempotency_in_progress",
-                         "A request with this Idempotency-Key is still being answered. Try again in a moment.",
-                         retry_after=1)
+        raise ApiRefusal("idempotency_in_progress", IN_PROGRESS, retry_after=1)
 
     async def answer(self, client_id: str, key: str, status: int, body: dict[str, Any]) -> None:
         """Store the first answer to a claimed key."""

@@ -81,16 +81,25 @@ class ApiRefusal(Refusal):
         self.headers = headers or {}
 
 
-def problem(refusal: Refusal) -> Response:
-    """The problem details response for a refusal: status and title from the table, the message as detail."""
+def kind_of(refusal: Refusal) -> Kind:
+    """The table's status and title for a refusal's outcome."""
     # An outcome missing from the table is a bug (tests/api/test_docs.py looks for one), never a 500.
-    kind = OUTCOMES.get(refusal.outcome) or Kind(refusal.status_code, "Refused")
-    body = Problem(
+    return OUTCOMES.get(refusal.outcome) or Kind(refusal.status_code, "Refused")
+
+
+def problem_body(refusal: Refusal) -> dict[str, object]:
+    """The problem details of a refusal: status and title from the table, the message as detail."""
+    kind = kind_of(refusal)
+    return Problem(
         type=TYPE_BASE + refusal.outcome, title=kind.title, status=kind.status, detail=refusal.message,
         code=refusal.outcome, errors=getattr(refusal, "errors", None),
-    )
+    ).model_dump(exclude_none=True)
+
+
+def problem(refusal: Refusal) -> Response:
+    """The problem details response for a refusal, with `Retry-After` when it has a wait."""
+    body = problem_body(refusal)
     headers = {"Cache-Control": "no-store", **getattr(refusal, "headers", {})}
     if refusal.retry_after:
         headers["Retry-After"] = str(refusal.retry_after)
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=kind.status, headers=headers,
-                        media_type=MEDIA_TYPE)
+    return JSONResponse(body, status_code=kind_of(refusal).status, headers=headers, media_type=MEDIA_TYPE)
