@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import quote
@@ -171,7 +173,14 @@ async def test_the_operators_filter_by_client_shows_the_api_rows(
     link, other_link = (f"/admin/numbers/{quote(n, safe='')}" for n in (NUMBER, OTHER_NUMBER))
     assert link in everything.text and other_link in everything.text
     assert link in page.text and other_link not in page.text
-    assert "Example shop" in page.text
+    assert "Example shop" in page.text and "(via api)" in page.text
+    csv_rows = list(csv.DictReader(io.StringIO((await operator_csv(client_for, shop.client_id)).text)))
+    assert [(row["outcome"], row["client_id"], row["via"]) for row in csv_rows] == [("sent", shop.client_id, "api")]
+
+
+async def operator_csv(client_for: Callable[..., httpx.AsyncClient], client_id: str) -> httpx.Response:
+    async with client_for("192.0.2.50", auth=OPERATOR) as operator:
+        return await operator.get("/admin/attempts.csv", params={"client": client_id})
 
 
 async def test_in_sandbox_mode_a_client_reads_its_verifications_calls(
