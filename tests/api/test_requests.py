@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable
 
@@ -155,3 +156,13 @@ async def test_api_answers_set_no_cookie_and_are_not_cached(api: httpx.AsyncClie
     assert "set-cookie" not in response.headers
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("settings_changes", [{"limit_api_auth_failures_per_ip": "3/minute"}])
+async def test_guesses_sent_all_at_once_get_only_the_limits_number_of_verifications(
+    api_for: Callable[..., httpx.AsyncClient], shop: Registered, db: async_sessionmaker[AsyncSession],
+) -> None:
+    async with api_for(None, auth=(shop.client_id, "wrong")) as guesser:
+        answers = await asyncio.gather(*(guesser.get("/api/v1/verifications/abc") for _ in range(12)))
+    assert sorted(answer.status_code for answer in answers) == [401] * 3 + [429] * 9
+    assert [row.outcome for row in await attempts(db)].count("unauthorized") == 3

@@ -9,7 +9,10 @@ client (no row) or a new secret (another hash) is never taken from memory.
 Failures count per socket peer (an IPv6 peer by its network), in the one
 limiter: past LIMIT_API_AUTH_FAILURES_PER_IP a peer gets 429 before any
 secret is checked. The peer, not `client_ip`: the body is not read before
-the caller is known.
+the caller is known. As for the operators' login (`webapp.operators`), a
+process verifies one secret at a time per peer and tests the limit again when
+its turn comes, so guesses sent all at once still get only the limit's number
+of scrypt verifications (per process).
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import binascii
 import hashlib
 import hmac
 import secrets
+import weakref
 from typing import NoReturn
+
+import anyio
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -61,6 +67,8 @@ class ClientAuth:
         self._failures = parse(settings.limit_api_auth_failures_per_ip)
         self._key = secrets.token_bytes(32)
         self._verified: set[bytes] = set()
+        #: One secret verification in flight per address; a lock lives while someone holds or awaits it.
+        self._turns: weakref.WeakValueDictionary[tuple[str, ...], anyio.Lock] = weakref.WeakValueDictionary()
 
     async def client(self, authorization: str, peer: str) -> OidcClient:
         """The authenticated client, or an ApiRefusal (401 with a challenge, or 429)."""
@@ -78,12 +86,21 @@ class ClientAuth:
                          hashlib.sha256).digest()
         if token in self._verified:
             return client
-        if not await clients.secret_matches(client, secret):
-            await self._failed(key, peer, client.id, "Unknown client or wrong secret.")
+        async with self._turn(key):
+            # Every guess from this address that had its turn before this one has been counted by now.
+            await self._not_blocked(key, peer)
+            if not await clients.secret_matches(client, secret):
+                await self._failed(key, peer, client.id, "Unknown client or wrong secret.")
         if len(self._verified) >= _REMEMBERED:
             self._verified.clear()
         self._verified.add(token)
         return client
+
+    def _turn(self, key: tuple[str, ...]) -> anyio.Lock:
+        lock = self._turns.get(key)
+        if lock is None:
+            lock = self._turns[key] = anyio.Lock()
+        return lock
 
     async def _not_blocked(self, key: tuple[str, ...], peer: str) -> None:
         try:
