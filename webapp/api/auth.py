@@ -26,7 +26,6 @@ import weakref
 from typing import NoReturn
 
 import anyio
-
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.api.problems import ApiRefusal
