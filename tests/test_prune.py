@@ -223,5 +223,6 @@ async def test_cli_prune_says_what_of_the_handoff_it_deleted(
     assert await asyncio.to_thread(cli.main, ["prune"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("deleted 0 attempts and 0 verifications from before ")
-    assert out.endswith(", and 1 authorization request, 1 authorization code and 1 access token that have expired\n")
+    assert out.endswith(", and 1 authorization request, 1 authorization code, 1 access token "
+                        "and 0 idempotency keys that have expired\n")
     assert await handoff_left(db) == []

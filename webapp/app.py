@@ -19,6 +19,7 @@ from functools import partial
 import anyio
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount
@@ -26,6 +27,9 @@ from starlette.staticfiles import StaticFiles
 
 from webapp import admin
 from webapp.admin import AdminPages
+from webapp.api import endpoints as api_endpoints
+from webapp.api import sandbox as api_sandbox
+from webapp.api.context import Api
 from webapp.attempt_writer import AttemptWriter
 from webapp.client_ip import client_ip, parse_networks
 from webapp.cross_origin import CrossOriginProtection
@@ -149,6 +153,7 @@ def create_app(
                         else None,
                         "admin_pages": AdminPages(pages, fail_open=settings.ratelimit_fail_open),
                         "oidc": oidc,
+                        "api": Api(settings, sessions, clock, limits, writer),
                     }
                 finally:
                     await writer.stop()  # commits what is queued (bounded); later rows commit themselves
@@ -161,7 +166,9 @@ def create_app(
 
     admin_hash = _operators_password(settings)
     handoff = handoff_enabled(settings)
-    app_routes = routes(sandbox=sandbox is not None, handoff=handoff)
+    app_routes = routes(sandbox=sandbox is not None, handoff=handoff) + api_endpoints.routes()
+    if sandbox is not None:
+        app_routes += api_sandbox.routes()  # an API client's calls, code included
     if admin_hash:
         app_routes += admin.routes()
     if handoff:
@@ -182,7 +189,8 @@ def create_app(
         ),
     ]
     # A database (or SQLite file) that is away is a 503 with a message wherever it shows.
-    handlers = dict.fromkeys(STORAGE_ERRORS, storage_unavailable)
+    handlers: dict[Any, Callable[..., Any]] = {error: storage_unavailable for error in STORAGE_ERRORS}
+    handlers[HTTPException] = api_endpoints.http_exception  # problem details under /api/
     app = Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.settings = settings
     app.state.sandbox = sandbox

@@ -235,6 +235,7 @@ class AttemptWriter:
         return (
             row.kind, row.outcome, limit_key(row.ip, self._ipv6_prefix), row.number, row.raw_input, row.region,
             row.channel, row.verification_id, row.provider_ref, row.provider_latency_ms, row.client_id, row.reason,
+            row.provider, row.via,
         )
 
     def _within(self, first: datetime, then: datetime) -> bool:

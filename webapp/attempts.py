@@ -32,6 +32,7 @@ class AttemptLog:
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Callable[[], datetime],
         client_id: str | None = None,
+        via: str | None = None,
         *,
         writer: AttemptWriter | None = None,
     ) -> None:
@@ -39,12 +40,14 @@ class AttemptLog:
         self._clock = clock
         #: the hand-off's site every row names unless told otherwise (None: the standalone page)
         self._client_id = client_id
+        #: the door every row names: "api", or None for the page
+        self._via = via
         #: the app's writer; without one (a log used outside the app) each row commits itself
         self._writer = writer or AttemptWriter(sessionmaker)
 
-    def for_client(self, client_id: str | None) -> AttemptLog:
-        """This log, its rows naming `client_id`: the site whose hand-off they belong to."""
-        return AttemptLog(self._sessions, self._clock, client_id, writer=self._writer)
+    def for_client(self, client_id: str | None, via: str | None = None) -> AttemptLog:
+        """This log, its rows naming `client_id` (a hand-off's site, or a JSON API client) and `via`."""
+        return AttemptLog(self._sessions, self._clock, client_id, via, writer=self._writer)
 
     async def write(self, kind: str, outcome: str, ip: str, **fields: object) -> None:
         """One row (or one more request on an identical refusal's row), committed before this returns."""
@@ -89,4 +92,5 @@ class AttemptLog:
             client_id=client_id or self._client_id,
             reason=printable(reason, 120) if reason else None,
             count=1,
+            via=self._via,
         )

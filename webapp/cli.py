@@ -175,8 +175,9 @@ async def _prune(url: str, age: timedelta, *, dry_run: bool) -> int:
         await engine.dispose()
     what = f"{_rows(pruned.attempts, 'attempt')} and {_rows(pruned.verifications, 'verification')}"
     expired = (f"{_rows(pruned.authorization_requests, 'authorization request')}, "
-               f"{_rows(pruned.authorization_codes, 'authorization code')} and "
-               f"{_rows(pruned.access_tokens, 'access token')}")
+               f"{_rows(pruned.authorization_codes, 'authorization code')}, "
+               f"{_rows(pruned.access_tokens, 'access token')} and "
+               f"{_rows(pruned.idempotency_keys, 'idempotency key')}")
     print(f"{'would delete' if dry_run else 'deleted'} {what} from before {cutoff:%Y-%m-%d %H:%M} UTC, "
           f"and {expired} that have expired")
     return 0

@@ -31,7 +31,8 @@ from webapp import reports
 from webapp.reports import AttemptFilter
 
 COLUMNS = ("time_utc", "kind", "number", "raw_input", "region", "ip", "channel", "outcome",
-           "verification_id", "provider_ref", "provider_latency_ms", "client_id", "reason", "count", "provider")
+           "verification_id", "provider_ref", "provider_latency_ms", "client_id", "reason", "count", "provider",
+           "via")
 #: What makes a spreadsheet read a cell as a formula, once blanks are skipped.
 TRIGGERS = frozenset("=+-@|")
 #: Control characters a spreadsheet acts on even at the very start of a cell.
@@ -76,7 +77,7 @@ async def rows(sessions: async_sessionmaker[AsyncSession], where: AttemptFilter)
             writer.writerow([cell(value) for value in (
                 row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), row.kind, row.number, row.raw_input, row.region,
                 row.ip, row.channel, row.outcome, row.verification_id, row.provider_ref, row.provider_latency_ms,
-                row.client_id, row.reason, row.count, row.provider,
+                row.client_id, row.reason, row.count, row.provider, row.via,
             )])
             count += 1
             if count % FLUSH_EVERY == 0:

@@ -79,6 +79,12 @@ class Pending:
     reused: bool = False
     #: False: the call was placed but the database was away; the outbox will write it down
     recorded: bool = True
+    #: when it ended verified (the database's time), if it did
+    verified_at: datetime | None = None
+    #: the JSON API client that created it, if one did (only that client may see it there)
+    api_client: str | None = None
+    #: the client IP it was started for
+    ip: str = ""
 
     @property
     def closed(self) -> bool:
@@ -119,6 +125,8 @@ class Flow:
         self._verifications = Verifications(sessionmaker, clock, settings.call.timeout)
         self._attempts = AttemptLog(sessionmaker, clock, writer=writer)
         self._outbox = outbox
+        #: the JSON API client this flow starts verifications for (`for_api`); None: the page
+        self._api_client: str | None = None
         # A turn covers at most two provider requests (cancel + create, check + fetch) and a few
         # writes; a request waits about that long for another process's turn, then says "busy".
         deadline = settings.provider_deadline
@@ -130,6 +138,18 @@ class Flow:
             return self
         bound = copy.copy(self)  # shares everything (sessions, providers, guard, leases, outbox) but the log
         bound._attempts = self._attempts.for_client(client_id)
+        return bound
+
+    def for_api(self, client_id: str, language: str | None = None) -> Flow:
+        """This flow for a JSON API client: the verifications it starts are the client's, its rows say via "api".
+
+        `language` replaces VERIFY_LANGUAGE for the calls this flow places.
+        """
+        bound = copy.copy(self)
+        bound._attempts = self._attempts.for_client(client_id, via="api")
+        bound._api_client = client_id
+        if language is not None:
+            bound._options = replace(self._options, language=language)
         return bound
 
     async def admit(self, kind: str, ip: str, verification_id: str | None = None) -> None:
@@ -166,8 +186,8 @@ class Flow:
             live_until = await self._verifications.live_until(number.e164)
             if live_until is not None:
                 raise await self._guard.number_busy(number, live_until)
-            await self._guard.count_call(number)
-            verification = await self._verifications.reserve(number, ip)
+            await self._guard.count_call(number, self._api_client)
+            verification = await self._verifications.reserve(number, ip, api_client=self._api_client)
         except Refusal as refusal:
             await self._attempts.write("start", refusal.outcome, ip, number=number.e164, region=number.region)
             raise
@@ -205,7 +225,7 @@ class Flow:
         was_live = verification.status == "pending" and self._clock() < verification.expires_at
         try:
             await self._guard.check_number(number)
-            await self._guard.count_call(number)
+            await self._guard.count_call(number, self._api_client)
             if not was_live:
                 verification = await self._verifications.reopen(verification)
         except Refusal as refusal:
@@ -286,6 +306,11 @@ class Flow:
         if verification is None or verification.status in ("verified", "cancelled"):
             return None
         return self._pending(verification)
+
+    async def find(self, verification_id: str | None) -> Pending | None:
+        """The verification with this id whatever its status (the JSON API shows every one), or None."""
+        verification = await self._verifications.get(verification_id)
+        return None if verification is None else self._pending(verification)
 
     async def result(self, verification_id: str | None) -> Verified | None:
         """The verification behind a result page, if it ended verified."""
@@ -574,6 +599,9 @@ class Flow:
             expires_at=verification.expires_at,
             resend_in=self._resend_wait(verification, now),
             call=verification.calls,
+            verified_at=verification.verified_at,
+            api_client=verification.api_client_id,
+            ip=verification.ip,
         )
 
     def _verified(self, verification: Verification) -> Verified:

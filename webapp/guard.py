@@ -78,6 +78,7 @@ class Guard:
         self.number_limits = parse(settings.limit_start_per_number)
         self._global = parse(settings.limit_calls_global)
         self._per_country = parse(settings.limit_calls_per_country)
+        self.api_client_limits = parse(settings.limit_api_calls_per_client)
 
     async def admit_ip(self, kind: str, ip: str) -> None:
         """The client's own limits, before its request body is even read."""
@@ -116,14 +117,20 @@ class Guard:
             message = CIRCUIT if stopped.whole_country else CIRCUIT_RANGE
             raise Refusal("blocked_circuit", message, status_code=429, retry_after=wait, field="phone")
 
-    async def count_call(self, number: PhoneNumber) -> None:
-        """Spend the counters of one call (per number, overall, per country), or refuse spending none."""
-        full = await self._hit(*self._call_counters(number))
+    async def count_call(self, number: PhoneNumber, api_client: str | None = None) -> None:
+        """Spend the counters of one call (per number, overall, per country, per API client), or refuse spending none."""
+        counters = self._call_counters(number)
+        if api_client is not None:
+            counters += (Counter(self.api_client_limits, ("api-client", api_client)),)
+        full = await self._hit(*counters)
         if full is None:
             return
         if full.waits[0]:
             raise Refusal("blocked_number", f"Too many calls to this number. Try again in {wait_text(full.wait)}.",
                           status_code=429, retry_after=full.wait, field="phone")
+        if api_client is not None and full.waits[3] and not any(full.waits[1:3]):
+            raise Refusal("blocked_client", f"Too many calls for this client. Try again in {wait_text(full.wait)}.",
+                          status_code=429, retry_after=full.wait)
         raise Refusal("blocked_global", BUSY, status_code=429, retry_after=full.wait)
 
     async def number_busy(self, number: PhoneNumber, live_until: datetime) -> Refusal:

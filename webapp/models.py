@@ -96,6 +96,8 @@ class Verification(Base):
     busy_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: which process holds it
     busy_by: Mapped[str | None] = mapped_column(String(16))
+    #: the client that created it through the JSON API: only that client sees or acts on it there
+    api_client_id: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_verifications_number_created", "number", "created_at"),
@@ -142,6 +144,8 @@ class Attempt(Base):
     #: how many requests the row stands for: identical refusals folded into it (webapp.attempt_writer).
     #: Only a server default, so that inserts written for older revisions (migration tests) still work.
     count: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    #: the door the request came through: "api" (the JSON API); None: the page (and the hand-off through it)
+    via: Mapped[str | None] = mapped_column(String(8))
 
     __table_args__ = (
         Index("ix_attempts_created", "created_at", "id"),
@@ -318,4 +322,32 @@ class OidcAccessToken(Base):
     __table_args__ = (
         Index("ix_oidc_access_tokens_code", "code_hash"),
         Index("ix_oidc_access_tokens_expires", "expires_at"),
+    )
+
+
+# -- the JSON API (webapp/api) --
+
+#: The longest `Idempotency-Key` kept.
+IDEMPOTENCY_KEY_LENGTH = 255
+
+
+class ApiIdempotencyKey(Base):
+    """An `Idempotency-Key` a client sent with a create: claimed before the call, then the first answer."""
+
+    __tablename__ = "api_idempotency_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("oidc_clients.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_LENGTH))
+    #: SHA-256 of the request body as sent: the same key with another body is refused
+    body_hash: Mapped[str] = mapped_column(String(64))
+    #: the first answer's status and JSON body; None while the first request is still placing its call
+    status: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("client_id", "key", name="uq_api_idempotency_keys_client_key"),
+        Index("ix_api_idempotency_keys_expires", "expires_at"),  # for `voice2fa prune`
     )

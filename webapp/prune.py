@@ -3,8 +3,9 @@
 The attempts log holds phone numbers and IP addresses, which are personal
 data: keep them no longer than the operators need them (RETENTION by default).
 The hand-off's authorization requests, codes and access tokens (numbers and
-login hints among them) are deleted as soon as they have expired, whatever
-the cutoff: an expired one is of no use to anyone.
+login hints among them), and the JSON API's idempotency keys (24 hours, with
+the first answer, a number in it), are deleted as soon as they have expired,
+whatever the cutoff: an expired one is of no use to anyone.
 
 Each batch is its own short transaction, so no delete holds the table (or,
 on SQLite, the single writer's lock) for long while the app keeps writing.
@@ -23,7 +24,15 @@ from sqlalchemy import ColumnElement, and_, delete, func, inspect, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.db import affected
-from webapp.models import Attempt, Base, OidcAccessToken, OidcAuthorizationCode, OidcAuthorizationRequest, Verification
+from webapp.models import (
+    ApiIdempotencyKey,
+    Attempt,
+    Base,
+    OidcAccessToken,
+    OidcAuthorizationCode,
+    OidcAuthorizationRequest,
+    Verification,
+)
 
 RETENTION = "90d"
 BATCH = 5_000
@@ -45,6 +54,8 @@ class Pruned:
     authorization_requests: int = 0
     authorization_codes: int = 0
     access_tokens: int = 0
+    #: the JSON API's, expired
+    idempotency_keys: int = 0
 
 
 def parse_duration(text: str) -> timedelta:
@@ -69,11 +80,11 @@ def _old_verifications(cutoff: datetime, now: datetime) -> ColumnElement[bool]:
     return and_(Verification.created_at < cutoff, not_(live))
 
 
-#: The hand-off's tables whose rows are over once `expires_at` has passed.
-EXPIRING = (OidcAuthorizationRequest, OidcAuthorizationCode, OidcAccessToken)
+#: The tables whose rows are over once `expires_at` has passed: the hand-off's, the API's idempotency keys.
+EXPIRING = (OidcAuthorizationRequest, OidcAuthorizationCode, OidcAccessToken, ApiIdempotencyKey)
 
 
-def _expired(model: type[OidcAuthorizationRequest | OidcAuthorizationCode | OidcAccessToken],
+def _expired(model: type[OidcAuthorizationRequest | OidcAuthorizationCode | OidcAccessToken | ApiIdempotencyKey],
              now: datetime) -> ColumnElement[bool]:
     return model.expires_at < now
 
@@ -95,7 +106,7 @@ async def prune(
 ) -> Pruned:
     """Delete attempts created before `cutoff`, then verifications created before it and no longer live.
 
-    And the hand-off's requests, codes and access tokens that expired before `now`.
+    And the hand-off's requests, codes and access tokens, and the API's idempotency keys, that expired before `now`.
     """
     if batch < 1:
         raise ValueError("batch must be at least 1")

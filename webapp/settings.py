@@ -139,6 +139,12 @@ class Settings:
     #: Authorization requests per client IP: each one that passes is stored until it expires.
     limit_authorize_per_ip: str = "20/minute;100/hour"
 
+    # -- the JSON API (README: "The JSON API") --
+    #: Creates and resends (each places a call) per API client, on top of every limit of the page.
+    limit_api_calls_per_client: str = "30/minute;300/hour"
+    #: Requests with wrong or missing client credentials, per socket peer.
+    limit_api_auth_failures_per_ip: str = "10/minute;50/hour"
+
     #: httpx timeouts towards the provider, and a hard deadline per request.
     provider_connect_timeout: float = 5.0
     provider_read_timeout: float = 10.0
@@ -290,6 +296,10 @@ class Settings:
                 "LIMIT_TOKEN_FAILURES_PER_CLIENT", cast=str, default=defaults.limit_token_failures_per_client),
             limit_authorize_per_ip=config(
                 "LIMIT_AUTHORIZE_PER_IP", cast=str, default=defaults.limit_authorize_per_ip),
+            limit_api_calls_per_client=config(
+                "LIMIT_API_CALLS_PER_CLIENT", cast=str, default=defaults.limit_api_calls_per_client),
+            limit_api_auth_failures_per_ip=config(
+                "LIMIT_API_AUTH_FAILURES_PER_IP", cast=str, default=defaults.limit_api_auth_failures_per_ip),
         )
         settings.validate()
         return settings
@@ -314,7 +324,8 @@ class Settings:
             raise ValueError("ADMIN_USER must be a non-empty name without ':'")
         for name in ("limit_start_per_ip", "limit_start_per_number", "limit_check_per_ip",
                      "limit_calls_global", "limit_calls_per_country", "limit_admin_failures",
-                     "limit_token_failures_per_ip", "limit_token_failures_per_client", "limit_authorize_per_ip"):
+                     "limit_token_failures_per_ip", "limit_token_failures_per_client", "limit_authorize_per_ip",
+                     "limit_api_calls_per_client", "limit_api_auth_failures_per_ip"):
             value = getattr(self, name)
             try:
                 parse_many(value)

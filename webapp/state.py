@@ -19,6 +19,7 @@ from starlette.types import Scope
 
 if TYPE_CHECKING:  # these modules import the routes that read the state
     from webapp.admin import AdminPages
+    from webapp.api.context import Api
     from webapp.flow import Flow
     from webapp.guard import Guard
     from webapp.limits import RateLimits
@@ -40,6 +41,7 @@ class AppState(TypedDict):
     operators: Operators | None  # None: the operators' pages are off
     admin_pages: AdminPages
     oidc: Provider | None  # None: the hand-off is off
+    api: Api  # the JSON API (always mounted)
 
 
 def app_state(connection: HTTPConnection) -> AppState:

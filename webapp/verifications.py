@@ -55,8 +55,11 @@ class Verifications:
                 .limit(1)
             )
 
-    async def reserve(self, number: PhoneNumber, ip: str) -> Verification:
-        """Claim the number: the database lets one live verification per number exist."""
+    async def reserve(self, number: PhoneNumber, ip: str, *, api_client: str | None = None) -> Verification:
+        """Claim the number: the database lets one live verification per number exist.
+
+        `api_client`: the JSON API client it is made for, which alone may see it there.
+        """
         now = self._clock()
         verification = Verification(
             id=secrets.token_urlsafe(16),
@@ -71,6 +74,7 @@ class Verifications:
             created_at=now,
             last_call_at=now,
             expires_at=now + timedelta(seconds=self._timeout),
+            api_client_id=api_client,
         )
         async with self._sessions() as session:
             # Insert first: a number is nearly always free, and then this is the one round trip.
