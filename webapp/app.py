@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from functools import partial
+from typing import Any
 
 import anyio
 import httpx
@@ -27,8 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 from webapp import admin
 from webapp.admin import AdminPages
-from webapp.api import endpoints as api_endpoints
-from webapp.api import sandbox as api_sandbox
+from webapp.api import endpoints as api_endpoints, sandbox as api_sandbox
 from webapp.api.context import Api
 from webapp.attempt_writer import AttemptWriter
 from webapp.client_ip import client_ip, parse_networks
@@ -189,7 +189,7 @@ def create_app(
         ),
     ]
     # A database (or SQLite file) that is away is a 503 with a message wherever it shows.
-    handlers: dict[Any, Callable[..., Any]] = {error: storage_unavailable for error in STORAGE_ERRORS}
+    handlers: dict[Any, Callable[..., Any]] = dict.fromkeys(STORAGE_ERRORS, storage_unavailable)
     handlers[HTTPException] = api_endpoints.http_exception  # problem details under /api/
     app = Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.settings = settings

@@ -40,7 +40,7 @@ def test_the_tables_status_is_the_one_the_raise_site_gives() -> None:
     (An `ApiRefusal` takes its status from the table.)
     """
     found = set()
-    for match in re.finditer(r'(?<!Api)Refusal\(\s*"([a-z_]+)"(.*?)\)\s*(?:from None)?$', _sources(), re.M | re.S):
+    for match in re.finditer(r'(?<!Api)Refusal\(\s*"([a-z_]+)"(.*?)\)\s*(?:from None)?$', _sources(), re.MULTILINE | re.DOTALL):
         outcome, rest = match.group(1), match.group(2)
         if outcome in PAGE_ONLY:
             continue
@@ -55,7 +55,7 @@ def _readme_codes() -> dict[str, tuple[int, str]]:
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## The JSON API"):]
     section = section[: section.index("\n## ", 1)]
-    rows = re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \| ([^|]+?) \|", section, re.M)
+    rows = re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \| ([^|]+?) \|", section, re.MULTILINE)
     return {code: (int(status), title) for code, status, title in rows}
 
 

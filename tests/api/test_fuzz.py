@@ -16,9 +16,7 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck
-from hypothesis import settings as hypothesis_settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings as hypothesis_settings, strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -26,12 +24,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.api.support import register_now, served
+from tests.support import FakeClock
 from webapp.api import openapi
 from webapp.app import create_app
 from webapp.settings import Settings
-
-from ..conftest import FakeClock
-from .conftest import register_now, served
 
 schema = schemathesis.openapi.from_dict(openapi.document())
 #: Numbers the guard lets through: random strings seldom are one, and the fuzz should also get past a create.

@@ -13,13 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from tests.api.support import NUMBER, OTHER_NUMBER, Registered, assert_problem, create
+from tests.support import FakeClock, attempts, calls_placed
 from webapp import prune
 from webapp.app import create_app
 from webapp.models import ApiIdempotencyKey
 from webapp.settings import Settings
-
-from ..conftest import FakeClock, attempts, calls_placed
-from .conftest import NUMBER, OTHER_NUMBER, Registered, assert_problem, create
 
 KEY = {"Idempotency-Key": "3f1c0d9e-order-1234"}
 

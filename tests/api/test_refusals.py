@@ -12,10 +12,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from tests.api.support import NUMBER, Registered, assert_problem, create
+from tests.support import NL_MOBILES, FakeClock, attempts, calls_placed, spoken_code
 from webapp import denylist
-
-from ..conftest import NL_MOBILES, FakeClock, attempts, calls_placed, spoken_code
-from .conftest import NUMBER, Registered, assert_problem, create
 
 
 async def test_a_number_that_cant_be_called_is_invalid_number(

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from ..conftest import attempts, calls_placed
-from .conftest import NUMBER, Registered, assert_problem, create
+from tests.api.support import NUMBER, Registered, assert_problem, create
+from tests.support import attempts, calls_placed
 
 CREATE = "/api/v1/verifications"
 

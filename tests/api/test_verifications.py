@@ -14,10 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from tests.api.support import NUMBER, OTHER_NUMBER, Registered, assert_problem, create
+from tests.support import OPERATOR, FakeClock, attempts, calls_placed, spoken_code
 from webapp.models import Attempt
-
-from ..conftest import OPERATOR, FakeClock, attempts, calls_placed, spoken_code
-from .conftest import NUMBER, OTHER_NUMBER, Registered, assert_problem, create
 
 
 def wrong(code: str) -> str:

@@ -34,6 +34,7 @@ from webapp.api.schemas import CheckCode, CreateVerification, Status, Verificati
 from webapp.db import STORAGE_ERRORS
 from webapp.errors import Refusal
 from webapp.flow import Flow, Pending
+from webapp.state import app_state
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,11 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _api(request: Request) -> Api:
-    return request.state.api
+    return app_state(request)["api"]
 
 
 def _peer(request: Request) -> str:
-    return request.state.client_ip(request.scope)
+    return app_state(request)["client_ip"](request.scope)
 
 
 #: The flow's statuses as the API names them: "unplaced" (the provider placed no call) is failed.
@@ -121,7 +122,7 @@ async def client_flow(request: Request) -> Flow:
 
 
 def _bound(request: Request, language: str | None = None) -> Flow:
-    flow: Flow = request.state.flow
+    flow = app_state(request)["flow"]
     return flow.for_api(request.state.api_client, language)
 
 
