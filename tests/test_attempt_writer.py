@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import event, func, select
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.support import NL_MOBILES, OPERATOR, attempts, outcomes, start_call, text_of
@@ -183,3 +183,22 @@ async def test_attempts_fold_seconds_zero_keeps_a_row_per_refusal(client: httpx.
     for phone in NL_MOBILES[:5]:
         await start_call(client, phone)
     assert [row.count for row in await attempts(db) if row.outcome == "blocked_ip"] == [1, 1, 1]
+
+
+async def test_the_apps_refusals_are_committed_in_batches(
+    client_for: Callable[..., httpx.AsyncClient], db: Sessions
+) -> None:
+    commits: list[object] = []
+    count = commits.append  # one bound method, to remove the listener by
+    event.listen(Engine, "commit", count)  # every engine's, the app's own among them
+    try:
+        async def refused(n: int) -> int:
+            async with client_for(f"198.51.100.{n}") as person:
+                return (await start_call(person, f"not a number {n}")).status_code
+
+        statuses = await asyncio.gather(*(refused(n) for n in range(1, 31)))
+    finally:
+        event.remove(Engine, "commit", count)
+    assert statuses == [422] * 30
+    assert (await outcomes(db)).count("invalid_number") == 30
+    assert len(commits) < 15, f"{len(commits)} commits for 30 rows: the lifespan's writer is not batching"

@@ -84,3 +84,17 @@ async def test_streamed_results_keep_working(engine: AsyncEngine) -> None:
         streamed = await connection.stream(select(Attempt.__table__.c.ip).order_by(Attempt.__table__.c.id))
         assert [ip async for ip in streamed.scalars()] == [f"192.0.2.{n}" for n in range(1, 11)]
         assert (await connection.scalar(select(Verification.id).limit(1))) is None
+
+
+async def test_a_read_ends_without_a_trip_and_a_write_still_commits(engine: AsyncEngine, trips: list[Any]) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+        trips.clear()
+        await connection.execute(select(Attempt.__table__.c.id))
+        await connection.rollback()
+        assert len(trips) == 1, "the SELECT only: no transaction was open to roll back"
+        await connection.execute(insert(Attempt.__table__).values(row(1)))
+        await connection.commit()
+        assert len(trips) == 3
+    async with engine.connect() as connection:
+        assert (await connection.execute(select(Attempt.__table__.c.ip))).scalars().all() == ["192.0.2.1"]

@@ -4,7 +4,8 @@ aiosqlite runs each call on the connection's own thread; SQLAlchemy's adapter
 makes a statement four such calls (make a cursor, execute, fetch the rows,
 close the cursor), each a wake-up of that thread and then of the event loop.
 On a busy machine those wake-ups, not SQLite, are where a query's time goes
-(a start runs nine statements). This adapter does the four in one call. It
+(a start runs nine statements). This adapter does the four in one call, and
+skips the call for a commit or rollback with no transaction open. It
 uses aiosqlite's `Connection._execute` (queue a function for the thread),
 which its own methods are built on.
 
@@ -110,6 +111,20 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 class _Connection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
+
+    # sqlite3 itself makes commit and rollback no-ops outside a transaction, and it opens
+    # one only for a write: a read's session ends without a trip to the thread.
+    def rollback(self) -> None:
+        if self._open():
+            super().rollback()
+
+    def commit(self) -> None:
+        if self._open():
+            super().commit()
+
+    def _open(self) -> bool:
+        raw = self._connection._connection
+        return raw is not None and raw.in_transaction
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
