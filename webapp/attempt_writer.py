@@ -27,10 +27,11 @@ import logging
 from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 import anyio
 import anyio.abc
-from sqlalchemy import bindparam, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -56,10 +57,11 @@ STOP_WAIT = 5.0
 
 FoldKey = tuple[object, ...]
 
+_ATTEMPTS = cast("Table", Attempt.__table__)
 _ADD_COUNT = (
-    update(Attempt.__table__)
-    .where(Attempt.__table__.c.id == bindparam("folded_id"))
-    .values(count=Attempt.__table__.c.count + bindparam("more"))
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == bindparam("folded_id"))
+    .values(count=_ATTEMPTS.c.count + bindparam("more"))
 )
 
 
@@ -152,11 +154,11 @@ class AttemptWriter:
             lost = [self._current, *self._full, self._open]
             self._current, self._open = None, _Batch()
             self._full.clear()
-            for batch in lost:
-                if batch is not None and batch.rows and not batch.done.is_set():
-                    log.error("attempts log: %d rows may not be written, the writer stopped first", len(batch.rows))
-                    batch.error = batch.error or NotWritten("the attempts writer stopped")
-                    self._settle(batch)
+            for left in lost:
+                if left is not None and left.rows and not left.done.is_set():
+                    log.error("attempts log: %d rows may not be written, the writer stopped first", len(left.rows))
+                    left.error = left.error or NotWritten("the attempts writer stopped")
+                    self._settle(left)
 
     async def stop(self, wait: float = STOP_WAIT) -> None:
         """Graceful: new rows commit themselves, and the rows queued are committed (at most `wait` seconds)."""
@@ -222,7 +224,7 @@ class AttemptWriter:
         async with self._sessions() as session:
             session.add_all(inserts)
             if more:
-                await session.execute(_ADD_COUNT, [{"folded_id": id, "more": n} for id, n in more.items()])
+                await session.execute(_ADD_COUNT, [{"folded_id": row_id, "more": n} for row_id, n in more.items()])
             await session.commit()
         for key, row in fresh.items():
             self._folds[key] = _Folded(row.id, row.created_at)

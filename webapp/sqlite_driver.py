@@ -91,13 +91,13 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         try:
             await_(self._call(operation, parameters, False))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - SQLAlchemy's adapter translates (and re-raises) whatever the driver raised
             self._adapt_connection._handle_exception(error)
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
         try:
             await_(self._call(operation, seq_of_parameters, True))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - SQLAlchemy's adapter translates (and re-raises) whatever the driver raised
             self._adapt_connection._handle_exception(error)
 
     async def _call(self, operation: Any, parameters: Any, many: bool) -> None:
@@ -110,7 +110,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
-    _cursor_cls = OneTripCursor  # type: ignore[assignment]
+    _cursor_cls = OneTripCursor
 
     # sqlite3 itself makes commit and rollback no-ops outside a transaction, and it opens
     # one only for a write: a read's session ends without a trip to the thread.
