@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import itertools
 import json
 import os
 import platform
@@ -303,6 +304,10 @@ def _run(server: Server, report: dict[str, int], cpu: float, started: float, dat
     )
 
 
+#: Honest addresses, each used for one run's four starts only: 127.1.0.2, 127.1.0.3, …
+_HONEST_ADDRESSES = itertools.count()
+
+
 async def _honest_starts(url: str, stop_at: float, first_number: int) -> tuple[list[float], int]:
     """Starts from other loopback addresses while the flood runs: latencies (ms) and failures."""
     latencies: list[float] = []
@@ -311,8 +316,11 @@ async def _honest_starts(url: str, stop_at: float, first_number: int) -> tuple[l
     clients: dict[str, httpx.AsyncClient] = {}
     try:
         while time.monotonic() < stop_at:
-            # Four starts per address keep each honest address under the default 5/minute.
-            address = f"127.0.0.{2 + i // 4}"
+            # Four starts per address keep each honest address under the default 5/minute;
+            # no address is used twice in a process (the repeats run within the same minute).
+            if i % 4 == 0:
+                n = next(_HONEST_ADDRESSES)
+                address = f"127.1.{n // 250}.{2 + n % 250}"
             if address not in clients:
                 transport = httpx.AsyncHTTPTransport(local_address=address)
                 clients[address] = httpx.AsyncClient(transport=transport, base_url=url, timeout=5)
