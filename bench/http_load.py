@@ -326,7 +326,7 @@ async def _honest_starts(url: str, stop_at: float, first_number: int) -> tuple[l
                 clients[address] = httpx.AsyncClient(transport=transport, base_url=url, timeout=5)
             started = time.perf_counter()
             response = await clients[address].post(
-                "/verify", data={"phone": f"+3165{first_number + i:07d}", "country": "NL"},
+                "/verify", data={"phone": f"+3165{(first_number + i) % 10_000_000:07d}", "country": "NL"},  # 7 digits: a valid number
                 headers={"HX-Request": "true"},
             )
             latencies.append((time.perf_counter() - started) * 1000)
