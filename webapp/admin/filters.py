@@ -67,6 +67,10 @@ class Filters:
         """The filters as a query string, for the page's links."""
         return query(self.form)
 
+    def context(self) -> dict[str, Any]:
+        """What every filtered page's template reads of the filters: the form, the errors, the links' query."""
+        return {"form": self.form, "errors": self.errors, "query": self.query}
+
 
 def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     """An IP address or CIDR the filter can serve efficiently."""

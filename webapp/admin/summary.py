@@ -27,15 +27,6 @@ async def attempts_summary(request: Request) -> Response:
     async with app_state(request)["sessions"]() as session:
         summary = await reports.summary(session, filters.where, now(request))
         sites = await clients.names(session)
-    return render(
-        request,
-        "admin_summary.html",
-        status_code=filters.status_code,
-        summary=summary,
-        sites=sites,
-        chart=stacked_bars(summary.series, summary.bucket),
-        form=filters.form,
-        errors=filters.errors,
-        query=filters.query,
-        alert=settings.conversion_alert,
-    )
+    chart = stacked_bars(summary.series, summary.bucket)
+    return render(request, "admin_summary.html", status_code=filters.status_code, summary=summary, sites=sites,
+                  chart=chart, alert=settings.conversion_alert, **filters.context())
