@@ -45,7 +45,8 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 from starlette.datastructures import Secret
 
-from webapp import export, migrate, reports
+from webapp import migrate, reports
+from webapp.admin import export
 from webapp.app import create_app
 from webapp.db import create_engine, create_sessionmaker
 from webapp.models import Attempt

@@ -387,11 +387,11 @@ async def test_denying_a_prefix_and_a_network(operator: httpx.AsyncClient, clien
         assert (await other.post("/verify", data={"country": "NL", "phone": "0612000100"})).status_code == 303
 
 
-async def test_a_bad_action_value_is_a_clear_422(operator: httpx.AsyncClient, db) -> None:
+async def test_a_bad_action_value_is_a_clear_400(operator: httpx.AsyncClient, db) -> None:
     response = await post_action(operator, action="deny", value="hello")
-    assert response.status_code == 422 and "is not a number" in unescape(response.text)
+    assert response.status_code == 400 and "is not a number" in unescape(response.text)
     response = await post_action(operator, action="explode", value="+31612345678")
-    assert response.status_code == 422
+    assert response.status_code == 400
     async with db() as session:
         assert (await session.scalars(select(AdminAction))).all() == []
 

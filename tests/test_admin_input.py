@@ -110,19 +110,39 @@ async def test_a_hostile_path_is_a_404(operator: httpx.AsyncClient, path: str) -
 # -- the deny form -----------------------------------------------------------------------------------
 
 
-async def test_a_control_character_in_the_reason_is_a_clear_422_and_changes_nothing(operator: httpx.AsyncClient, db) -> None:
+async def test_a_control_character_in_the_reason_is_a_clear_400_and_changes_nothing(operator: httpx.AsyncClient, db) -> None:
     response = await post_action(operator, action="deny", value="+31612345678", reason="abuse\x00report")
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "The reason can't hold control characters." in text_of(response.text)
     async with db() as session:
         assert (await session.scalars(select(DenyEntry))).all() == []
         assert (await session.scalars(select(AdminAction))).all() == []
 
 
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"action": "deny", "value": "hello"}, "is not a number"),
+        ({"action": "explode", "value": "+31612345678"}, "The action is deny or allow."),
+        ({"action": "deny", "value": "+31612345678", "reason": "a\x07b"}, "The reason can't hold control characters."),
+    ],
+)
+async def test_the_confirmation_and_the_action_refuse_alike(
+    operator: httpx.AsyncClient, db, fields: dict[str, str], message: str
+) -> None:
+    confirm = await operator.get("/admin/deny", params=fields)
+    done = await post_action(operator, **fields)
+    assert (confirm.status_code, done.status_code) == (400, 400)
+    assert message in text_of(confirm.text) and message in text_of(done.text)
+    async with db() as session:
+        assert (await session.scalars(select(DenyEntry))).all() == []
+        assert (await session.scalars(select(AdminAction))).all() == []
+
+
 @pytest.mark.parametrize("value", ["fe80::1%\x00", "fe80::1%eth0/128", "+3161234%00*", "\x00"])
-async def test_a_hostile_deny_value_is_a_clear_422(operator: httpx.AsyncClient, db, value: str) -> None:
+async def test_a_hostile_deny_value_is_a_clear_400(operator: httpx.AsyncClient, db, value: str) -> None:
     response = await post_action(operator, action="deny", value=value)
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "is not a" in text_of(response.text)
     async with db() as session:
         assert (await session.scalars(select(DenyEntry))).all() == []
@@ -200,7 +220,7 @@ async def test_no_deny_form_makes_a_server_error(
     assert confirm.status_code in (200, 400), (action, value, back, confirm.text[:300])
     fields = {csrf.FIELD: await form_token(operator), "action": action, "value": value, "reason": reason, "back": back}
     response = await operator.post("/admin/deny", data=fields)
-    assert response.status_code in (303, 422), (fields, response.text[:300])
+    assert response.status_code in (303, 400), (fields, response.text[:300])
 
 
 # -- CSV cells ---------------------------------------------------------------------------------------------

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.support import VOICE2FA, FakeClock, clean_env
 from webapp import cli, denylist, migrate
 from webapp.denylist import Entry, parse_entry
-from webapp.models import DenyEntry
+from webapp.models import AdminAction, DenyEntry
 
 NOW = FakeClock().now
 
@@ -132,6 +134,68 @@ async def test_remove_of_a_missing_entry_returns_false(db: Sessions) -> None:
     async with db() as session:
         assert not await denylist.remove(session, parse_entry("+31612345678"))
     assert len(await listed(db)) == 1
+
+
+# apply: an operator's action and its record, together or not at all
+
+
+async def actions(db: Sessions) -> list[tuple[str, str, str, str, str | None]]:
+    async with db() as session:
+        rows = (await session.scalars(select(AdminAction).order_by(AdminAction.id))).all()
+    return [(a.operator, a.action, a.kind, a.value, a.reason) for a in rows]
+
+
+async def apply(db: Sessions, action: str, typed: str, reason: str | None = None) -> bool:
+    async with db() as session:
+        return await denylist.apply(session, action, parse_entry(typed), operator="ann", reason=reason, now=NOW)
+
+
+async def test_apply_writes_the_entry_and_who_did_it(db: Sessions) -> None:
+    assert await apply(db, "deny", "+3197*", reason="pumping")
+    assert await listed(db) == [("prefix", "+3197", "pumping", NOW, "admin:ann")]
+    assert await apply(db, "allow", "+3197*")
+    assert await listed(db) == []
+    assert await actions(db) == [("ann", "deny", "prefix", "+3197", "pumping"), ("ann", "allow", "prefix", "+3197", None)]
+
+
+async def test_apply_that_changes_nothing_records_nothing(db: Sessions) -> None:
+    assert await apply(db, "deny", "+31612345678")
+    assert not await apply(db, "deny", "+31612345678")
+    assert not await apply(db, "allow", "+3197*")
+    assert await actions(db) == [("ann", "deny", "number", "+31612345678", None)]
+
+
+async def refuse_records(db: Sessions, database_url: str) -> None:
+    """A trigger that makes every insert into admin_actions fail, as a full disk or a lost connection would."""
+    async with db() as session:
+        if database_url.startswith("sqlite"):
+            await session.execute(text(
+                "CREATE TRIGGER refuse_records BEFORE INSERT ON admin_actions BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            ))
+        else:
+            await session.execute(text(
+                "CREATE FUNCTION refuse_records() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ "
+                "LANGUAGE plpgsql"
+            ))
+            await session.execute(text(
+                "CREATE TRIGGER refuse_records BEFORE INSERT ON admin_actions FOR EACH ROW EXECUTE FUNCTION refuse_records()"
+            ))
+        await session.commit()
+
+
+async def test_a_deny_whose_record_fails_is_not_made(db: Sessions, database_url: str) -> None:
+    await refuse_records(db, database_url)
+    with contextlib.suppress(DBAPIError):
+        assert not await apply(db, "deny", "+31612345678")
+    assert await listed(db) == []
+
+
+async def test_an_allow_whose_record_fails_is_not_made(db: Sessions, database_url: str) -> None:
+    assert await apply(db, "deny", "+31612345678")
+    await refuse_records(db, database_url)
+    with contextlib.suppress(DBAPIError):
+        assert not await apply(db, "allow", "+31612345678")
+    assert [value for _, value, *_ in await listed(db)] == ["+31612345678"]
 
 
 # number_denied, ip_denied

@@ -28,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 from webapp import admin
 from webapp.admin import AdminPages
+from webapp.admin.auth import Operators
 from webapp.api import endpoints as api_endpoints, sandbox as api_sandbox
 from webapp.api.context import Api
 from webapp.attempt_writer import AttemptWriter
@@ -42,7 +43,6 @@ from webapp.limits import RateLimits
 from webapp.logs import quiet_loggers
 from webapp.oidc import endpoints as oidc_endpoints
 from webapp.oidc.provider import Provider, enabled as handoff_enabled
-from webapp.operators import Operators
 from webapp.outbox import Outbox
 from webapp.pages import Pages
 from webapp.passwords import GENERATED, sandbox_password

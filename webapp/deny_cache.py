@@ -8,7 +8,7 @@ the count, an addition raises the id or, where SQLite reuses a removed top
 id, the time). Only a changed signature loads the entries again. So an
 operator's deny or allow takes effect within REFRESH seconds in every
 process (`voice2fa deny` included), and at once in the process whose
-operators' page made it (`admin_deny` calls `changed()`).
+operators' page made it (`admin.deny` calls `changed()`).
 
 One refresh at a time: requests that find the list stale while another is
 loading it wait for that load rather than each asking the database. A

@@ -58,22 +58,52 @@ def parse_entry(text: str) -> Entry:
 
 async def add(session: AsyncSession, entry: Entry, *, reason: str | None, by: str, now: datetime) -> bool:
     """Add `entry`; False if it was there already."""
-    session.add(
-        DenyEntry(kind=entry.kind, value=entry.value, reason=(reason or None) and reason[:200], created_at=now, created_by=by[:64])
-    )
+    session.add(_entry_row(entry, reason=reason, by=by, now=now))
+    return await _commit_unless_there(session)
+
+
+async def remove(session: AsyncSession, entry: Entry) -> bool:
+    """Remove `entry`; False if it was not there."""
+    removed = await _delete(session, entry)
+    await session.commit()
+    return removed
+
+
+async def apply(session: AsyncSession, action: str, entry: Entry, *, operator: str, reason: str | None,
+                now: datetime) -> bool:
+    """An operator's deny or allow and its `admin_actions` row, in one transaction; False if nothing changed.
+
+    Either both are written or neither: an entry never changes without its
+    record of who changed it, and a record never names a change that was not made.
+    """
+    if action == "deny":
+        session.add(_entry_row(entry, reason=reason, by="admin:" + operator, now=now))
+    elif not await _delete(session, entry):
+        await session.rollback()
+        return False
+    session.add(AdminAction(at=now, operator=operator[:64], action=action, kind=entry.kind, value=entry.value,
+                            reason=(reason or None) and reason[:200]))
+    return await _commit_unless_there(session)
+
+
+def _entry_row(entry: Entry, *, reason: str | None, by: str, now: datetime) -> DenyEntry:
+    return DenyEntry(kind=entry.kind, value=entry.value, reason=(reason or None) and reason[:200], created_at=now,
+                     created_by=by[:64])
+
+
+async def _delete(session: AsyncSession, entry: Entry) -> bool:
+    result = await session.execute(delete(DenyEntry).where(DenyEntry.kind == entry.kind, DenyEntry.value == entry.value))
+    return bool(affected(result))
+
+
+async def _commit_unless_there(session: AsyncSession) -> bool:
+    """Commit; False (and nothing written) when an entry added is there already."""
     try:
         await session.commit()
     except IntegrityError:
         await session.rollback()
         return False
     return True
-
-
-async def remove(session: AsyncSession, entry: Entry) -> bool:
-    """Remove `entry`; False if it was not there."""
-    result = await session.execute(delete(DenyEntry).where(DenyEntry.kind == entry.kind, DenyEntry.value == entry.value))
-    await session.commit()
-    return bool(affected(result))
 
 
 async def entries(session: AsyncSession) -> list[DenyEntry]:
@@ -112,15 +142,6 @@ async def ip_entries(session: AsyncSession, ip: str) -> list[DenyEntry]:
 async def ip_denied(session: AsyncSession, ip: str) -> bool:
     """Whether `ip` is in a denied address or network."""
     return bool(await ip_entries(session, ip))
-
-
-async def record(
-    session: AsyncSession, *, operator: str, action: str, entry: Entry, reason: str | None, now: datetime
-) -> None:
-    """Write down an operator's deny or allow: who, when, what."""
-    session.add(AdminAction(at=now, operator=operator[:64], action=action, kind=entry.kind, value=entry.value,
-                            reason=(reason or None) and reason[:200]))
-    await session.commit()
 
 
 async def recent_actions(session: AsyncSession, limit: int = 50) -> list[AdminAction]:

@@ -18,13 +18,13 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 if TYPE_CHECKING:  # these modules import the routes that read the state
-    from webapp.admin import AdminPages
+    from webapp.admin.auth import Operators
+    from webapp.admin.pages import AdminPages
     from webapp.api.context import Api
     from webapp.flow import Flow
     from webapp.guard import Guard
     from webapp.limits import RateLimits
     from webapp.oidc.provider import Provider
-    from webapp.operators import Operators
     from webapp.pages import Pages
     from webapp.provider.sandbox import SandboxState
 

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp import reports
+from webapp.models import Attempt
 from webapp.reports import AttemptFilter
 
 COLUMNS = ("time_utc", "kind", "number", "raw_input", "region", "ip", "channel", "outcome",
@@ -66,6 +67,15 @@ def _runs(piece: str) -> bool:
     return False
 
 
+def csv_row(row: Attempt) -> list[str]:
+    """One attempt's cells, in COLUMNS order."""
+    return [cell(value) for value in (
+        row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), row.kind, row.number, row.raw_input, row.region,
+        row.ip, row.channel, row.outcome, row.verification_id, row.provider_ref, row.provider_latency_ms,
+        row.client_id, row.reason, row.count, row.provider, row.via,
+    )]
+
+
 async def rows(sessions: async_sessionmaker[AsyncSession], where: AttemptFilter) -> AsyncIterator[str]:
     """The header and every matching attempt, newest first, as CSV text in chunks."""
     buffer = io.StringIO()
@@ -73,12 +83,8 @@ async def rows(sessions: async_sessionmaker[AsyncSession], where: AttemptFilter)
     writer.writerow(COLUMNS)
     async with sessions() as session:
         count = 0
-        async for row in reports.stream(session, where):
-            writer.writerow([cell(value) for value in (
-                row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), row.kind, row.number, row.raw_input, row.region,
-                row.ip, row.channel, row.outcome, row.verification_id, row.provider_ref, row.provider_latency_ms,
-                row.client_id, row.reason, row.count, row.provider, row.via,
-            )])
+        async for attempt in reports.stream(session, where):
+            writer.writerow(csv_row(attempt))
             count += 1
             if count % FLUSH_EVERY == 0:
                 yield buffer.getvalue()

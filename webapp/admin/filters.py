@@ -1,4 +1,4 @@
-"""What an operator typed into the attempts filters, read into an `AttemptFilter`.
+"""What an operator typed into the attempts filters, read once into `Filters` (an `AttemptFilter` and more).
 
 Everything here reaches SQL or datetime arithmetic, so every value is checked
 and bounded first: a hostile link gets a 400 that says what was wrong, never
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
@@ -20,7 +21,7 @@ from starlette.datastructures import QueryParams
 from webapp import denylist, reports
 from webapp.phone import InvalidNumber, parse_phone
 from webapp.provider import NAMES
-from webapp.reports import EARLIEST, LATEST, AttemptFilter
+from webapp.reports import EARLIEST, LATEST, AttemptFilter, Cursor
 
 _COUNTRY = re.compile(r"[A-Z]{2}|001")
 #: client ids are `secrets.token_hex(16)`; the filter takes nothing that could not be one
@@ -29,6 +30,46 @@ _CLIENT = re.compile(r"[0-9a-f]{32}", re.ASCII)
 
 class FilterError(ValueError):
     """A filter the operator typed that can't be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """A query's filter, the form's values to show again, what could not be used, and the page asked for."""
+
+    where: AttemptFilter
+    form: dict[str, Any]
+    errors: list[str] = field(default_factory=list)
+    before: Cursor | None = None
+    after: Cursor | None = None
+
+    @classmethod
+    def from_query(cls, params: QueryParams, default_region: str, now: datetime, *, paged: bool = False) -> Filters:
+        """Read the filters of `params`; with `paged`, also the page link (`before` or `after`)."""
+        where, form, errors = read(params, default_region, now)
+        before = after = None
+        if paged:
+            try:
+                if params.get("before"):
+                    before = Cursor.parse(params["before"])
+                elif params.get("after"):
+                    after = Cursor.parse(params["after"])
+            except ValueError:
+                errors.append("That page link is broken; showing the newest attempts.")
+        return cls(where, form, errors, before, after)
+
+    @property
+    def status_code(self) -> int:
+        """400 when something typed could not be used (the page still shows what could)."""
+        return 400 if self.errors else 200
+
+    @property
+    def query(self) -> str:
+        """The filters as a query string, for the page's links."""
+        return query(self.form)
+
+    def context(self) -> dict[str, Any]:
+        """What every filtered page's template reads of the filters: the form, the errors, the links' query."""
+        return {"form": self.form, "errors": self.errors, "query": self.query}
 
 
 def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

@@ -15,7 +15,8 @@ also counted in the process itself, so while the shared storage is down the
 limit still holds per process, rather than failing open for password guessing.
 
 Every operators' POST also carries the form token of the operator's session
-(`webapp.csrf`), checked here before any handler runs.
+(`webapp.csrf`), checked here before any handler runs; a form that can't be
+read or used is answered with `AdminPages.problem`.
 """
 
 from __future__ import annotations
