@@ -41,6 +41,8 @@ in one place (`webapp.routes`).
 
 from __future__ import annotations
 
+from webapp.outcomes import Outcome
+
 
 class Voice2faError(Exception):
     """Base of every error voice2fa raises on purpose."""
@@ -117,7 +119,7 @@ class Refusal(Voice2faError):
 
     def __init__(
         self,
-        outcome: str,
+        outcome: Outcome,
         message: str,
         *,
         step: str | None = None,

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import ClientDisconnect, Request
 
 from webapp.errors import Refusal
+from webapp.outcomes import Outcome
 
 MAX_FORM_BYTES = 32 * 1024
 
@@ -19,7 +20,7 @@ class BadForm(Refusal):
     """A form we cannot read at all: too big, not UTF-8, not urlencoded."""
 
     def __init__(self, message: str, status_code: int = 400) -> None:
-        super().__init__("bad_request", message, status_code=status_code)
+        super().__init__(Outcome.BAD_REQUEST, message, status_code=status_code)
 
 
 async def read_form(request: Request) -> dict[str, str]:

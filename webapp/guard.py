@@ -21,6 +21,7 @@ from webapp import circuit, policy
 from webapp.deny_cache import DenyListCache
 from webapp.errors import Refusal
 from webapp.limits import Counter, Full, LimiterUnavailable, RateLimits, parse
+from webapp.outcomes import Outcome
 from webapp.phone import PhoneNumber
 from webapp.settings import Settings
 
@@ -36,7 +37,7 @@ CIRCUIT_RANGE = "We can't call this number right now. Please try again later."
 def pending_refusal(wait: int) -> Refusal:
     """The refusal for a number another session's call is still live on."""
     return Refusal(
-        "blocked_pending",
+        Outcome.BLOCKED_PENDING,
         f"A call to this number is already in progress. Try again in {wait_text(wait)}.",
         status_code=429,
         retry_after=wait,
@@ -86,14 +87,14 @@ class Guard:
         if kind == "check":
             full = await self._hit(Counter(self.check_ip_limits, ("check-ip", key)))
             if full:
-                raise Refusal("blocked_ip", f"Too many tries. Please wait {wait_text(full.wait)} and try again.",
+                raise Refusal(Outcome.BLOCKED_IP, f"Too many tries. Please wait {wait_text(full.wait)} and try again.",
                               step="code", status_code=429, retry_after=full.wait)
             return
         if await self.deny_list.ip_denied(ip):
-            raise Refusal("blocked_denylist", DENIED, status_code=422)
+            raise Refusal(Outcome.BLOCKED_DENYLIST, DENIED, status_code=422)
         full = await self._hit(Counter(self.start_ip_limits, ("start-ip", key)))
         if full:
-            raise Refusal("blocked_ip",
+            raise Refusal(Outcome.BLOCKED_IP,
                           f"Too many calls requested from your network. Try again in {wait_text(full.wait)}.",
                           status_code=429, retry_after=full.wait)
 
@@ -101,7 +102,7 @@ class Guard:
         """Deny list, number policy and the circuit breaker (the number's range, its country): no counter spent."""
         now = self._clock()
         if await self.deny_list.number_denied(number.e164):
-            raise Refusal("blocked_denylist", DENIED, field="phone")
+            raise Refusal(Outcome.BLOCKED_DENYLIST, DENIED, field="phone")
         policy.check_number(number, self._settings)
         async with self._sessions() as session:
             ticket = self._judging.ticket(number.region)
@@ -115,7 +116,7 @@ class Guard:
         if stopped is not None:
             wait = max(1, math.ceil((stopped.until - now).total_seconds()))
             message = CIRCUIT if stopped.whole_country else CIRCUIT_RANGE
-            raise Refusal("blocked_circuit", message, status_code=429, retry_after=wait, field="phone")
+            raise Refusal(Outcome.BLOCKED_CIRCUIT, message, status_code=429, retry_after=wait, field="phone")
 
     async def count_call(self, number: PhoneNumber, api_client: str | None = None) -> None:
         """Spend the counters of one call (per number, overall, per country, per API client), or refuse spending none."""
@@ -126,12 +127,12 @@ class Guard:
         if full is None:
             return
         if full.waits[0]:
-            raise Refusal("blocked_number", f"Too many calls to this number. Try again in {wait_text(full.wait)}.",
+            raise Refusal(Outcome.BLOCKED_NUMBER, f"Too many calls to this number. Try again in {wait_text(full.wait)}.",
                           status_code=429, retry_after=full.wait, field="phone")
         if api_client is not None and full.waits[3] and not any(full.waits[1:3]):
-            raise Refusal("blocked_client", f"Too many calls for this client. Try again in {wait_text(full.wait)}.",
+            raise Refusal(Outcome.BLOCKED_CLIENT, f"Too many calls for this client. Try again in {wait_text(full.wait)}.",
                           status_code=429, retry_after=full.wait)
-        raise Refusal("blocked_global", BUSY, status_code=429, retry_after=full.wait)
+        raise Refusal(Outcome.BLOCKED_GLOBAL, BUSY, status_code=429, retry_after=full.wait)
 
     async def number_busy(self, number: PhoneNumber, live_until: datetime) -> Refusal:
         """blocked_pending, with the real wait: the live call's code runs out, and the counters have room."""
@@ -157,4 +158,4 @@ class Guard:
                 log.warning("limiter storage down and RATELIMIT_FAIL_OPEN is set: admitting %s unlimited",
                             counters[0].key[0])
                 return None
-            raise Refusal("limiter_unavailable", LIMITER_DOWN, status_code=503) from None
+            raise Refusal(Outcome.LIMITER_UNAVAILABLE, LIMITER_DOWN, status_code=503) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import phonenumbers
 
 from webapp.errors import Refusal
+from webapp.outcomes import Outcome
 from webapp.phone import NUMBER_TYPES, PhoneNumber
 from webapp.settings import Settings
 
@@ -24,13 +25,13 @@ INTERNATIONAL_NETWORKS = phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
 def check_number(number: PhoneNumber, settings: Settings) -> None:
     """Raise a Refusal if policy forbids calling `number`."""
     if number.region == INTERNATIONAL_NETWORKS and not settings.allow_international_networks:
-        raise Refusal("blocked_number_type", TYPE_MESSAGE, field="phone")
+        raise Refusal(Outcome.BLOCKED_NUMBER_TYPE, TYPE_MESSAGE, field="phone")
     if settings.allowed_countries and number.region not in settings.allowed_countries:
-        raise Refusal("blocked_country", COUNTRY_MESSAGE, field="phone")
+        raise Refusal(Outcome.BLOCKED_COUNTRY, COUNTRY_MESSAGE, field="phone")
     if number.region in settings.denied_countries:
-        raise Refusal("blocked_country", COUNTRY_MESSAGE, field="phone")
+        raise Refusal(Outcome.BLOCKED_COUNTRY, COUNTRY_MESSAGE, field="phone")
     blocked = {NUMBER_TYPES[name] for name in settings.blocked_number_types}
     if not settings.allow_voip:
         blocked.add(NUMBER_TYPES["voip"])
     if number.number_type in blocked:
-        raise Refusal("blocked_number_type", TYPE_MESSAGE, field="phone")
+        raise Refusal(Outcome.BLOCKED_NUMBER_TYPE, TYPE_MESSAGE, field="phone")

@@ -18,6 +18,7 @@ from webapp.errors import Refusal
 from webapp.flow import Flow, Pending
 from webapp.forms import read_form
 from webapp.oidc import page as handoff_page
+from webapp.outcomes import Outcome
 from webapp.pages import Pages, is_htmx
 from webapp.sandbox_phone import provider_refs
 from webapp.state import app_state
@@ -88,7 +89,7 @@ def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **co
         step = "result"
     else:
         step = refusal.step if refusal.pending is not None or refusal.step == "phone" else "phone"
-    if step == "result" or (step == "phone" and refusal.outcome in ("no_verification", "already_verified")):
+    if step == "result" or (step == "phone" and refusal.outcome in (Outcome.NO_VERIFICATION, Outcome.ALREADY_VERIFIED)):
         request.session.pop(SESSION_KEY, None)
     return _pages(request).render(
         request,

@@ -22,6 +22,7 @@ from webapp.db import affected
 from webapp.errors import Refusal
 from webapp.guard import pending_refusal
 from webapp.models import Attempt, Verification
+from webapp.outcomes import Outcome
 from webapp.phone import PhoneNumber
 
 GONE = "That verification has ended. Enter your number to get a new call."
@@ -102,9 +103,9 @@ class Verifications:
             await _expire_stale(session, verification.number, now)
             fresh = await _locked(session, verification)
             if fresh.status == "cancelled":  # given up on in another tab meanwhile
-                raise Refusal("no_verification", GONE, step="phone", status_code=409)
+                raise Refusal(Outcome.NO_VERIFICATION, GONE, step="phone", status_code=409)
             if fresh.status == "verified":
-                raise Refusal("already_verified", "This number is already verified.", step="phone", status_code=409)
+                raise Refusal(Outcome.ALREADY_VERIFIED, "This number is already verified.", step="phone", status_code=409)
             fresh.status = "pending"
             fresh.expires_at = now + timedelta(seconds=self._timeout)
             try:
@@ -213,7 +214,7 @@ async def _locked(session: AsyncSession, verification: Verification) -> Verifica
     # Re-read the row for update: concurrent checks must not lose a wrong attempt.
     fresh = await session.get(Verification, verification.id, with_for_update=True, populate_existing=True)
     if fresh is None:
-        raise Refusal("no_verification", GONE, step="phone", status_code=409)
+        raise Refusal(Outcome.NO_VERIFICATION, GONE, step="phone", status_code=409)
     return fresh
 
 

@@ -10,12 +10,13 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
 from webapp.api import openapi
 from webapp.api.problems import OUTCOMES
+from webapp.outcomes import Outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 #: `Refusal("outcome", …)` and `ApiRefusal("outcome", …)` where they are raised, and the flow's
 #: `_call_failed(kind, "outcome", …)`, and Refusal's subclasses (InvalidNumber, InvalidCode, BadForm) in their
 #: `super().__init__("outcome", …)`.
-RAISED = re.compile(r'(?:Refusal\(\s*|_call_failed\(\s*\w+,\s*|super\(\).__init__\(\s*)"([a-z_]+)"')
+RAISED = re.compile(r"(?:Refusal\(\s*|_call_failed\(\s*\w+,\s*|super\(\).__init__\(\s*)Outcome\.([A-Z_]+)")
 #: The page's own: a form it can't read. The API reads no form.
 PAGE_ONLY = {"bad_request"}
 #: Where the flow's raise site says another status than the table. The flow raises `provider_error` with
@@ -29,7 +30,7 @@ def _sources() -> str:
 
 
 def test_every_outcome_a_refusal_is_raised_with_is_in_the_table() -> None:
-    raised = set(RAISED.findall(_sources())) - PAGE_ONLY
+    raised = {Outcome[name] for name in RAISED.findall(_sources())} - PAGE_ONLY
     assert {"invalid_number", "invalid_code", "blocked_ip", "resend_too_soon", "unauthorized"} <= raised
     assert raised - set(OUTCOMES) == set()
 
@@ -40,8 +41,8 @@ def test_the_tables_status_is_the_one_the_raise_site_gives() -> None:
     (An `ApiRefusal` takes its status from the table.)
     """
     found = set()
-    for match in re.finditer(r'(?<!Api)Refusal\(\s*"([a-z_]+)"(.*?)\)\s*(?:from None)?$', _sources(), re.MULTILINE | re.DOTALL):
-        outcome, rest = match.group(1), match.group(2)
+    for match in re.finditer(r"(?<!Api)Refusal\(\s*Outcome\.([A-Z_]+)(.*?)\)\s*(?:from None)?$", _sources(), re.MULTILINE | re.DOTALL):
+        outcome, rest = Outcome[match.group(1)], match.group(2)
         if outcome in PAGE_ONLY:
             continue
         status = re.search(r"status_code=(\d{3})", rest.split("Refusal(")[0])

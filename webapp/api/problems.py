@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from webapp.api.schemas import FieldError, Problem
 from webapp.errors import Refusal
+from webapp.outcomes import Outcome
 
 MEDIA_TYPE = "application/problem+json"
 #: Each problem's `type`: its line in the API's reference page (a relative URI, RFC 9457 §3.1.1).
@@ -28,53 +29,53 @@ class Kind:
     title: str
 
 
-OUTCOMES: dict[str, Kind] = {
+OUTCOMES: dict[Outcome, Kind] = {
     # the number, and the policy on it
-    "invalid_number": Kind(422, "Not a phone number we can call"),
-    "blocked_denylist": Kind(422, "Refused by the deny list"),
-    "blocked_country": Kind(422, "Country not served"),
-    "blocked_number_type": Kind(422, "Number type not served"),
+    Outcome.INVALID_NUMBER: Kind(422, "Not a phone number we can call"),
+    Outcome.BLOCKED_DENYLIST: Kind(422, "Refused by the deny list"),
+    Outcome.BLOCKED_COUNTRY: Kind(422, "Country not served"),
+    Outcome.BLOCKED_NUMBER_TYPE: Kind(422, "Number type not served"),
     # the limits
-    "blocked_ip": Kind(429, "Too many requests from this address"),
-    "blocked_number": Kind(429, "Too many calls to this number"),
-    "blocked_pending": Kind(429, "A call to this number is in progress"),
-    "blocked_global": Kind(429, "Too many calls overall"),
-    "blocked_circuit": Kind(429, "Calls to this number are stopped"),
-    "blocked_client": Kind(429, "Too many calls for this client"),
-    "resend_too_soon": Kind(429, "Too soon for a new call"),
-    "limiter_unavailable": Kind(503, "Limits can't be checked"),
+    Outcome.BLOCKED_IP: Kind(429, "Too many requests from this address"),
+    Outcome.BLOCKED_NUMBER: Kind(429, "Too many calls to this number"),
+    Outcome.BLOCKED_PENDING: Kind(429, "A call to this number is in progress"),
+    Outcome.BLOCKED_GLOBAL: Kind(429, "Too many calls overall"),
+    Outcome.BLOCKED_CIRCUIT: Kind(429, "Calls to this number are stopped"),
+    Outcome.BLOCKED_CLIENT: Kind(429, "Too many calls for this client"),
+    Outcome.RESEND_TOO_SOON: Kind(429, "Too soon for a new call"),
+    Outcome.LIMITER_UNAVAILABLE: Kind(503, "Limits can't be checked"),
     # the code, and the verification's state
-    "invalid_code": Kind(422, "Not a code"),
-    "wrong_code": Kind(422, "Wrong code"),
-    "unverified": Kind(422, "Not verified"),
-    "closed": Kind(422, "Verification closed"),
-    "already_verified": Kind(409, "Already verified"),
-    "replayed": Kind(409, "Already verified"),
-    "superseded": Kind(409, "A newer call was placed"),
-    "no_verification": Kind(409, "Verification ended"),
-    "verification_busy": Kind(503, "Verification busy"),
+    Outcome.INVALID_CODE: Kind(422, "Not a code"),
+    Outcome.WRONG_CODE: Kind(422, "Wrong code"),
+    Outcome.UNVERIFIED: Kind(422, "Not verified"),
+    Outcome.CLOSED: Kind(422, "Verification closed"),
+    Outcome.ALREADY_VERIFIED: Kind(409, "Already verified"),
+    Outcome.REPLAYED: Kind(409, "Already verified"),
+    Outcome.SUPERSEDED: Kind(409, "A newer call was placed"),
+    Outcome.NO_VERIFICATION: Kind(409, "Verification ended"),
+    Outcome.VERIFICATION_BUSY: Kind(503, "Verification busy"),
     # the provider
-    "provider_error": Kind(503, "The provider failed"),
-    "call_failed": Kind(503, "The call failed"),
+    Outcome.PROVIDER_ERROR: Kind(503, "The provider failed"),
+    Outcome.CALL_FAILED: Kind(503, "The call failed"),
     # the API's own
-    "unauthorized": Kind(401, "Client credentials needed"),
-    "not_found": Kind(404, "Not found"),
-    "method_not_allowed": Kind(405, "Method not allowed"),
-    "invalid_body": Kind(400, "Body is not JSON"),
-    "body_too_large": Kind(413, "Body too large"),
-    "unsupported_media_type": Kind(415, "Body is not application/json"),
-    "invalid_request": Kind(422, "Invalid request body"),
-    "invalid_idempotency_key": Kind(400, "Invalid Idempotency-Key"),
-    "idempotency_mismatch": Kind(422, "Idempotency-Key used with another body"),
-    "idempotency_in_progress": Kind(409, "Idempotency-Key in use"),
-    "storage_unavailable": Kind(503, "Database unavailable"),
+    Outcome.UNAUTHORIZED: Kind(401, "Client credentials needed"),
+    Outcome.NOT_FOUND: Kind(404, "Not found"),
+    Outcome.METHOD_NOT_ALLOWED: Kind(405, "Method not allowed"),
+    Outcome.INVALID_BODY: Kind(400, "Body is not JSON"),
+    Outcome.BODY_TOO_LARGE: Kind(413, "Body too large"),
+    Outcome.UNSUPPORTED_MEDIA_TYPE: Kind(415, "Body is not application/json"),
+    Outcome.INVALID_REQUEST: Kind(422, "Invalid request body"),
+    Outcome.INVALID_IDEMPOTENCY_KEY: Kind(400, "Invalid Idempotency-Key"),
+    Outcome.IDEMPOTENCY_MISMATCH: Kind(422, "Idempotency-Key used with another body"),
+    Outcome.IDEMPOTENCY_IN_PROGRESS: Kind(409, "Idempotency-Key in use"),
+    Outcome.STORAGE_UNAVAILABLE: Kind(503, "Database unavailable"),
 }
 
 
 class ApiRefusal(Refusal):
     """A refusal of the API's own (credentials, body, path, idempotency), before or beside the flow."""
 
-    def __init__(self, outcome: str, message: str, *, retry_after: int | None = None,
+    def __init__(self, outcome: Outcome, message: str, *, retry_after: int | None = None,
                  errors: list[FieldError] | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(outcome, message, status_code=OUTCOMES[outcome].status, retry_after=retry_after)
         self.errors = errors
