@@ -23,7 +23,6 @@ from starlette.routing import BaseRoute, Route
 from webapp import admin_deny, circuit, csrf, denylist, export, filters, reports
 from webapp.chart import stacked_bars
 from webapp.filters import FilterError
-from webapp.guard import wait_text
 from webapp.limits import LimiterUnavailable
 from webapp.oidc import clients
 from webapp.operators import operator_only
@@ -31,6 +30,7 @@ from webapp.pages import Pages, is_htmx
 from webapp.phone import InvalidNumber, format_international, parse_phone
 from webapp.provider import NAMES
 from webapp.reports import AttemptFilter, Cursor
+from webapp.waits import wait_text
 
 LIMIT_NAMES = {"number": "Calls to this number", "start-ip": "Calls asked from this address",
                "check-ip": "Code checks from this address"}

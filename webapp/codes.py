@@ -12,7 +12,7 @@ class InvalidCode(Refusal):
     """A code that cannot be right; it never reaches the provider."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(Outcome.INVALID_CODE, message, step="code", field="code")
+        super().__init__(Outcome.INVALID_CODE, message, field="code")
 
 
 def clean_code(raw: str, length: int) -> str:

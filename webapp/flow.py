@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
@@ -36,71 +36,27 @@ from webapp.errors import (
     TokenExpired,
     TokenProcessed,
 )
-from webapp.guard import Guard, wait_text
+from webapp.guard import Guard
 from webapp.leases import LeaseBusy, Leases
 from webapp.logs import mask_number
 from webapp.models import Verification
 from webapp.outbox import Outbox
-from webapp.outcomes import Outcome
+from webapp.outcomes import Form, Outcome
 from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
+from webapp.progress import Pending, Verified
 from webapp.provider import CALL, CallOptions, ProviderVerification
 from webapp.provider.failover import Failure, Placed, Providers, Unplaced
 from webapp.settings import Settings
-from webapp.verifications import GONE, Verifications
+from webapp.verifications import Verifications
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-CALL_FAILED = "We couldn't place the call. Please try again later."
-REPLAYED = "This number is already verified; a code can't be used for it again."
-SUPERSEDED = "A new call was placed since. Type the code from the newest call."
+#: Why a verification is closed, where the check knows (otherwise the table's: it can no longer be used).
 EXPIRED = "The code has expired. Ask for a new call."
-UNUSABLE = "This code can no longer be used. Ask for a new call."
 EXHAUSTED = "That code was wrong too many times. Ask for a new call."
-BUSY = "This verification is busy in another window. Please try again in a moment."
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A verification waiting for its code, as the code form shows it."""
-
-    id: str
-    number: str
-    international: str
-    status: str
-    attempts_left: int
-    code_length: int
-    expires_at: datetime
-    #: seconds until "Call me again" is allowed, when the flow last looked
-    resend_in: int
-    #: which call of the verification the code form is for (1, 2, … with "Call me again")
-    call: int = 1
-    #: the person asked again for a number already being called: no new call
-    reused: bool = False
-    #: False: the call was placed but the database was away; the outbox will write it down
-    recorded: bool = True
-    #: when it ended verified (the database's time), if it did
-    verified_at: datetime | None = None
-    #: the JSON API client that created it, if one did (only that client may see it there)
-    api_client: str | None = None
-    #: the client IP it was started for
-    ip: str = ""
-
-    @property
-    def closed(self) -> bool:
-        """The code can no longer be checked; only a new call helps."""
-        return self.status != "pending"
-
-
-@dataclass(frozen=True, slots=True)
-class Verified:
-    """A verification that ended verified, as the result shows it."""
-
-    id: str
-    number: str
-    international: str
-    verified_at: datetime
+CHECK_FAILED = "We couldn't check the code just now. Please try again."
 
 
 class Flow:
@@ -159,8 +115,9 @@ class Flow:
             await self._guard.admit_ip(kind, ip)
         except Refusal as refusal:
             await self._attempts.write(kind, refusal.outcome, ip)
-            if refusal.step == "code":
-                refusal.pending = await self.pending(verification_id)
+            if kind == "check" and refusal.outcome == Outcome.BLOCKED_IP:
+                # The limit on checking codes: the code form stays, for the verification it was showing.
+                raise refusal.showing(await self.pending(verification_id)) from None
             raise
 
     async def start(self, raw_number: str, region: str, ip: str, current_id: str | None = None) -> Pending:
@@ -209,18 +166,11 @@ class Flow:
         verification = await self._load(verification_id, "resend", ip)
         if verification.status == "verified":
             await self._attempts.write("resend", Outcome.ALREADY_VERIFIED, ip, verification=verification)
-            raise Refusal(Outcome.ALREADY_VERIFIED, "This number is already verified.", step="phone", status_code=409)
+            raise Refusal(Outcome.ALREADY_VERIFIED)
         wait = self._resend_wait(verification, self._clock())
         if wait > 0:
             await self._attempts.write("resend", Outcome.RESEND_TOO_SOON, ip, verification=verification)
-            raise Refusal(
-                Outcome.RESEND_TOO_SOON,
-                f"You can ask for a new call in {wait_text(wait)}.",
-                step="code",
-                status_code=429,
-                retry_after=wait,
-                pending=self._pending(verification),
-            )
+            raise Refusal(Outcome.RESEND_TOO_SOON, retry_after=wait, pending=self._pending(verification))
         number = number_from_e164(verification.number)
         # Past its expiry a pending verification no longer holds the number: reopen it like a closed one.
         was_live = verification.status == "pending" and self._clock() < verification.expires_at
@@ -231,8 +181,8 @@ class Flow:
                 verification = await self._verifications.reopen(verification)
         except Refusal as refusal:
             await self._attempts.write("resend", refusal.outcome, ip, verification=verification)
-            if refusal.outcome not in (Outcome.NO_VERIFICATION, Outcome.ALREADY_VERIFIED):
-                refusal.step, refusal.pending = "code", self._pending(verification)
+            if refusal.told.form == Form.CURRENT:  # not over: the code form stays
+                raise refusal.showing(self._pending(verification)) from None
             raise
         if was_live and verification.provider_ref:
             await self._cancel_quietly(verification.provider, verification.provider_ref)
@@ -256,12 +206,11 @@ class Flow:
             raise self._replayed(verification)
         if verification.status != "pending":
             await self._attempts.write("check", Outcome.CLOSED, ip, verification=verification)
-            raise self._closed(verification, UNUSABLE)
+            raise self._closed(verification)
         if verification.provider_ref is None or _later_call(for_call, verification.calls):
             # Its call was placed while the database was away and is not written down yet (webapp.outbox).
             await self._attempts.write("check", Outcome.VERIFICATION_BUSY, ip, verification=verification)
-            raise Refusal(Outcome.VERIFICATION_BUSY, BUSY, step="code", status_code=503, retry_after=2,
-                          pending=self._pending(verification))
+            raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=2, pending=self._pending(verification))
         if for_call is not None and for_call != str(verification.calls):
             await self._attempts.write("check", Outcome.SUPERSEDED, ip, verification=verification)
             raise self._superseded(verification)
@@ -269,8 +218,7 @@ class Flow:
             code = clean_code(raw_code, self._options.token_length)
         except InvalidCode as refusal:
             await self._attempts.write("check", Outcome.INVALID_CODE, ip, verification=verification)
-            refusal.pending = self._pending(verification)
-            raise
+            raise refusal.showing(self._pending(verification)) from None
         if self._clock() >= verification.expires_at:
             raise await self._close_check(verification, "expired", ip, EXPIRED)
 
@@ -287,18 +235,12 @@ class Flow:
             if await self._provider_says(verification) == "verified":
                 return await self._verify(verification, ip, _ms(started))
             raise await self._close_check(
-                verification, "failed", ip, UNUSABLE, latency=_ms(started), outcome=Outcome.CLOSED
+                verification, "failed", ip, None, latency=_ms(started), outcome=Outcome.CLOSED
             ) from None
         except ProviderError as exc:
             log.warning("code check failed at the provider: %s", exc)
             await self._attempts.write("check", Outcome.PROVIDER_ERROR, ip, verification=verification, latency=_ms(started))
-            raise Refusal(
-                Outcome.PROVIDER_ERROR,
-                "We couldn't check the code just now. Please try again.",
-                step="code",
-                status_code=503,
-                pending=self._pending(verification),
-            ) from None
+            raise Refusal(Outcome.PROVIDER_ERROR, CHECK_FAILED, pending=self._pending(verification)) from None
         return await self._checked(verification, checked, ip, _ms(started))
 
     async def pending(self, verification_id: str | None) -> Pending | None:
@@ -360,8 +302,7 @@ class Flow:
                     verification_id, lambda row: self._attempts.row("cancel", Outcome.CANCELLED, ip, verification=row)
                 )
         except LeaseBusy:
-            raise Refusal(Outcome.VERIFICATION_BUSY, BUSY, step="code", status_code=503, retry_after=5,
-                          pending=await self.pending(verification_id)) from None
+            raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=5, pending=await self.pending(verification_id)) from None
         if cancelled is not None and cancelled.provider_ref:
             await self._cancel_quietly(cancelled.provider, cancelled.provider_ref)
 
@@ -376,7 +317,7 @@ class Flow:
             except LeaseBusy:
                 verification = await self._verifications.get(verification_id)
                 await self._attempts.write(kind, Outcome.VERIFICATION_BUSY, ip, verification=verification)
-                raise Refusal(Outcome.VERIFICATION_BUSY, BUSY, step="code", status_code=503, retry_after=5,
+                raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=5,
                               pending=self._pending(verification) if verification else None) from None
             yield
 
@@ -402,8 +343,7 @@ class Flow:
             await self._close(verification, "unplaced", ip, kind=kind, outcome=Outcome.PROVIDER_ERROR,
                               latency=unplaced.latency, reason=unplaced.reason)
             if isinstance(exc, InvalidParameter) and exc.parameter == "recipient":
-                raise Refusal(Outcome.PROVIDER_ERROR, "We can't call this number. Check it and try again.",
-                              field="phone") from None
+                raise Refusal(Outcome.RECIPIENT_REFUSED, field="phone") from None
             raise self._call_failed(kind, Outcome.PROVIDER_ERROR, verification, unplaced.retry_after) from None
         created = placed.verification
         if created.status != "sent":
@@ -440,16 +380,15 @@ class Flow:
         what = f"{kind}: verification {verification.id}, call placed as provider ref {created.id} at {placed.provider}"
         recorded = await self._outbox.write(what, write)
         if recorded and verification.status != "pending":
-            raise Refusal(Outcome.NO_VERIFICATION, GONE, step="phone", status_code=409)
+            raise Refusal(Outcome.NO_VERIFICATION)
         return replace(self._pending(verification), recorded=recorded)
 
     def _call_failed(
         self, kind: str, outcome: Outcome, verification: Verification, retry_after: int | None = None
     ) -> Refusal:
-        if kind == "start":
-            return Refusal(outcome, CALL_FAILED, status_code=503, retry_after=retry_after)
-        return Refusal(outcome, CALL_FAILED, status_code=503, step="code", retry_after=retry_after,
-                       pending=self._pending(verification))
+        # A start's person is back at the phone form; a resend's keeps the code form of its verification.
+        pending = None if kind == "start" else self._pending(verification)
+        return Refusal(outcome, retry_after=retry_after, pending=pending)
 
     async def _checked(self, verification: Verification, checked: ProviderVerification, ip: str, latency: int) -> Verified:
         if checked.status == "verified" and checked.id == verification.provider_ref:
@@ -469,7 +408,7 @@ class Flow:
         ref = verification.provider_ref
         async with self._sessions() as session:
             first = await self._verifications.mark_verified(session, verification, self._clock())
-            refusal = None if first else self._race(verification, ref) or self._closed(verification, UNUSABLE)
+            refusal = None if first else self._race(verification, ref) or self._closed(verification)
             outcome = Outcome.VERIFIED if refusal is None else refusal.outcome
             session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
             await session.commit()
@@ -498,12 +437,11 @@ class Flow:
         if outcome == Outcome.ATTEMPTS_EXHAUSTED:
             return self._closed(verification, EXHAUSTED)
         if status != "pending":
-            return self._closed(verification, UNUSABLE)
+            return self._closed(verification)
         left = self._options.max_attempts - verification.code_attempts
         return Refusal(
             outcome,
             f"That code is not right. {left} {'attempt' if left == 1 else 'attempts'} left.",
-            step="code",
             field="code",
             pending=self._pending(verification),
         )
@@ -512,7 +450,7 @@ class Flow:
         verification = await self._verifications.get(verification_id)
         if verification is None or verification.status == "cancelled":
             await self._attempts.write(kind, Outcome.NO_VERIFICATION, ip)
-            raise Refusal(Outcome.NO_VERIFICATION, GONE, step="phone", status_code=409)
+            raise Refusal(Outcome.NO_VERIFICATION)
         return verification
 
     async def _close(
@@ -534,7 +472,7 @@ class Flow:
             await session.commit()
 
     async def _close_check(
-        self, verification: Verification, status: str, ip: str, message: str,
+        self, verification: Verification, status: str, ip: str, message: str | None,
         *, latency: int | None = None, outcome: Outcome | None = None,
     ) -> Refusal:
         """Close the call a check found over as `status`, and log it; the refusal for the person."""
@@ -564,14 +502,13 @@ class Flow:
             return None
 
     def _superseded(self, verification: Verification) -> Refusal:
-        return Refusal(Outcome.SUPERSEDED, SUPERSEDED, step="code", field="code", status_code=409,
-                       pending=self._pending(verification))
+        return Refusal(Outcome.SUPERSEDED, field="code", pending=self._pending(verification))
 
     def _replayed(self, verification: Verification) -> Refusal:
-        return Refusal(Outcome.REPLAYED, REPLAYED, step="result", status_code=409, verified=self._verified(verification))
+        return Refusal(Outcome.REPLAYED, verified=self._verified(verification))
 
-    def _closed(self, verification: Verification, message: str) -> Refusal:
-        return Refusal(Outcome.CLOSED, message, step="code", status_code=422, pending=self._pending(verification))
+    def _closed(self, verification: Verification, message: str | None = None) -> Refusal:
+        return Refusal(Outcome.CLOSED, message, pending=self._pending(verification))
 
     async def _cancel_quietly(self, provider: str | None, ref: str) -> None:
         try:

@@ -93,7 +93,7 @@ class InvalidNumber(Refusal):
     """What the person typed is not a phone number we can call."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(Outcome.INVALID_NUMBER, message, step="phone", status_code=422, field="phone")
+        super().__init__(Outcome.INVALID_NUMBER, message, field="phone")
 
 
 def _clean(raw: str) -> str:

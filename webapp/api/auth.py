@@ -30,12 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.api.problems import ApiRefusal
 from webapp.attempts import AttemptLog
-from webapp.guard import wait_text
 from webapp.limits import LimiterUnavailable, RateLimits, parse
 from webapp.models import OidcClient
 from webapp.oidc import clients
 from webapp.outcomes import Outcome
 from webapp.settings import Settings
+from webapp.waits import wait_text
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="voice2fa api", charset="UTF-8"'}
 FAILURES = "api-auth-failures"

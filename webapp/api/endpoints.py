@@ -29,12 +29,13 @@ from webapp.api import docs, openapi
 from webapp.api.body import read_model
 from webapp.api.context import Api
 from webapp.api.idempotency import HEADER, fingerprint, read_key
-from webapp.api.problems import MEDIA_TYPE, ApiRefusal, kind_of, problem, problem_body
+from webapp.api.problems import MEDIA_TYPE, ApiRefusal, problem, problem_body
 from webapp.api.schemas import CheckCode, CreateVerification, Status, VerificationOut
 from webapp.db import STORAGE_ERRORS
 from webapp.errors import Refusal
-from webapp.flow import Flow, Pending
+from webapp.flow import Flow
 from webapp.outcomes import Outcome
+from webapp.progress import Pending
 from webapp.state import app_state
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 VERIFICATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: A check the flow refused with one of these changed (or found) the verification's state: the answer is the object.
 STATE_ANSWERS = frozenset({Outcome.WRONG_CODE, Outcome.UNVERIFIED, Outcome.CLOSED})
-STORAGE_DOWN = "We're having trouble on our side. Please try again in a minute."
 NOTHING_THERE = f"There is nothing at that path. The API is described at {PREFIX}/openapi.json."
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -99,7 +99,7 @@ def endpoint(kind: str) -> Callable[[Handler], Handler]:
             except STORAGE_ERRORS as exc:
                 log.error("%s %s: the database did not answer: %s", request.method, request.url.path,
                           type(exc).__name__)
-                response = problem(ApiRefusal(Outcome.STORAGE_UNAVAILABLE, STORAGE_DOWN, retry_after=30))
+                response = problem(ApiRefusal(Outcome.STORAGE_UNAVAILABLE, retry_after=30))
             response.headers.setdefault("Cache-Control", "no-store")
             return response
 
@@ -160,7 +160,7 @@ async def create_verification(request: Request) -> Response:
         if key is not None:
             if refusal.outcome == Outcome.NO_VERIFICATION:
                 # A call was placed and its verification closed meanwhile: that answer is the key's.
-                await api.keys.answer(client_id, key, kind_of(refusal).status, problem_body(refusal))
+                await api.keys.answer(client_id, key, refusal.status_code, problem_body(refusal))
             else:  # refused before a call was placed: the key is free for a retry
                 await api.keys.release(client_id, key)
         raise

@@ -34,8 +34,6 @@ from webapp.outcomes import Outcome
 HEADER = "idempotency-key"
 LIFETIME = timedelta(hours=24)
 MAX_KEY = IDEMPOTENCY_KEY_LENGTH
-MISMATCH = "This Idempotency-Key was used with another body. Use a new key for a new request."
-IN_PROGRESS = "A request with this Idempotency-Key is still being answered. Try again in a moment."
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +89,11 @@ class IdempotencyKeys:
                     await session.commit()
                     continue
                 if row.body_hash != body_hash:
-                    raise ApiRefusal(Outcome.IDEMPOTENCY_MISMATCH, MISMATCH)
+                    raise ApiRefusal(Outcome.IDEMPOTENCY_MISMATCH)
                 if row.status is None or row.response is None:
-                    raise ApiRefusal(Outcome.IDEMPOTENCY_IN_PROGRESS, IN_PROGRESS, retry_after=1)
+                    raise ApiRefusal(Outcome.IDEMPOTENCY_IN_PROGRESS, retry_after=1)
                 return Replay(row.status, row.response)
-        raise ApiRefusal(Outcome.IDEMPOTENCY_IN_PROGRESS, IN_PROGRESS, retry_after=1)
+        raise ApiRefusal(Outcome.IDEMPOTENCY_IN_PROGRESS, retry_after=1)
 
     async def answer(self, client_id: str, key: str, status: int, body: dict[str, Any]) -> None:
         """Store the first answer to a claimed key."""

@@ -3,7 +3,7 @@
 pydantic emits JSON Schema 2020-12, which is OpenAPI 3.1's own dialect, so
 the components are the models' schemas as they are. Each operation lists the
 outcomes it can answer; its error statuses, and the codes under each, come
-from the one outcome table (`problems.OUTCOMES`), so the document can't name
+from the one outcome table (`webapp.outcomes.REFUSALS`), so the document can't name
 a status the handlers don't give, nor miss one they do.
 """
 
@@ -17,9 +17,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from webapp.api.idempotency import MAX_KEY
-from webapp.api.problems import MEDIA_TYPE, OUTCOMES
+from webapp.api.problems import MEDIA_TYPE
 from webapp.api.schemas import CheckCode, CreateVerification, Problem, VerificationOut
-from webapp.outcomes import Outcome
+from webapp.outcomes import API_OUTCOMES, Outcome
 
 REF = "#/components/schemas/{model}"
 
@@ -29,7 +29,7 @@ BODY = (Outcome.INVALID_BODY, Outcome.BODY_TOO_LARGE, Outcome.UNSUPPORTED_MEDIA_
 CALL_LIMITS = (
     Outcome.BLOCKED_DENYLIST, Outcome.BLOCKED_COUNTRY, Outcome.BLOCKED_NUMBER_TYPE, Outcome.BLOCKED_CIRCUIT,
     Outcome.BLOCKED_NUMBER, Outcome.BLOCKED_PENDING, Outcome.BLOCKED_GLOBAL, Outcome.BLOCKED_CLIENT,
-    Outcome.PROVIDER_ERROR, Outcome.CALL_FAILED,
+    Outcome.PROVIDER_ERROR, Outcome.RECIPIENT_REFUSED, Outcome.CALL_FAILED,
 )
 
 #: Each operation: (method, path, operationId, summary, request model, success status, outcomes it may answer).
@@ -69,7 +69,7 @@ HEADERS = {
 def _problem_responses(outcomes: tuple[Outcome, ...]) -> dict[str, Any]:
     by_status: dict[int, list[Outcome]] = {}
     for outcome in dict.fromkeys(outcomes):
-        by_status.setdefault(OUTCOMES[outcome].status, []).append(outcome)
+        by_status.setdefault(API_OUTCOMES[outcome].status, []).append(outcome)
     responses: dict[str, Any] = {}
     for status, codes in sorted(by_status.items()):
         response: dict[str, Any] = {
@@ -106,7 +106,7 @@ def _document() -> dict[str, Any]:
         ref_template=REF,
     )
     components = schemas["$defs"]
-    components["Problem"]["properties"]["code"]["enum"] = list(OUTCOMES)
+    components["Problem"]["properties"]["code"]["enum"] = list(API_OUTCOMES)
     paths: dict[str, Any] = {}
     for method, path, operation_id, summary, model, success, outcomes in OPERATIONS:
         operation: dict[str, Any] = {

@@ -39,12 +39,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from webapp.attempts import printable
 from webapp.db import affected
-from webapp.guard import wait_text
 from webapp.limits import LimiterUnavailable
 from webapp.models import OidcAuthorizationRequest, OidcClient, max_length
 from webapp.oidc import clients, codes
 from webapp.oidc.provider import Provider
 from webapp.outcomes import Outcome
+from webapp.waits import wait_text
 
 KIND = "handoff"
 SCOPES = ("openid", "phone")
