@@ -48,6 +48,7 @@ from webapp.provider import CALL, CallOptions, ProviderVerification
 from webapp.provider.failover import Failure, Placed, Providers, Unplaced
 from webapp.settings import Settings
 from webapp.verifications import Verifications
+from webapp.waits import seconds_until
 
 log = logging.getLogger(__name__)
 
@@ -523,7 +524,7 @@ class Flow:
 
     def _resend_wait(self, verification: Verification, now: datetime) -> int:
         ready = verification.last_call_at + timedelta(seconds=self._settings.resend_cooldown)
-        return max(0, int((ready - now).total_seconds() + 0.999))
+        return seconds_until(ready, now, at_least=0)
 
     def _pending(self, verification: Verification) -> Pending:
         now = self._clock()

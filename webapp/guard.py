@@ -11,7 +11,6 @@ person without naming the rule that fired.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from datetime import datetime
 
@@ -24,7 +23,7 @@ from webapp.limits import Counter, Full, LimiterUnavailable, RateLimits, parse
 from webapp.outcomes import Outcome
 from webapp.phone import PhoneNumber
 from webapp.settings import Settings
-from webapp.waits import wait_text
+from webapp.waits import seconds_until, wait_text
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ class Guard:
                 # opened meanwhile has taken its calls out of what was judged here.
                 stopped = await circuit.open_break(session, number.region, number.e164, now)
         if stopped is not None:
-            wait = max(1, math.ceil((stopped.until - now).total_seconds()))
+            wait = seconds_until(stopped.until, now)
             message = CIRCUIT if stopped.whole_country else CIRCUIT_RANGE
             raise Refusal(Outcome.BLOCKED_CIRCUIT, message, retry_after=wait, field="phone")
 
@@ -110,7 +109,7 @@ class Guard:
 
     async def number_busy(self, number: PhoneNumber, live_until: datetime) -> Refusal:
         """blocked_pending, with the real wait: the live call's code runs out, and the counters have room."""
-        wait = max(1, math.ceil((live_until - self._clock()).total_seconds()))
+        wait = seconds_until(live_until, self._clock())
         try:
             full = await self._limits.blocked_all(*self._call_counters(number))
         except LimiterUnavailable:

@@ -9,7 +9,6 @@ writer.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ from webapp.errors import Refusal
 from webapp.models import Attempt, Verification
 from webapp.outcomes import Outcome
 from webapp.phone import PhoneNumber
+from webapp.waits import seconds_until
 
 
 class Verifications:
@@ -203,7 +203,7 @@ class Verifications:
         return "pending"
 
     def _busy_number(self, expires_at: datetime | None) -> Refusal:
-        wait = max(1, math.ceil((expires_at - self._clock()).total_seconds())) if expires_at else self._timeout
+        wait = seconds_until(expires_at, self._clock()) if expires_at else self._timeout
         return Refusal(Outcome.BLOCKED_PENDING, retry_after=wait, field="phone")
 
 
