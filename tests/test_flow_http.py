@@ -290,6 +290,19 @@ async def test_provider_down_during_a_check_keeps_the_code_form(misbehaving, db)
     assert "is verified" in response.text
 
 
+async def test_a_recipient_the_provider_refuses_is_a_422_on_the_phone_form(misbehaving, db) -> None:
+    """Its own outcome, recipient_refused, with the page's status of old; the attempts row says provider_error."""
+    _, client, rules = misbehaving
+    rules.append(lambda request: httpx.Response(
+        422, json={"errors": [{"code": 21, "description": "recipient is invalid", "parameter": "recipient"}]},
+    ) if request.method == "POST" else None)
+    response = await call_me(client)
+    assert response.status_code == 422
+    assert "We can't call this number. Check it and try again." in unescape(response.text)
+    assert 'name="phone"' in response.text and 'name="code"' not in response.text
+    assert [a.outcome for a in await attempts(db)] == ["provider_error"]
+
+
 async def test_wrong_access_key_says_try_later(misbehaving, db, caplog) -> None:
     _application, client, rules = misbehaving
     rules.append(lambda request: httpx.Response(

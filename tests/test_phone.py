@@ -180,17 +180,29 @@ def test_missing_country_without_plus_is_refused(region: str) -> None:
     )
 
 
-def test_refusal_carries_outcome_step_status_and_field() -> None:
+def test_refusal_carries_outcome_field_and_the_tables_form_and_status() -> None:
     with pytest.raises(Refusal) as caught:
         parse_phone("", "NL")
     refusal = caught.value
     assert isinstance(refusal, InvalidNumber)
-    assert (refusal.outcome, refusal.step, refusal.status_code, refusal.field) == (
+    assert (refusal.outcome, refusal.told.form, refusal.status_code, refusal.field, refusal.pending) == (
         "invalid_number",
-        "phone",
+        "current",
         422,
         "phone",
+        None,
     )
+
+
+def test_a_refusal_is_never_changed_after_it_is_made() -> None:
+    with pytest.raises(Refusal) as caught:
+        parse_phone("", "NL")
+    refusal = caught.value
+    with pytest.raises(AttributeError, match="not changed"):
+        refusal.pending = None  # type: ignore[misc]  # Final: what this test shows is refused at run time too
+    shown = refusal.showing(None)
+    assert shown is not refusal and isinstance(shown, InvalidNumber)
+    assert (shown.outcome, shown.message, shown.field) == (refusal.outcome, refusal.message, refusal.field)
 
 
 def _nasty_strings() -> list[str]:

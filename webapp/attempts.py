@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.attempt_writer import AttemptWriter
 from webapp.models import Attempt, Verification
+from webapp.outcomes import Outcome
 
 
 def printable(raw: str, limit: int = 64) -> str:
@@ -49,14 +50,14 @@ class AttemptLog:
         """This log, its rows naming `client_id` (a hand-off's site, or a JSON API client) and `via`."""
         return AttemptLog(self._sessions, self._clock, client_id, via, writer=self._writer)
 
-    async def write(self, kind: str, outcome: str, ip: str, **fields: object) -> None:
+    async def write(self, kind: str, outcome: Outcome, ip: str, **fields: object) -> None:
         """One row (or one more request on an identical refusal's row), committed before this returns."""
         await self._writer.write(self.row(kind, outcome, ip, **fields))  # type: ignore[arg-type]  # the columns as keywords; the model checks them
 
     def row(
         self,
         kind: str,
-        outcome: str,
+        outcome: Outcome,
         ip: str,
         *,
         number: str | None = None,
@@ -84,7 +85,7 @@ class AttemptLog:
             region=region,
             ip=ip,
             channel="tts",
-            outcome=outcome,
+            outcome=str(outcome),  # the plain string, as the column holds it
             verification_id=verification.id if verification is not None else None,
             provider=provider,
             provider_ref=provider_ref,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import unicodedata
 
 from webapp.errors import Refusal
+from webapp.outcomes import Outcome
 
 
 class InvalidCode(Refusal):
     """A code that cannot be right; it never reaches the provider."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("invalid_code", message, step="code", field="code")
+        super().__init__(Outcome.INVALID_CODE, message, field="code")
 
 
 def clean_code(raw: str, length: int) -> str:

@@ -22,7 +22,7 @@
      │         │                       for now (not an outage of the provider)
      │         └── InvalidParameter    any other 4xx (bad recipient, tokenLength, Twilio 60200, ...)
      └── Refusal                       the flow said no to the person: an outcome
-                                       for the attempts log, a message, a status
+                                       (the table says its status and form), a message
 
 `ProviderRefused` is apart from the rest of `ProviderUnavailable` because
 failover (`webapp.provider.failover`) may try the next provider only when an
@@ -40,6 +40,14 @@ in one place (`webapp.routes`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final, Self
+
+from webapp.outcomes import REFUSALS, Outcome, Told
+from webapp.waits import wait_text
+
+if TYPE_CHECKING:
+    from webapp.progress import Pending, Verified
 
 
 class Voice2faError(Exception):
@@ -109,34 +117,56 @@ class InvalidParameter(ProviderRejected):
 
 
 class Refusal(Voice2faError):
-    """The flow refused a request; everything a response and a log row need."""
+    """The flow refused a request; everything a response and a log row need.
 
-    #: which form the person sees again: "phone" or "code"
-    step: str = "phone"
-    status_code: int = 422
+    What it tells the person by default, the form they see and the HTTP status
+    are the outcome's (`webapp.outcomes.REFUSALS`), never the raise site's. A
+    refusal is not changed once made: `showing` makes another.
+    """
 
     def __init__(
         self,
-        outcome: str,
-        message: str,
+        outcome: Outcome,
+        message: str | None = None,
         *,
-        step: str | None = None,
-        status_code: int | None = None,
         retry_after: int | None = None,
         field: str | None = None,
-        pending: object | None = None,
-        verified: object | None = None,
+        pending: Pending | None = None,
+        verified: Verified | None = None,
     ) -> None:
+        told = REFUSALS[outcome]
+        if message is None:
+            assert told.message is not None, f"a {outcome} refusal says what is wrong itself"
+            message = told.message.format(wait=wait_text(retry_after or 0))
         super().__init__(message)
-        self.outcome = outcome
-        self.message = message
-        if step is not None:
-            self.step = step
-        if status_code is not None:
-            self.status_code = status_code
-        self.retry_after = retry_after
-        self.field = field
-        #: the verification still in progress, for re-rendering the code form
-        self.pending = pending
-        #: the finished verification, for the result page (step "result")
-        self.verified = verified
+        self.outcome: Final = outcome
+        self.message: Final = message
+        self.retry_after: Final = retry_after
+        self.field: Final = field
+        #: the verification still in progress, for the code form
+        self.pending: Final = pending
+        #: the finished verification, for the result page
+        self.verified: Final = verified
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Each attribute is set once, by __init__; dunders (a traceback, notes) are Python's.
+        if name in self.__dict__:
+            raise AttributeError(f"a refusal is not changed after it is made ({name})")
+        super().__setattr__(name, value)
+
+    @property
+    def told(self) -> Told:
+        """The outcome's line in the table: status, form, API title."""
+        return REFUSALS[self.outcome]
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status, from the table."""
+        return REFUSALS[self.outcome].status
+
+    def showing(self, pending: Pending | None) -> Self:
+        """This refusal with the verification in progress for the code form: a new one; this one is unchanged."""
+        shown = type(self).__new__(type(self))
+        Exception.__init__(shown, *self.args)
+        shown.__dict__.update(self.__dict__, pending=pending)
+        return shown

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
@@ -36,70 +36,28 @@ from webapp.errors import (
     TokenExpired,
     TokenProcessed,
 )
-from webapp.guard import Guard, wait_text
+from webapp.guard import Guard
 from webapp.leases import LeaseBusy, Leases
 from webapp.logs import mask_number
 from webapp.models import Verification
 from webapp.outbox import Outbox
+from webapp.outcomes import Form, Outcome
 from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
+from webapp.progress import Pending, Verified
 from webapp.provider import CALL, CallOptions, ProviderVerification
 from webapp.provider.failover import Failure, Placed, Providers, Unplaced
 from webapp.settings import Settings
-from webapp.verifications import GONE, Verifications
+from webapp.verifications import Verifications
+from webapp.waits import seconds_until
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-CALL_FAILED = "We couldn't place the call. Please try again later."
-REPLAYED = "This number is already verified; a code can't be used for it again."
-SUPERSEDED = "A new call was placed since. Type the code from the newest call."
+#: Why a verification is closed, where the check knows (otherwise the table's: it can no longer be used).
 EXPIRED = "The code has expired. Ask for a new call."
-UNUSABLE = "This code can no longer be used. Ask for a new call."
 EXHAUSTED = "That code was wrong too many times. Ask for a new call."
-BUSY = "This verification is busy in another window. Please try again in a moment."
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A verification waiting for its code, as the code form shows it."""
-
-    id: str
-    number: str
-    international: str
-    status: str
-    attempts_left: int
-    code_length: int
-    expires_at: datetime
-    #: seconds until "Call me again" is allowed, when the flow last looked
-    resend_in: int
-    #: which call of the verification the code form is for (1, 2, … with "Call me again")
-    call: int = 1
-    #: the person asked again for a number already being called: no new call
-    reused: bool = False
-    #: False: the call was placed but the database was away; the outbox will write it down
-    recorded: bool = True
-    #: when it ended verified (the database's time), if it did
-    verified_at: datetime | None = None
-    #: the JSON API client that created it, if one did (only that client may see it there)
-    api_client: str | None = None
-    #: the client IP it was started for
-    ip: str = ""
-
-    @property
-    def closed(self) -> bool:
-        """The code can no longer be checked; only a new call helps."""
-        return self.status != "pending"
-
-
-@dataclass(frozen=True, slots=True)
-class Verified:
-    """A verification that ended verified, as the result shows it."""
-
-    id: str
-    number: str
-    international: str
-    verified_at: datetime
+CHECK_FAILED = "We couldn't check the code just now. Please try again."
 
 
 class Flow:
@@ -158,8 +116,9 @@ class Flow:
             await self._guard.admit_ip(kind, ip)
         except Refusal as refusal:
             await self._attempts.write(kind, refusal.outcome, ip)
-            if refusal.step == "code":
-                refusal.pending = await self.pending(verification_id)
+            if kind == "check" and refusal.outcome == Outcome.BLOCKED_IP:
+                # The limit on checking codes: the code form stays, for the verification it was showing.
+                raise refusal.showing(await self.pending(verification_id)) from None
             raise
 
     async def start(self, raw_number: str, region: str, ip: str, current_id: str | None = None) -> Pending:
@@ -173,13 +132,13 @@ class Flow:
             number = parse_phone(raw_number, region)
         except InvalidNumber:
             raw = printable(raw_number)
-            await self._attempts.write("start", "invalid_number", ip, raw_input=raw, region=region or None)
+            await self._attempts.write("start", Outcome.INVALID_NUMBER, ip, raw_input=raw, region=region or None)
             raise
         current = await self._verifications.get(current_id)
         now = self._clock()
         if current is not None and current.status == "pending" and now < current.expires_at:
             if current.number == number.e164:
-                await self._attempts.write("start", "reused", ip, verification=current)
+                await self._attempts.write("start", Outcome.REUSED, ip, verification=current)
                 return replace(self._pending(current), reused=True)
         try:
             await self._guard.check_number(number)
@@ -207,19 +166,12 @@ class Flow:
     async def _resend(self, verification_id: str | None, ip: str) -> Pending:
         verification = await self._load(verification_id, "resend", ip)
         if verification.status == "verified":
-            await self._attempts.write("resend", "already_verified", ip, verification=verification)
-            raise Refusal("already_verified", "This number is already verified.", step="phone", status_code=409)
+            await self._attempts.write("resend", Outcome.ALREADY_VERIFIED, ip, verification=verification)
+            raise Refusal(Outcome.ALREADY_VERIFIED)
         wait = self._resend_wait(verification, self._clock())
         if wait > 0:
-            await self._attempts.write("resend", "resend_too_soon", ip, verification=verification)
-            raise Refusal(
-                "resend_too_soon",
-                f"You can ask for a new call in {wait_text(wait)}.",
-                step="code",
-                status_code=429,
-                retry_after=wait,
-                pending=self._pending(verification),
-            )
+            await self._attempts.write("resend", Outcome.RESEND_TOO_SOON, ip, verification=verification)
+            raise Refusal(Outcome.RESEND_TOO_SOON, retry_after=wait, pending=self._pending(verification))
         number = number_from_e164(verification.number)
         # Past its expiry a pending verification no longer holds the number: reopen it like a closed one.
         was_live = verification.status == "pending" and self._clock() < verification.expires_at
@@ -230,8 +182,8 @@ class Flow:
                 verification = await self._verifications.reopen(verification)
         except Refusal as refusal:
             await self._attempts.write("resend", refusal.outcome, ip, verification=verification)
-            if refusal.outcome not in ("no_verification", "already_verified"):
-                refusal.step, refusal.pending = "code", self._pending(verification)
+            if refusal.told.form == Form.CURRENT:  # not over: the code form stays
+                raise refusal.showing(self._pending(verification)) from None
             raise
         if was_live and verification.provider_ref:
             await self._cancel_quietly(verification.provider, verification.provider_ref)
@@ -251,25 +203,23 @@ class Flow:
         verification = await self._load(verification_id, "check", ip)
         if verification.status == "verified":
             # An old tab or a replayed cookie: a finished verification is no fresh proof.
-            await self._attempts.write("check", "replayed", ip, verification=verification)
+            await self._attempts.write("check", Outcome.REPLAYED, ip, verification=verification)
             raise self._replayed(verification)
         if verification.status != "pending":
-            await self._attempts.write("check", "closed", ip, verification=verification)
-            raise self._closed(verification, UNUSABLE)
+            await self._attempts.write("check", Outcome.CLOSED, ip, verification=verification)
+            raise self._closed(verification)
         if verification.provider_ref is None or _later_call(for_call, verification.calls):
             # Its call was placed while the database was away and is not written down yet (webapp.outbox).
-            await self._attempts.write("check", "verification_busy", ip, verification=verification)
-            raise Refusal("verification_busy", BUSY, step="code", status_code=503, retry_after=2,
-                          pending=self._pending(verification))
+            await self._attempts.write("check", Outcome.VERIFICATION_BUSY, ip, verification=verification)
+            raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=2, pending=self._pending(verification))
         if for_call is not None and for_call != str(verification.calls):
-            await self._attempts.write("check", "superseded", ip, verification=verification)
+            await self._attempts.write("check", Outcome.SUPERSEDED, ip, verification=verification)
             raise self._superseded(verification)
         try:
             code = clean_code(raw_code, self._options.token_length)
         except InvalidCode as refusal:
-            await self._attempts.write("check", "invalid_code", ip, verification=verification)
-            refusal.pending = self._pending(verification)
-            raise
+            await self._attempts.write("check", Outcome.INVALID_CODE, ip, verification=verification)
+            raise refusal.showing(self._pending(verification)) from None
         if self._clock() >= verification.expires_at:
             raise await self._close_check(verification, "expired", ip, EXPIRED)
 
@@ -286,18 +236,12 @@ class Flow:
             if await self._provider_says(verification) == "verified":
                 return await self._verify(verification, ip, _ms(started))
             raise await self._close_check(
-                verification, "failed", ip, UNUSABLE, latency=_ms(started), outcome="closed"
+                verification, "failed", ip, None, latency=_ms(started), outcome=Outcome.CLOSED
             ) from None
         except ProviderError as exc:
             log.warning("code check failed at the provider: %s", exc)
-            await self._attempts.write("check", "provider_error", ip, verification=verification, latency=_ms(started))
-            raise Refusal(
-                "provider_error",
-                "We couldn't check the code just now. Please try again.",
-                step="code",
-                status_code=503,
-                pending=self._pending(verification),
-            ) from None
+            await self._attempts.write("check", Outcome.PROVIDER_ERROR, ip, verification=verification, latency=_ms(started))
+            raise Refusal(Outcome.PROVIDER_ERROR, CHECK_FAILED, pending=self._pending(verification)) from None
         return await self._checked(verification, checked, ip, _ms(started))
 
     async def pending(self, verification_id: str | None) -> Pending | None:
@@ -356,11 +300,10 @@ class Flow:
         try:
             async with self._leases.hold(verification_id):
                 cancelled = await self._verifications.cancel(
-                    verification_id, lambda row: self._attempts.row("cancel", "cancelled", ip, verification=row)
+                    verification_id, lambda row: self._attempts.row("cancel", Outcome.CANCELLED, ip, verification=row)
                 )
         except LeaseBusy:
-            raise Refusal("verification_busy", BUSY, step="code", status_code=503, retry_after=5,
-                          pending=await self.pending(verification_id)) from None
+            raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=5, pending=await self.pending(verification_id)) from None
         if cancelled is not None and cancelled.provider_ref:
             await self._cancel_quietly(cancelled.provider, cancelled.provider_ref)
 
@@ -374,8 +317,8 @@ class Flow:
                 await stack.enter_async_context(self._leases.hold(verification_id))
             except LeaseBusy:
                 verification = await self._verifications.get(verification_id)
-                await self._attempts.write(kind, "verification_busy", ip, verification=verification)
-                raise Refusal("verification_busy", BUSY, step="code", status_code=503, retry_after=5,
+                await self._attempts.write(kind, Outcome.VERIFICATION_BUSY, ip, verification=verification)
+                raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=5,
                               pending=self._pending(verification) if verification else None) from None
             yield
 
@@ -387,7 +330,7 @@ class Flow:
 
         async def failed_over(failure: Failure) -> None:
             log.warning("placing a call failed at %s, trying the next provider: %s", failure.provider, failure.error)
-            await self._attempts.write(kind, "provider_failover", ip, verification=verification,
+            await self._attempts.write(kind, Outcome.PROVIDER_FAILOVER, ip, verification=verification,
                                        provider=failure.provider, latency=failure.latency, reason=failure.reason)
 
         only = verification.provider if kind == "resend" else None
@@ -398,18 +341,17 @@ class Flow:
             if not isinstance(exc, ProviderUnauthorized):
                 log.warning("placing a call failed at %s: %s", unplaced.provider or "no provider", exc)
             verification.provider = unplaced.provider or verification.provider
-            await self._close(verification, "unplaced", ip, kind=kind, outcome="provider_error",
+            await self._close(verification, "unplaced", ip, kind=kind, outcome=Outcome.PROVIDER_ERROR,
                               latency=unplaced.latency, reason=unplaced.reason)
             if isinstance(exc, InvalidParameter) and exc.parameter == "recipient":
-                raise Refusal("provider_error", "We can't call this number. Check it and try again.",
-                              field="phone") from None
-            raise self._call_failed(kind, "provider_error", verification, unplaced.retry_after) from None
+                raise Refusal(Outcome.RECIPIENT_REFUSED, field="phone") from None
+            raise self._call_failed(kind, Outcome.PROVIDER_ERROR, verification, unplaced.retry_after) from None
         created = placed.verification
         if created.status != "sent":
             log.warning("the provider could not place the call to %s: status %s", mask_number(number.e164), created.status)
             verification.provider_ref, verification.provider = created.id, placed.provider
-            await self._close(verification, "unplaced", ip, kind=kind, outcome="call_failed", latency=placed.latency)
-            raise self._call_failed(kind, "call_failed", verification)
+            await self._close(verification, "unplaced", ip, kind=kind, outcome=Outcome.CALL_FAILED, latency=placed.latency)
+            raise self._call_failed(kind, Outcome.CALL_FAILED, verification)
         return placed
 
     async def _placed(self, kind: str, verification: Verification, placed: Placed, ip: str) -> Pending:
@@ -429,7 +371,7 @@ class Flow:
                 if state != "recorded already":
                     # A call closed in another tab while it was being placed is not brought back (and is
                     # cancelled below), but it was placed: its row names the provider reference.
-                    outcome = "sent" if state == "recorded" else "no_verification"
+                    outcome = Outcome.SENT if state == "recorded" else Outcome.NO_VERIFICATION
                     session.add(self._attempts.row(kind, outcome, ip, verification=verification,
                                                    provider_ref=created.id, latency=latency, at=now))
                 await session.commit()
@@ -439,16 +381,15 @@ class Flow:
         what = f"{kind}: verification {verification.id}, call placed as provider ref {created.id} at {placed.provider}"
         recorded = await self._outbox.write(what, write)
         if recorded and verification.status != "pending":
-            raise Refusal("no_verification", GONE, step="phone", status_code=409)
+            raise Refusal(Outcome.NO_VERIFICATION)
         return replace(self._pending(verification), recorded=recorded)
 
     def _call_failed(
-        self, kind: str, outcome: str, verification: Verification, retry_after: int | None = None
+        self, kind: str, outcome: Outcome, verification: Verification, retry_after: int | None = None
     ) -> Refusal:
-        if kind == "start":
-            return Refusal(outcome, CALL_FAILED, status_code=503, retry_after=retry_after)
-        return Refusal(outcome, CALL_FAILED, status_code=503, step="code", retry_after=retry_after,
-                       pending=self._pending(verification))
+        # A start's person is back at the phone form; a resend's keeps the code form of its verification.
+        pending = None if kind == "start" else self._pending(verification)
+        return Refusal(outcome, retry_after=retry_after, pending=pending)
 
     async def _checked(self, verification: Verification, checked: ProviderVerification, ip: str, latency: int) -> Verified:
         if checked.status == "verified" and checked.id == verification.provider_ref:
@@ -457,19 +398,19 @@ class Flow:
             raise await self._close_check(verification, "expired", ip, EXPIRED, latency=latency)
         if checked.status == "failed":
             raise await self._close_check(
-                verification, "failed", ip, EXHAUSTED, latency=latency, outcome="attempts_exhausted"
+                verification, "failed", ip, EXHAUSTED, latency=latency, outcome=Outcome.ATTEMPTS_EXHAUSTED
             )
         # A 200 that is not "verified" is not success, whatever else it says.
         log.warning("provider answered a check with status %r for %s", checked.status, verification.provider_ref)
-        raise await self._wrong_code(verification, ip, latency, outcome="unverified")
+        raise await self._wrong_code(verification, ip, latency, outcome=Outcome.UNVERIFIED)
 
     async def _verify(self, verification: Verification, ip: str, latency: int | None) -> Verified:
         """The provider said verified: record it once; only the request that recorded it succeeds."""
         ref = verification.provider_ref
         async with self._sessions() as session:
             first = await self._verifications.mark_verified(session, verification, self._clock())
-            refusal = None if first else self._race(verification, ref) or self._closed(verification, UNUSABLE)
-            outcome = "verified" if refusal is None else refusal.outcome
+            refusal = None if first else self._race(verification, ref) or self._closed(verification)
+            outcome = Outcome.VERIFIED if refusal is None else refusal.outcome
             session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
             await session.commit()
         if refusal is not None:
@@ -477,7 +418,7 @@ class Flow:
         return self._verified(verification)
 
     async def _wrong_code(
-        self, verification: Verification, ip: str, latency: int, outcome: str = "wrong_code"
+        self, verification: Verification, ip: str, latency: int, outcome: Outcome = Outcome.WRONG_CODE
     ) -> Refusal:
         """Count a wrong code; the refusal to show."""
         ref = verification.provider_ref
@@ -487,22 +428,21 @@ class Flow:
             if race is not None:
                 outcome = race.outcome
             elif status == "failed" and verification.code_attempts >= self._options.max_attempts:
-                outcome = "attempts_exhausted"
+                outcome = Outcome.ATTEMPTS_EXHAUSTED
             elif status != "pending":
-                outcome = "closed"
+                outcome = Outcome.CLOSED
             session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
             await session.commit()
         if race is not None:
             return race
-        if outcome == "attempts_exhausted":
+        if outcome == Outcome.ATTEMPTS_EXHAUSTED:
             return self._closed(verification, EXHAUSTED)
         if status != "pending":
-            return self._closed(verification, UNUSABLE)
+            return self._closed(verification)
         left = self._options.max_attempts - verification.code_attempts
         return Refusal(
             outcome,
             f"That code is not right. {left} {'attempt' if left == 1 else 'attempts'} left.",
-            step="code",
             field="code",
             pending=self._pending(verification),
         )
@@ -510,8 +450,8 @@ class Flow:
     async def _load(self, verification_id: str | None, kind: str, ip: str) -> Verification:
         verification = await self._verifications.get(verification_id)
         if verification is None or verification.status == "cancelled":
-            await self._attempts.write(kind, "no_verification", ip)
-            raise Refusal("no_verification", GONE, step="phone", status_code=409)
+            await self._attempts.write(kind, Outcome.NO_VERIFICATION, ip)
+            raise Refusal(Outcome.NO_VERIFICATION)
         return verification
 
     async def _close(
@@ -522,26 +462,26 @@ class Flow:
         *,
         kind: str,
         latency: int | None = None,
-        outcome: str | None = None,
+        outcome: Outcome | None = None,
         reason: str | None = None,
     ) -> None:
         """Close the verification whose call could not be placed as `status`, and log it."""
         async with self._sessions() as session:
             now_status = await self._verifications.close(session, verification, status)
-            logged = "already_verified" if now_status == "verified" else (outcome or status)
+            logged = Outcome.ALREADY_VERIFIED if now_status == "verified" else (outcome or Outcome(status))
             session.add(self._attempts.row(kind, logged, ip, verification=verification, latency=latency, reason=reason))
             await session.commit()
 
     async def _close_check(
-        self, verification: Verification, status: str, ip: str, message: str,
-        *, latency: int | None = None, outcome: str | None = None,
+        self, verification: Verification, status: str, ip: str, message: str | None,
+        *, latency: int | None = None, outcome: Outcome | None = None,
     ) -> Refusal:
         """Close the call a check found over as `status`, and log it; the refusal for the person."""
         ref = verification.provider_ref
         async with self._sessions() as session:
             await self._verifications.close(session, verification, status, on_call=ref)
             race = self._race(verification, ref)
-            logged = race.outcome if race is not None else (outcome or status)
+            logged = race.outcome if race is not None else (outcome or Outcome(status))
             session.add(self._attempts.row("check", logged, ip, verification=verification, latency=latency))
             await session.commit()
         return race or self._closed(verification, message)
@@ -563,14 +503,13 @@ class Flow:
             return None
 
     def _superseded(self, verification: Verification) -> Refusal:
-        return Refusal("superseded", SUPERSEDED, step="code", field="code", status_code=409,
-                       pending=self._pending(verification))
+        return Refusal(Outcome.SUPERSEDED, field="code", pending=self._pending(verification))
 
     def _replayed(self, verification: Verification) -> Refusal:
-        return Refusal("replayed", REPLAYED, step="result", status_code=409, verified=self._verified(verification))
+        return Refusal(Outcome.REPLAYED, verified=self._verified(verification))
 
-    def _closed(self, verification: Verification, message: str) -> Refusal:
-        return Refusal("closed", message, step="code", status_code=422, pending=self._pending(verification))
+    def _closed(self, verification: Verification, message: str | None = None) -> Refusal:
+        return Refusal(Outcome.CLOSED, message, pending=self._pending(verification))
 
     async def _cancel_quietly(self, provider: str | None, ref: str) -> None:
         try:
@@ -585,7 +524,7 @@ class Flow:
 
     def _resend_wait(self, verification: Verification, now: datetime) -> int:
         ready = verification.last_call_at + timedelta(seconds=self._settings.resend_cooldown)
-        return max(0, int((ready - now).total_seconds() + 0.999))
+        return seconds_until(ready, now, at_least=0)
 
     def _pending(self, verification: Verification) -> Pending:
         now = self._clock()

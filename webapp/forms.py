@@ -1,6 +1,6 @@
 """Reading the page's forms: urlencoded, bounded in size, strictly UTF-8.
 
-A form that can't be read at all is a `BadForm` (a Refusal with its status),
+A form that can't be read at all is a `BadForm` (a Refusal: its outcome says the status),
 so it is answered like any other refusal, never with a 500.
 """
 
@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import ClientDisconnect, Request
 
 from webapp.errors import Refusal
+from webapp.outcomes import Outcome
 
 MAX_FORM_BYTES = 32 * 1024
 
@@ -18,8 +19,8 @@ MAX_FORM_BYTES = 32 * 1024
 class BadForm(Refusal):
     """A form we cannot read at all: too big, not UTF-8, not urlencoded."""
 
-    def __init__(self, message: str, status_code: int = 400) -> None:
-        super().__init__("bad_request", message, status_code=status_code)
+    def __init__(self, message: str, outcome: Outcome = Outcome.BAD_REQUEST) -> None:
+        super().__init__(outcome, message)
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -30,11 +31,11 @@ async def read_form(request: Request) -> dict[str, str]:
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_FORM_BYTES:
-                raise BadForm("That form is far too big.", 413)
+                raise BadForm("That form is far too big.", Outcome.FORM_TOO_LARGE)
     except ClientDisconnect:  # gone, or cut off by the server for sending too slowly (webapp.server)
-        raise BadForm("The form did not arrive.", 400) from None
+        raise BadForm("The form did not arrive.") from None
     if body and content_type != "application/x-www-form-urlencoded":
-        raise BadForm("Send the form as application/x-www-form-urlencoded.", 415)
+        raise BadForm("Send the form as application/x-www-form-urlencoded.", Outcome.FORM_NOT_URLENCODED)
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict",
                           max_num_fields=20)

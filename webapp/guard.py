@@ -11,7 +11,6 @@ person without naming the rule that fired.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from datetime import datetime
 
@@ -21,38 +20,15 @@ from webapp import circuit, policy
 from webapp.deny_cache import DenyListCache
 from webapp.errors import Refusal
 from webapp.limits import Counter, Full, LimiterUnavailable, RateLimits, parse
+from webapp.outcomes import Outcome
 from webapp.phone import PhoneNumber
 from webapp.settings import Settings
+from webapp.waits import seconds_until, wait_text
 
 log = logging.getLogger(__name__)
 
-LIMITER_DOWN = "We can't place calls right now. Please try again in a few minutes."
-DENIED = "We can't place this call."
-BUSY = "We're placing too many calls right now. Please try again in a few minutes."
 CIRCUIT = "We can't call numbers in this country right now. Please try again later."
 CIRCUIT_RANGE = "We can't call this number right now. Please try again later."
-
-
-def pending_refusal(wait: int) -> Refusal:
-    """The refusal for a number another session's call is still live on."""
-    return Refusal(
-        "blocked_pending",
-        f"A call to this number is already in progress. Try again in {wait_text(wait)}.",
-        status_code=429,
-        retry_after=wait,
-        field="phone",
-    )
-
-
-def wait_text(seconds: int) -> str:
-    """A wait in words: "30 seconds", "7 minutes", "2 hours"."""
-    if seconds < 60:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    if seconds < 3600:
-        minutes = math.ceil(seconds / 60)
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    hours = math.ceil(seconds / 3600)
-    return f"{hours} hour{'s' if hours != 1 else ''}"
 
 
 class Guard:
@@ -86,22 +62,22 @@ class Guard:
         if kind == "check":
             full = await self._hit(Counter(self.check_ip_limits, ("check-ip", key)))
             if full:
-                raise Refusal("blocked_ip", f"Too many tries. Please wait {wait_text(full.wait)} and try again.",
-                              step="code", status_code=429, retry_after=full.wait)
+                raise Refusal(Outcome.BLOCKED_IP, f"Too many tries. Please wait {wait_text(full.wait)} and try again.",
+                              retry_after=full.wait)
             return
         if await self.deny_list.ip_denied(ip):
-            raise Refusal("blocked_denylist", DENIED, status_code=422)
+            raise Refusal(Outcome.BLOCKED_DENYLIST)
         full = await self._hit(Counter(self.start_ip_limits, ("start-ip", key)))
         if full:
-            raise Refusal("blocked_ip",
+            raise Refusal(Outcome.BLOCKED_IP,
                           f"Too many calls requested from your network. Try again in {wait_text(full.wait)}.",
-                          status_code=429, retry_after=full.wait)
+                          retry_after=full.wait)
 
     async def check_number(self, number: PhoneNumber) -> None:
         """Deny list, number policy and the circuit breaker (the number's range, its country): no counter spent."""
         now = self._clock()
         if await self.deny_list.number_denied(number.e164):
-            raise Refusal("blocked_denylist", DENIED, field="phone")
+            raise Refusal(Outcome.BLOCKED_DENYLIST, field="phone")
         policy.check_number(number, self._settings)
         async with self._sessions() as session:
             ticket = self._judging.ticket(number.region)
@@ -113,9 +89,9 @@ class Guard:
                 # opened meanwhile has taken its calls out of what was judged here.
                 stopped = await circuit.open_break(session, number.region, number.e164, now)
         if stopped is not None:
-            wait = max(1, math.ceil((stopped.until - now).total_seconds()))
+            wait = seconds_until(stopped.until, now)
             message = CIRCUIT if stopped.whole_country else CIRCUIT_RANGE
-            raise Refusal("blocked_circuit", message, status_code=429, retry_after=wait, field="phone")
+            raise Refusal(Outcome.BLOCKED_CIRCUIT, message, retry_after=wait, field="phone")
 
     async def count_call(self, number: PhoneNumber, api_client: str | None = None) -> None:
         """Spend the counters of one call (per number, overall, per country, per API client), or refuse spending none."""
@@ -126,21 +102,19 @@ class Guard:
         if full is None:
             return
         if full.waits[0]:
-            raise Refusal("blocked_number", f"Too many calls to this number. Try again in {wait_text(full.wait)}.",
-                          status_code=429, retry_after=full.wait, field="phone")
+            raise Refusal(Outcome.BLOCKED_NUMBER, retry_after=full.wait, field="phone")
         if api_client is not None and full.waits[3] and not any(full.waits[1:3]):
-            raise Refusal("blocked_client", f"Too many calls for this client. Try again in {wait_text(full.wait)}.",
-                          status_code=429, retry_after=full.wait)
-        raise Refusal("blocked_global", BUSY, status_code=429, retry_after=full.wait)
+            raise Refusal(Outcome.BLOCKED_CLIENT, retry_after=full.wait)
+        raise Refusal(Outcome.BLOCKED_GLOBAL, retry_after=full.wait)
 
     async def number_busy(self, number: PhoneNumber, live_until: datetime) -> Refusal:
         """blocked_pending, with the real wait: the live call's code runs out, and the counters have room."""
-        wait = max(1, math.ceil((live_until - self._clock()).total_seconds()))
+        wait = seconds_until(live_until, self._clock())
         try:
             full = await self._limits.blocked_all(*self._call_counters(number))
         except LimiterUnavailable:
             full = None  # refused anyway; the next try meets the limiter's state again
-        return pending_refusal(max(wait, full.wait) if full else wait)
+        return Refusal(Outcome.BLOCKED_PENDING, retry_after=max(wait, full.wait) if full else wait, field="phone")
 
     def _call_counters(self, number: PhoneNumber) -> tuple[Counter, ...]:
         return (
@@ -157,4 +131,4 @@ class Guard:
                 log.warning("limiter storage down and RATELIMIT_FAIL_OPEN is set: admitting %s unlimited",
                             counters[0].key[0])
                 return None
-            raise Refusal("limiter_unavailable", LIMITER_DOWN, status_code=503) from None
+            raise Refusal(Outcome.LIMITER_UNAVAILABLE) from None

@@ -49,6 +49,7 @@ from starlette.requests import Request
 
 from webapp import counters
 from webapp.client_ip import limit_key
+from webapp.waits import seconds_left
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ class RateLimits:
         waits: list[int | None] = []
         for items, key in counters:
             full = [reset for _item, remaining, reset in await self._stats(items, key) if remaining < 1]
-            waits.append(max(1, math.ceil(max(full) - self._now())) if full else None)
+            waits.append(seconds_left(max(full) - self._now()) if full else None)
         return Full(tuple(waits)) if any(waits) else None
 
     async def _hit_all(self, counters: Sequence[Counter]) -> Full | None:

@@ -17,6 +17,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
 from webapp.errors import Refusal
+from webapp.outcomes import Outcome
 
 __all__ = [
     "MAX_INPUT_CHARS",
@@ -92,7 +93,7 @@ class InvalidNumber(Refusal):
     """What the person typed is not a phone number we can call."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("invalid_number", message, step="phone", status_code=422, field="phone")
+        super().__init__(Outcome.INVALID_NUMBER, message, field="phone")
 
 
 def _clean(raw: str) -> str:

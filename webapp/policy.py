@@ -12,11 +12,10 @@ from __future__ import annotations
 import phonenumbers
 
 from webapp.errors import Refusal
+from webapp.outcomes import Outcome
 from webapp.phone import NUMBER_TYPES, PhoneNumber
 from webapp.settings import Settings
 
-COUNTRY_MESSAGE = "We can't call numbers in this country."
-TYPE_MESSAGE = "We can't call this kind of number. Please use a mobile or landline number."
 #: The region phonenumbers gives numbers of no country ("001").
 INTERNATIONAL_NETWORKS = phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
 
@@ -24,13 +23,13 @@ INTERNATIONAL_NETWORKS = phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
 def check_number(number: PhoneNumber, settings: Settings) -> None:
     """Raise a Refusal if policy forbids calling `number`."""
     if number.region == INTERNATIONAL_NETWORKS and not settings.allow_international_networks:
-        raise Refusal("blocked_number_type", TYPE_MESSAGE, field="phone")
+        raise Refusal(Outcome.BLOCKED_NUMBER_TYPE, field="phone")
     if settings.allowed_countries and number.region not in settings.allowed_countries:
-        raise Refusal("blocked_country", COUNTRY_MESSAGE, field="phone")
+        raise Refusal(Outcome.BLOCKED_COUNTRY, field="phone")
     if number.region in settings.denied_countries:
-        raise Refusal("blocked_country", COUNTRY_MESSAGE, field="phone")
+        raise Refusal(Outcome.BLOCKED_COUNTRY, field="phone")
     blocked = {NUMBER_TYPES[name] for name in settings.blocked_number_types}
     if not settings.allow_voip:
         blocked.add(NUMBER_TYPES["voip"])
     if number.number_type in blocked:
-        raise Refusal("blocked_number_type", TYPE_MESSAGE, field="phone")
+        raise Refusal(Outcome.BLOCKED_NUMBER_TYPE, field="phone")

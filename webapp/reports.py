@@ -21,19 +21,12 @@ from sqlalchemy import ColumnElement, SQLColumnExpression, and_, func, literal, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webapp.models import Attempt, UTCDateTime, Verification
+from webapp.outcomes import HANDOFF, LOGGED, Outcome
 
-OUTCOMES = (
-    "sent", "verified", "reused", "already_verified", "replayed", "superseded",
-    "wrong_code", "unverified", "attempts_exhausted", "invalid_code", "invalid_number", "expired", "closed",
-    "no_verification", "resend_too_soon", "cancelled",
-    "blocked_ip", "blocked_number", "blocked_pending", "blocked_global", "blocked_country",
-    "blocked_number_type", "blocked_denylist", "blocked_circuit",
-    "provider_error", "provider_failover", "call_failed", "limiter_unavailable", "verification_busy",
-    # the OpenID Connect hand-off (webapp/oidc)
-    "handoff_started", "code_issued", "token_issued", "handoff_cancelled", "oidc_error", "blocked_client",
-)
+#: The outcomes the operators filter by (webapp.outcomes), in the order the filters list them.
+OUTCOMES = LOGGED
 #: The hand-off's own decisions: a site's request, its code, its tokens.
-HANDOFF_OUTCOMES = ("handoff_started", "code_issued", "token_issued", "handoff_cancelled", "oidc_error")
+HANDOFF_OUTCOMES = HANDOFF
 KINDS = ("start", "check", "resend", "cancel", "handoff", "token")
 PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
            "30d": timedelta(days=30), "all": None}
@@ -55,13 +48,14 @@ def group(outcome: str) -> str:
     """The colour family of an outcome: verified, placed, person, blocked, system or handoff."""
     if outcome in HANDOFF_OUTCOMES:
         return "handoff"
-    if outcome == "verified":
+    if outcome == Outcome.VERIFIED:
         return "verified"
-    if outcome in ("sent", "reused"):
+    if outcome in (Outcome.SENT, Outcome.REUSED):
         return "placed"
     if outcome.startswith("blocked_"):
         return "blocked"
-    if outcome in ("provider_error", "provider_failover", "call_failed", "limiter_unavailable", "verification_busy"):
+    if outcome in (Outcome.PROVIDER_ERROR, Outcome.PROVIDER_FAILOVER, Outcome.CALL_FAILED, Outcome.LIMITER_UNAVAILABLE,
+                   Outcome.VERIFICATION_BUSY):
         return "system"
     return "person"
 
@@ -219,7 +213,8 @@ class SiteCounts:
 
 
 #: The outcomes a site's funnel counts, and where.
-SITE_STEPS = {"handoff_started": "started", "sent": "placed", "verified": "verified", "code_issued": "returned"}
+SITE_STEPS: dict[str, str] = {Outcome.HANDOFF_STARTED: "started", Outcome.SENT: "placed", Outcome.VERIFIED: "verified",
+                              Outcome.CODE_ISSUED: "returned"}
 
 
 @dataclass
@@ -286,9 +281,9 @@ async def summary(session: AsyncSession, where: AttemptFilter, now: datetime, to
         if client_id and outcome in SITE_STEPS:
             step = SITE_STEPS[outcome]
             setattr(sites[client_id], step, getattr(sites[client_id], step) + count)
-        if outcome == "sent":
+        if outcome == Outcome.SENT:
             placed[region or "?"] += count
-        elif outcome == "verified":
+        elif outcome == Outcome.VERIFIED:
             verified[region or "?"] += count
         series[_bucket_start(label, hourly)][group(outcome)] += count
     result.countries = {

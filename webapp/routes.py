@@ -15,10 +15,12 @@ from starlette.routing import BaseRoute, Route
 
 from webapp import page_session
 from webapp.errors import Refusal
-from webapp.flow import Flow, Pending
+from webapp.flow import Flow
 from webapp.forms import read_form
 from webapp.oidc import page as handoff_page
+from webapp.outcomes import STORAGE_DOWN, Form
 from webapp.pages import Pages, is_htmx
+from webapp.progress import Pending
 from webapp.sandbox_phone import provider_refs
 from webapp.state import app_state
 
@@ -39,7 +41,6 @@ MESSAGES = {
 #: The call was placed, but the database was away when it was to be written down.
 UNRECORDED = ("We're calling {number}, but we're having trouble on our side: "
               "if the code isn't accepted at first, wait a moment and try again.")
-STORAGE_DOWN = "We're having trouble on our side. Please try again in a minute."
 
 
 def _flow(request: Request) -> Flow:
@@ -76,7 +77,7 @@ def _flash(request: Request, number: str) -> str:
 
 
 def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **context: Any) -> Response:
-    """The one mapping from a Refusal to a response: its step, message and status.
+    """The one mapping from a Refusal to a response: the table's form and status (webapp.outcomes), its message.
 
     `keep_form`: refused before the form was read, so with htmx only the status
     changes and what the person typed stays where it is.
@@ -84,11 +85,12 @@ def refused(request: Request, refusal: Refusal, *, keep_form: bool = False, **co
     headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
     if keep_form and is_htmx(request):
         return _pages(request).status_only(request, refusal.message, status_code=refusal.status_code, headers=headers)
-    if refusal.step == "result" and refusal.verified is not None:
+    form = refusal.told.form
+    if form == Form.RESULT and refusal.verified is not None:
         step = "result"
     else:
-        step = refusal.step if refusal.pending is not None or refusal.step == "phone" else "phone"
-    if step == "result" or (step == "phone" and refusal.outcome in ("no_verification", "already_verified")):
+        step = "code" if form == Form.CURRENT and refusal.pending is not None else "phone"
+    if form != Form.CURRENT:  # the verification is over: the session forgets it
         request.session.pop(SESSION_KEY, None)
     return _pages(request).render(
         request,
@@ -171,8 +173,6 @@ async def verify_confirm(request: Request) -> Response:
         verified = await flow.confirm(_session_id(request), form.get("code", ""), _ip(request),
                                       for_call=form.get("call"))
     except Refusal as refusal:
-        if refusal.step == "code" and refusal.pending is None:
-            refusal.pending = await flow.pending(_session_id(request))
         return refused(request, refusal)
     request.session.pop(SESSION_KEY, None)
     if handoff is not None:

@@ -9,7 +9,6 @@ writer.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -20,11 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.db import affected
 from webapp.errors import Refusal
-from webapp.guard import pending_refusal
 from webapp.models import Attempt, Verification
+from webapp.outcomes import Outcome
 from webapp.phone import PhoneNumber
-
-GONE = "That verification has ended. Enter your number to get a new call."
+from webapp.waits import seconds_until
 
 
 class Verifications:
@@ -102,9 +100,9 @@ class Verifications:
             await _expire_stale(session, verification.number, now)
             fresh = await _locked(session, verification)
             if fresh.status == "cancelled":  # given up on in another tab meanwhile
-                raise Refusal("no_verification", GONE, step="phone", status_code=409)
+                raise Refusal(Outcome.NO_VERIFICATION)
             if fresh.status == "verified":
-                raise Refusal("already_verified", "This number is already verified.", step="phone", status_code=409)
+                raise Refusal(Outcome.ALREADY_VERIFIED)
             fresh.status = "pending"
             fresh.expires_at = now + timedelta(seconds=self._timeout)
             try:
@@ -205,15 +203,15 @@ class Verifications:
         return "pending"
 
     def _busy_number(self, expires_at: datetime | None) -> Refusal:
-        wait = max(1, math.ceil((expires_at - self._clock()).total_seconds())) if expires_at else self._timeout
-        return pending_refusal(wait)
+        wait = seconds_until(expires_at, self._clock()) if expires_at else self._timeout
+        return Refusal(Outcome.BLOCKED_PENDING, retry_after=wait, field="phone")
 
 
 async def _locked(session: AsyncSession, verification: Verification) -> Verification:
     # Re-read the row for update: concurrent checks must not lose a wrong attempt.
     fresh = await session.get(Verification, verification.id, with_for_update=True, populate_existing=True)
     if fresh is None:
-        raise Refusal("no_verification", GONE, step="phone", status_code=409)
+        raise Refusal(Outcome.NO_VERIFICATION)
     return fresh
 
 

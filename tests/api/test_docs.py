@@ -9,46 +9,65 @@ import httpx
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
 from webapp.api import openapi
-from webapp.api.problems import OUTCOMES
+from webapp.api.problems import problem
+from webapp.errors import Refusal
+from webapp.outcomes import API_OUTCOMES, REFUSALS, Outcome
 
 ROOT = Path(__file__).resolve().parents[2]
-#: `Refusal("outcome", …)` and `ApiRefusal("outcome", …)` where they are raised, and the flow's
-#: `_call_failed(kind, "outcome", …)`, and Refusal's subclasses (InvalidNumber, InvalidCode, BadForm) in their
-#: `super().__init__("outcome", …)`.
-RAISED = re.compile(r'(?:Refusal\(\s*|_call_failed\(\s*\w+,\s*|super\(\).__init__\(\s*)"([a-z_]+)"')
+#: `Refusal(Outcome.X, …)` and `ApiRefusal(Outcome.X, …)` where they are raised, the flow's
+#: `_call_failed(kind, Outcome.X, …)`, Refusal's subclasses (InvalidNumber, InvalidCode, BadForm) in their
+#: `super().__init__(Outcome.X, …)`, and a BadForm's own outcome.
+RAISED = re.compile(
+    r"(?:Refusal\(\s*|_call_failed\(\s*\w+,\s*|super\(\).__init__\(\s*|BadForm\([^()]*,\s*)Outcome\.([A-Z_]+)"
+)
 #: The page's own: a form it can't read. The API reads no form.
-PAGE_ONLY = {"bad_request"}
-#: Where the flow's raise site says another status than the table. The flow raises `provider_error` with
-#: 422 for a recipient the provider refused ("We can't call this number") and 503 otherwise; the API
-#: answers the table's 503 for both. (A later refactor gives the 422 case an outcome of its own.)
-STATUS_DIFFERS = {("provider_error", 422)}
+PAGE_ONLY = {Outcome.BAD_REQUEST, Outcome.FORM_TOO_LARGE, Outcome.FORM_NOT_URLENCODED}
 
 
 def _sources() -> str:
     return "\n".join(path.read_text() for path in sorted((ROOT / "webapp").rglob("*.py")))
 
 
+def _calls(source: str, name: str) -> list[str]:
+    """The text of each `name(…)` call in `source`, its parentheses balanced."""
+    calls = []
+    for match in re.finditer(rf"\b{name}\(", source):
+        depth, end = 1, match.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(source[end], 0)
+            end += 1
+        calls.append(source[match.start():end])
+    return calls
+
+
 def test_every_outcome_a_refusal_is_raised_with_is_in_the_table() -> None:
-    raised = set(RAISED.findall(_sources())) - PAGE_ONLY
-    assert {"invalid_number", "invalid_code", "blocked_ip", "resend_too_soon", "unauthorized"} <= raised
-    assert raised - set(OUTCOMES) == set()
+    raised = {Outcome[name] for name in RAISED.findall(_sources())}
+    assert {Outcome.INVALID_NUMBER, Outcome.INVALID_CODE, Outcome.BLOCKED_IP, Outcome.RESEND_TOO_SOON,
+            Outcome.UNAUTHORIZED, Outcome.RECIPIENT_REFUSED, Outcome.FORM_TOO_LARGE} <= raised
+    assert raised - set(REFUSALS) == set()
+    assert set(REFUSALS) - set(API_OUTCOMES) == PAGE_ONLY
 
 
-def test_the_tables_status_is_the_one_the_raise_site_gives() -> None:
-    """Each literal `Refusal("x", …, status_code=N)` (422 when it says none) against the table.
+def test_no_raise_site_names_a_status_or_a_form() -> None:
+    """The status and the form are the table's: a refusal is made with its outcome, never with either."""
+    calls = [call for name in ("Refusal", "ApiRefusal", "BadForm", "InvalidCode", "InvalidNumber")
+             for call in _calls(_sources(), name)]
+    assert len(calls) > 40, "raise sites not found"
+    assert [call for call in calls if "status_code=" in call or "step=" in call] == []
 
-    (An `ApiRefusal` takes its status from the table.)
-    """
-    found = set()
-    for match in re.finditer(r'(?<!Api)Refusal\(\s*"([a-z_]+)"(.*?)\)\s*(?:from None)?$', _sources(), re.MULTILINE | re.DOTALL):
-        outcome, rest = match.group(1), match.group(2)
-        if outcome in PAGE_ONLY:
-            continue
-        status = re.search(r"status_code=(\d{3})", rest.split("Refusal(")[0])
-        found.add((outcome, int(status.group(1)) if status else 422))
-    assert found, "no raise sites found"
-    differing = {(outcome, status) for outcome, status in found if OUTCOMES[outcome].status != status}
-    assert differing == STATUS_DIFFERS
+
+def test_each_message_the_table_gives_has_what_it_names() -> None:
+    """Only {wait} is filled in, from the refusal's retry_after; an outcome without one names no wait."""
+    for outcome, told in REFUSALS.items():
+        if told.message is not None:
+            assert set(re.findall(r"{(\w*)}", told.message)) <= {"wait"}, outcome
+            assert Refusal(outcome, retry_after=30).message == told.message.format(wait="30 seconds")
+
+
+def test_the_page_and_the_api_answer_a_refusal_with_the_tables_status() -> None:
+    for outcome, told in API_OUTCOMES.items():
+        refusal = Refusal(outcome, "message")
+        assert refusal.status_code == told.status == problem(refusal).status_code
 
 
 def _readme_codes() -> dict[str, tuple[int, str]]:
@@ -60,7 +79,7 @@ def _readme_codes() -> dict[str, tuple[int, str]]:
 
 
 def test_readmes_error_codes_are_the_outcome_table() -> None:
-    assert _readme_codes() == {code: (kind.status, kind.title) for code, kind in OUTCOMES.items()}
+    assert _readme_codes() == {code: (told.status, told.title) for code, told in API_OUTCOMES.items()}
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
@@ -73,9 +92,9 @@ def test_each_operations_statuses_are_those_of_its_outcomes() -> None:
     document = openapi.document()
     for method, path, _, _, _, success, outcomes in openapi.OPERATIONS:
         statuses = set(document["paths"][path][method]["responses"])
-        assert statuses == {str(success)} | {str(OUTCOMES[outcome].status) for outcome in outcomes}
+        assert statuses == {str(success)} | {str(API_OUTCOMES[outcome].status) for outcome in outcomes}
     problem = document["components"]["schemas"]["Problem"]
-    assert problem["properties"]["code"]["enum"] == list(OUTCOMES)
+    assert problem["properties"]["code"]["enum"] == list(API_OUTCOMES)
     create = document["components"]["schemas"]["CreateVerification"]
     assert create["additionalProperties"] is False and create["required"] == ["phone_number"]
 
@@ -85,6 +104,6 @@ async def test_the_document_and_the_reference_page_are_served(client: httpx.Asyn
     assert response.status_code == 200 and response.json() == openapi.document()
     page = await client.get("/api/v1/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    for code in OUTCOMES:
+    for code in API_OUTCOMES:
         assert f'id="{code}"' in page.text
     assert "<script" not in page.text.split("</head>")[1]

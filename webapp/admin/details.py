@@ -19,7 +19,6 @@ from webapp import denylist, reports
 from webapp.admin.auth import operator_only
 from webapp.admin.filters import FilterError, parse_network
 from webapp.admin.pages import now, render
-from webapp.guard import wait_text
 from webapp.limits import LimiterUnavailable
 from webapp.models import Attempt, Verification
 from webapp.oidc import clients
@@ -27,6 +26,7 @@ from webapp.phone import InvalidNumber, format_international, parse_phone
 from webapp.reports import AttemptFilter
 from webapp.settings import Settings
 from webapp.state import app_state
+from webapp.waits import wait_text
 
 #: The guard's counter keys an operator sees, and what each counts.
 LIMIT_NAMES = {"number": "Calls to this number", "start-ip": "Calls asked from this address",

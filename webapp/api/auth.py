@@ -30,11 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.api.problems import ApiRefusal
 from webapp.attempts import AttemptLog
-from webapp.guard import wait_text
 from webapp.limits import LimiterUnavailable, RateLimits, parse
 from webapp.models import OidcClient
 from webapp.oidc import clients
+from webapp.outcomes import Outcome
 from webapp.settings import Settings
+from webapp.waits import wait_text
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="voice2fa api", charset="UTF-8"'}
 FAILURES = "api-auth-failures"
@@ -107,18 +108,18 @@ class ClientAuth:
         except LimiterUnavailable:
             if self._fail_open:
                 return
-            await self._log.write("auth", "limiter_unavailable", peer)
-            raise ApiRefusal("limiter_unavailable", "We can't check credentials right now. Please try again.") from None
+            await self._log.write("auth", Outcome.LIMITER_UNAVAILABLE, peer)
+            raise ApiRefusal(Outcome.LIMITER_UNAVAILABLE, "We can't check credentials right now. Please try again.") from None
         if wait:
-            await self._log.write("auth", "blocked_ip", peer)
-            raise ApiRefusal("blocked_ip", f"Too many failed logins from this address. Try again in {wait_text(wait)}.",
+            await self._log.write("auth", Outcome.BLOCKED_IP, peer)
+            raise ApiRefusal(Outcome.BLOCKED_IP, f"Too many failed logins from this address. Try again in {wait_text(wait)}.",
                              retry_after=wait)
 
     async def _failed(self, key: tuple[str, ...], peer: str, client_id: str | None, message: str) -> NoReturn:
-        await self._log.write("auth", "unauthorized", peer, client_id=client_id)
+        await self._log.write("auth", Outcome.UNAUTHORIZED, peer, client_id=client_id)
         try:
             await self._limits.hit(self._failures, *key)
         except LimiterUnavailable:
             pass  # refused anyway; the next request meets the limiter's state again
-        raise ApiRefusal("unauthorized", message, headers=dict(CHALLENGE))
+        raise ApiRefusal(Outcome.UNAUTHORIZED, message, headers=dict(CHALLENGE))
 

@@ -16,6 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from webapp.api.problems import ApiRefusal
 from webapp.api.schemas import FieldError
+from webapp.outcomes import Outcome
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_DEPTH = 8
@@ -30,9 +31,9 @@ async def read_body(request: Request) -> bytes:
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY_BYTES:
-                raise ApiRefusal("body_too_large", f"The body is over {MAX_BODY_BYTES // 1024} KiB.")
+                raise ApiRefusal(Outcome.BODY_TOO_LARGE, f"The body is over {MAX_BODY_BYTES // 1024} KiB.")
     except ClientDisconnect:
-        raise ApiRefusal("invalid_body", "The body did not arrive.") from None
+        raise ApiRefusal(Outcome.INVALID_BODY, "The body did not arrive.") from None
     return bytes(body)
 
 
@@ -76,16 +77,16 @@ def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse_json(request: Request, body: bytes) -> Any:
     """The JSON value of `body`, sent as application/json."""
     if not _content_type_is_json(request):
-        raise ApiRefusal("unsupported_media_type", "Send the body as application/json (UTF-8).")
+        raise ApiRefusal(Outcome.UNSUPPORTED_MEDIA_TYPE, "Send the body as application/json (UTF-8).")
     if _too_deep(body):
-        raise ApiRefusal("invalid_body", f"The JSON is nested more than {MAX_DEPTH} levels deep.")
+        raise ApiRefusal(Outcome.INVALID_BODY, f"The JSON is nested more than {MAX_DEPTH} levels deep.")
     try:
         return json.loads(body.decode("utf-8"), object_pairs_hook=_no_repeats,
                           parse_constant=_refuse_constant)
     except UnicodeDecodeError:
-        raise ApiRefusal("invalid_body", "The body is not valid UTF-8.") from None
+        raise ApiRefusal(Outcome.INVALID_BODY, "The body is not valid UTF-8.") from None
     except ValueError as exc:  # JSONDecodeError, a repeated field, NaN or Infinity
-        raise ApiRefusal("invalid_body", f"The body is not valid JSON: {exc}.") from None
+        raise ApiRefusal(Outcome.INVALID_BODY, f"The body is not valid JSON: {exc}.") from None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -100,7 +101,7 @@ def validate(model: type[Model], value: Any) -> Model:
         errors = [FieldError(field=".".join(str(part) for part in error["loc"]) or "(body)",
                              message=_message(error)) for error in exc.errors()[:10]]
         summary = "; ".join(f"{error.field}: {error.message}" for error in errors)
-        raise ApiRefusal("invalid_request", f"The request body is not right: {summary}.", errors=errors) from None
+        raise ApiRefusal(Outcome.INVALID_REQUEST, f"The request body is not right: {summary}.", errors=errors) from None
 
 
 def _message(error: Any) -> str:

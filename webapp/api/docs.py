@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from webapp.api import openapi
-from webapp.api.problems import OUTCOMES
+from webapp.outcomes import API_OUTCOMES
 
 
 def page(request: Request) -> HTMLResponse:
@@ -18,7 +18,7 @@ def page(request: Request) -> HTMLResponse:
         for path, item in document["paths"].items() for method, operation in item.items()
     ]
     html = request.state.pages.env.get_template("api_docs.html").render(
-        info=document["info"], operations=operations, outcomes=list(OUTCOMES.items()),
+        info=document["info"], operations=operations, outcomes=list(API_OUTCOMES.items()),
         root=request.scope.get("root_path", ""),
     )
     return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})

@@ -29,11 +29,13 @@ from webapp.api import docs, openapi
 from webapp.api.body import read_model
 from webapp.api.context import Api
 from webapp.api.idempotency import HEADER, fingerprint, read_key
-from webapp.api.problems import MEDIA_TYPE, ApiRefusal, kind_of, problem, problem_body
+from webapp.api.problems import MEDIA_TYPE, ApiRefusal, problem, problem_body
 from webapp.api.schemas import CheckCode, CreateVerification, Status, VerificationOut
 from webapp.db import STORAGE_ERRORS
 from webapp.errors import Refusal
-from webapp.flow import Flow, Pending
+from webapp.flow import Flow
+from webapp.outcomes import Outcome
+from webapp.progress import Pending
 from webapp.state import app_state
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 #: The ids the flow makes (secrets.token_urlsafe(16)), with room; anything else is no verification of ours.
 VERIFICATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: A check the flow refused with one of these changed (or found) the verification's state: the answer is the object.
-STATE_ANSWERS = frozenset({"wrong_code", "unverified", "closed"})
-STORAGE_DOWN = "We're having trouble on our side. Please try again in a minute."
+STATE_ANSWERS = frozenset({Outcome.WRONG_CODE, Outcome.UNVERIFIED, Outcome.CLOSED})
 NOTHING_THERE = f"There is nothing at that path. The API is described at {PREFIX}/openapi.json."
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -98,7 +99,7 @@ def endpoint(kind: str) -> Callable[[Handler], Handler]:
             except STORAGE_ERRORS as exc:
                 log.error("%s %s: the database did not answer: %s", request.method, request.url.path,
                           type(exc).__name__)
-                response = problem(ApiRefusal("storage_unavailable", STORAGE_DOWN, retry_after=30))
+                response = problem(ApiRefusal(Outcome.STORAGE_UNAVAILABLE, retry_after=30))
             response.headers.setdefault("Cache-Control", "no-store")
             return response
 
@@ -107,7 +108,7 @@ def endpoint(kind: str) -> Callable[[Handler], Handler]:
     return wrap
 
 
-async def _log_quietly(request: Request, client_id: str, kind: str, outcome: str) -> None:
+async def _log_quietly(request: Request, client_id: str, kind: str, outcome: Outcome) -> None:
     try:
         await _api(request).log_for(client_id).write(kind, outcome, _peer(request))
     except STORAGE_ERRORS as exc:  # the refusal is answered all the same
@@ -131,7 +132,7 @@ async def owned(request: Request, flow: Flow) -> Pending:
     verification_id = request.path_params["id"]
     found = await flow.find(verification_id) if VERIFICATION_ID.fullmatch(verification_id) else None
     if found is None or found.api_client is None or found.api_client != request.state.api_client:
-        raise ApiRefusal("not_found", "There is no such verification.")
+        raise ApiRefusal(Outcome.NOT_FOUND, "There is no such verification.")
     return found
 
 
@@ -148,7 +149,7 @@ async def create_verification(request: Request) -> Response:
     if key is not None:
         replay = await api.keys.claim(client_id, key, fingerprint(raw))
         if replay is not None:
-            await api.log_for(client_id).write("start", "idempotent_replay", ip,
+            await api.log_for(client_id).write("start", Outcome.IDEMPOTENT_REPLAY, ip,
                                                number=str(replay.body.get("phone_number") or "") or None)
             return JSONResponse(replay.body, status_code=replay.status, headers={"Idempotent-Replayed": "true"},
                                 media_type=MEDIA_TYPE if replay.status >= 400 else None)
@@ -157,9 +158,9 @@ async def create_verification(request: Request) -> Response:
         pending = await flow.start(body.phone_number, body.country or api.settings.default_region, ip)
     except Refusal as refusal:
         if key is not None:
-            if refusal.outcome == "no_verification":
+            if refusal.outcome == Outcome.NO_VERIFICATION:
                 # A call was placed and its verification closed meanwhile: that answer is the key's.
-                await api.keys.answer(client_id, key, kind_of(refusal).status, problem_body(refusal))
+                await api.keys.answer(client_id, key, refusal.status_code, problem_body(refusal))
             else:  # refused before a call was placed: the key is free for a retry
                 await api.keys.release(client_id, key)
         raise
@@ -224,7 +225,7 @@ async def reference(request: Request) -> Response:
 
 @endpoint("none")
 async def not_found(request: Request) -> Response:
-    raise ApiRefusal("not_found", NOTHING_THERE)
+    raise ApiRefusal(Outcome.NOT_FOUND, NOTHING_THERE)
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:
@@ -236,7 +237,7 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     # Raised inside the mount, the scope's root_path has the mount's prefix; app_root_path is the app's.
     root = request.scope.get("app_root_path", request.scope.get("root_path", ""))
     if request.url.path.removeprefix(root).startswith("/api/"):
-        outcome = "method_not_allowed" if exc.status_code == 405 else "not_found"
+        outcome = Outcome.METHOD_NOT_ALLOWED if exc.status_code == 405 else Outcome.NOT_FOUND
         return problem(ApiRefusal(outcome, NOTHING_THERE))
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
@@ -261,7 +262,7 @@ class _ByMethod:
     async def _dispatch(self, request: Request) -> Response:
         handler = self._handlers.get(request.method)
         if handler is None:
-            refusal = ApiRefusal("method_not_allowed", f"{request.method[:20]} is not allowed here.",
+            refusal = ApiRefusal(Outcome.METHOD_NOT_ALLOWED, f"{request.method[:20]} is not allowed here.",
                                  headers={"Allow": ", ".join(self._handlers)})
             return problem(refusal)
         return await handler(request)

@@ -29,12 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.api.problems import ApiRefusal
 from webapp.models import IDEMPOTENCY_KEY_LENGTH, ApiIdempotencyKey
+from webapp.outcomes import Outcome
 
 HEADER = "idempotency-key"
 LIFETIME = timedelta(hours=24)
 MAX_KEY = IDEMPOTENCY_KEY_LENGTH
-MISMATCH = "This Idempotency-Key was used with another body. Use a new key for a new request."
-IN_PROGRESS = "A request with this Idempotency-Key is still being answered. Try again in a moment."
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +55,7 @@ def read_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not 1 <= len(value) <= MAX_KEY or not all("\x21" <= ch <= "\x7e" for ch in value):
-        raise ApiRefusal("invalid_idempotency_key",
+        raise ApiRefusal(Outcome.INVALID_IDEMPOTENCY_KEY,
                          f"An Idempotency-Key is 1 to {MAX_KEY} visible ASCII characters, e.g. a UUID.")
     return value
 
@@ -90,11 +89,11 @@ class IdempotencyKeys:
                     await session.commit()
                     continue
                 if row.body_hash != body_hash:
-                    raise ApiRefusal("idempotency_mismatch", MISMATCH)
+                    raise ApiRefusal(Outcome.IDEMPOTENCY_MISMATCH)
                 if row.status is None or row.response is None:
-                    raise ApiRefusal("idempotency_in_progress", IN_PROGRESS, retry_after=1)
+                    raise ApiRefusal(Outcome.IDEMPOTENCY_IN_PROGRESS, retry_after=1)
                 return Replay(row.status, row.response)
-        raise ApiRefusal("idempotency_in_progress", IN_PROGRESS, retry_after=1)
+        raise ApiRefusal(Outcome.IDEMPOTENCY_IN_PROGRESS, retry_after=1)
 
     async def answer(self, client_id: str, key: str, status: int, body: dict[str, Any]) -> None:
         """Store the first answer to a claimed key."""

@@ -3,7 +3,7 @@
 pydantic emits JSON Schema 2020-12, which is OpenAPI 3.1's own dialect, so
 the components are the models' schemas as they are. Each operation lists the
 outcomes it can answer; its error statuses, and the codes under each, come
-from the one outcome table (`problems.OUTCOMES`), so the document can't name
+from the one outcome table (`webapp.outcomes.REFUSALS`), so the document can't name
 a status the handlers don't give, nor miss one they do.
 """
 
@@ -17,33 +17,37 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from webapp.api.idempotency import MAX_KEY
-from webapp.api.problems import MEDIA_TYPE, OUTCOMES
+from webapp.api.problems import MEDIA_TYPE
 from webapp.api.schemas import CheckCode, CreateVerification, Problem, VerificationOut
+from webapp.outcomes import API_OUTCOMES, Outcome
 
 REF = "#/components/schemas/{model}"
 
 #: What any authenticated operation can answer.
-EVERYWHERE = ("unauthorized", "blocked_ip", "limiter_unavailable", "storage_unavailable")
-BODY = ("invalid_body", "body_too_large", "unsupported_media_type", "invalid_request")
-CALL_LIMITS = ("blocked_denylist", "blocked_country", "blocked_number_type", "blocked_circuit",
-               "blocked_number", "blocked_pending", "blocked_global", "blocked_client", "provider_error", "call_failed")
+EVERYWHERE = (Outcome.UNAUTHORIZED, Outcome.BLOCKED_IP, Outcome.LIMITER_UNAVAILABLE, Outcome.STORAGE_UNAVAILABLE)
+BODY = (Outcome.INVALID_BODY, Outcome.BODY_TOO_LARGE, Outcome.UNSUPPORTED_MEDIA_TYPE, Outcome.INVALID_REQUEST)
+CALL_LIMITS = (
+    Outcome.BLOCKED_DENYLIST, Outcome.BLOCKED_COUNTRY, Outcome.BLOCKED_NUMBER_TYPE, Outcome.BLOCKED_CIRCUIT,
+    Outcome.BLOCKED_NUMBER, Outcome.BLOCKED_PENDING, Outcome.BLOCKED_GLOBAL, Outcome.BLOCKED_CLIENT,
+    Outcome.PROVIDER_ERROR, Outcome.RECIPIENT_REFUSED, Outcome.CALL_FAILED,
+)
 
 #: Each operation: (method, path, operationId, summary, request model, success status, outcomes it may answer).
-OPERATIONS: tuple[tuple[str, str, str, str, type[BaseModel] | None, int, tuple[str, ...]], ...] = (
+OPERATIONS: tuple[tuple[str, str, str, str, type[BaseModel] | None, int, tuple[Outcome, ...]], ...] = (
     ("post", "/verifications", "createVerification", "Place a call that reads a code to a number",
      CreateVerification, 201,
-     (*EVERYWHERE, *BODY, "invalid_idempotency_key", "idempotency_mismatch", "idempotency_in_progress",
-      "invalid_number", *CALL_LIMITS, "no_verification")),
-    ("get", "/verifications/{id}", "getVerification", "A verification", None, 200, (*EVERYWHERE, "not_found")),
+     (*EVERYWHERE, *BODY, Outcome.INVALID_IDEMPOTENCY_KEY, Outcome.IDEMPOTENCY_MISMATCH,
+      Outcome.IDEMPOTENCY_IN_PROGRESS, Outcome.INVALID_NUMBER, *CALL_LIMITS, Outcome.NO_VERIFICATION)),
+    ("get", "/verifications/{id}", "getVerification", "A verification", None, 200, (*EVERYWHERE, Outcome.NOT_FOUND)),
     ("delete", "/verifications/{id}", "cancelVerification", "Give up on a verification", None, 204,
-     (*EVERYWHERE, "not_found", "verification_busy")),
+     (*EVERYWHERE, Outcome.NOT_FOUND, Outcome.VERIFICATION_BUSY)),
     ("post", "/verifications/{id}/check", "checkVerification",
      "Check a code: 200 with the verification, `verified` or not", CheckCode, 200,
-     (*EVERYWHERE, "not_found", *BODY, "invalid_code", "replayed", "superseded", "no_verification",
-      "verification_busy", "provider_error")),
+     (*EVERYWHERE, Outcome.NOT_FOUND, *BODY, Outcome.INVALID_CODE, Outcome.REPLAYED, Outcome.SUPERSEDED,
+      Outcome.NO_VERIFICATION, Outcome.VERIFICATION_BUSY, Outcome.PROVIDER_ERROR)),
     ("post", "/verifications/{id}/resend", "resendVerification", "A new call, as \"Call me again\"", None, 200,
-     (*EVERYWHERE, "not_found", "already_verified", "resend_too_soon", "no_verification", "verification_busy",
-      *CALL_LIMITS)),
+     (*EVERYWHERE, Outcome.NOT_FOUND, Outcome.ALREADY_VERIFIED, Outcome.RESEND_TOO_SOON, Outcome.NO_VERIFICATION,
+      Outcome.VERIFICATION_BUSY, *CALL_LIMITS)),
 )
 
 ID_PARAMETER = {
@@ -62,10 +66,10 @@ HEADERS = {
 }
 
 
-def _problem_responses(outcomes: tuple[str, ...]) -> dict[str, Any]:
-    by_status: dict[int, list[str]] = {}
+def _problem_responses(outcomes: tuple[Outcome, ...]) -> dict[str, Any]:
+    by_status: dict[int, list[Outcome]] = {}
     for outcome in dict.fromkeys(outcomes):
-        by_status.setdefault(OUTCOMES[outcome].status, []).append(outcome)
+        by_status.setdefault(API_OUTCOMES[outcome].status, []).append(outcome)
     responses: dict[str, Any] = {}
     for status, codes in sorted(by_status.items()):
         response: dict[str, Any] = {
@@ -102,7 +106,7 @@ def _document() -> dict[str, Any]:
         ref_template=REF,
     )
     components = schemas["$defs"]
-    components["Problem"]["properties"]["code"]["enum"] = list(OUTCOMES)
+    components["Problem"]["properties"]["code"]["enum"] = list(API_OUTCOMES)
     paths: dict[str, Any] = {}
     for method, path, operation_id, summary, model, success, outcomes in OPERATIONS:
         operation: dict[str, Any] = {

@@ -39,11 +39,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from webapp.attempts import printable
 from webapp.db import affected
-from webapp.guard import wait_text
 from webapp.limits import LimiterUnavailable
 from webapp.models import OidcAuthorizationRequest, OidcClient, max_length
 from webapp.oidc import clients, codes
 from webapp.oidc.provider import Provider
+from webapp.outcomes import Outcome
+from webapp.waits import wait_text
 
 KIND = "handoff"
 SCOPES = ("openid", "phone")
@@ -144,7 +145,7 @@ async def check(provider: Provider, query: bytes, *, issuer: str, ip: str) -> Er
     try:
         request = _validated(params, client, redirect_uri)
     except OAuth2Error as error:
-        await provider.log.write(KIND, "oidc_error", ip, client_id=client.id,
+        await provider.log.write(KIND, Outcome.OIDC_ERROR, ip, client_id=client.id,
                                  reason=_reason(str(error.error), str(error.description)))
         return Redirect(redirect_url(redirect_uri, _error_params(error), state, issuer))
     now = provider.clock()
@@ -154,7 +155,7 @@ async def check(provider: Provider, query: bytes, *, issuer: str, ip: str) -> Er
             created_at=now, expires_at=now + timedelta(seconds=provider.settings.oidc_request_lifetime), **request,
         )
         session.add(stored)
-        session.add(provider.log.row(KIND, "handoff_started", ip, client_id=client.id))
+        session.add(provider.log.row(KIND, Outcome.HANDOFF_STARTED, ip, client_id=client.id))
         await session.commit()
     return Accepted(stored.id, client.name, stored.login_hint)
 
@@ -166,13 +167,13 @@ async def _over_limit(provider: Provider, ip: str) -> ErrorPage | None:
     except LimiterUnavailable:
         if provider.settings.ratelimit_fail_open:
             return None
-        await provider.log.write(KIND, "limiter_unavailable", ip)
+        await provider.log.write(KIND, Outcome.LIMITER_UNAVAILABLE, ip)
         return ErrorPage("temporarily_unavailable",
                          "We can't take sign-ins right now. Please try again in a few minutes.", status=503,
                          retry_after=60)
     if wait is None:
         return None
-    await provider.log.write(KIND, "blocked_ip", ip)
+    await provider.log.write(KIND, Outcome.BLOCKED_IP, ip)
     return ErrorPage("temporarily_unavailable",
                      f"Too many sign-ins were started from your network. Try again in {wait_text(wait)}.",
                      status=429, retry_after=wait)
@@ -230,7 +231,7 @@ def _describable(name: str) -> bool:
 
 
 async def _page(provider: Provider, ip: str, client_id: str | None, error: str, reason: str, message: str) -> ErrorPage:
-    await provider.log.write(KIND, "oidc_error", ip, client_id=client_id, reason=_reason(error, reason))
+    await provider.log.write(KIND, Outcome.OIDC_ERROR, ip, client_id=client_id, reason=_reason(error, reason))
     return ErrorPage(error, message)
 
 
@@ -271,12 +272,12 @@ async def complete(
         else:
             code = codes.issue_code(session, request, number=number, auth_time=verified_at, now=now,
                                     lifetime=provider.settings.oidc_code_lifetime)
-            session.add(provider.log.row(KIND, "code_issued", ip, number=number, client_id=request.client_id))
+            session.add(provider.log.row(KIND, Outcome.CODE_ISSUED, ip, number=number, client_id=request.client_id))
             await session.commit()
             return redirect_url(request.redirect_uri, [("code", code)], request.state, issuer)
         client_id = request.client_id if request else None
         await session.rollback()
-    await provider.log.write(KIND, "oidc_error", ip, number=number, client_id=client_id,
+    await provider.log.write(KIND, Outcome.OIDC_ERROR, ip, number=number, client_id=client_id,
                              reason=_reason("access_denied", failure[0]))
     raise HandoffError(failure[1])
 
@@ -288,7 +289,7 @@ async def cancel(provider: Provider, request_id: str, *, issuer: str, ip: str) -
         request = await _open_request(session, request_id)
         if request is None or not await _finish(session, request, now, unexpired=False):
             raise HandoffError("This sign-in is no longer waiting. Go back to the site and start again.")
-        session.add(provider.log.row(KIND, "handoff_cancelled", ip, client_id=request.client_id))
+        session.add(provider.log.row(KIND, Outcome.HANDOFF_CANCELLED, ip, client_id=request.client_id))
         await session.commit()
     denied = AccessDeniedError("The person cancelled the verification.")
     return redirect_url(request.redirect_uri, _error_params(denied), request.state, issuer)

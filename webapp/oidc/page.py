@@ -22,13 +22,14 @@ from starlette.routing import BaseRoute, Route
 
 from webapp import page_session
 from webapp.errors import Refusal
-from webapp.flow import Flow, Verified
+from webapp.flow import Flow
 from webapp.forms import read_form
 from webapp.oidc import authorize
 from webapp.oidc.authorize import HandoffError
 from webapp.oidc.handoff import Handoff, load
 from webapp.oidc.provider import Provider
 from webapp.pages import is_htmx
+from webapp.progress import Verified
 from webapp.state import app_state
 
 SESSION_KEY = page_session.AUTHORIZATION_REQUEST

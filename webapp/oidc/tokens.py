@@ -36,6 +36,7 @@ from webapp.models import OidcAuthorizationCode, OidcClient
 from webapp.oidc import clients, codes
 from webapp.oidc.keys import ALGORITHM
 from webapp.oidc.provider import Provider
+from webapp.outcomes import Outcome
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FAILURES = "oidc-token-failures"
@@ -53,7 +54,7 @@ class Answer:
 class Blocked(Exception):
     """Too many failed token requests from this IP or for this client."""
 
-    def __init__(self, outcome: str, retry_after: int, client: OidcClient | None = None) -> None:
+    def __init__(self, outcome: Outcome, retry_after: int, client: OidcClient | None = None) -> None:
         super().__init__(outcome)
         self.outcome = outcome
         self.retry_after = retry_after
@@ -123,11 +124,11 @@ async def exchange(
         return Answer(429, {"error": "invalid_request", "error_description": "Too many failed token requests."},
                       {"Retry-After": str(blocked.retry_after), **NO_STORE})
     except LimiterUnavailable:
-        await provider.log.write("token", "limiter_unavailable", ip, client_id=client.id if client else None)
+        await provider.log.write("token", Outcome.LIMITER_UNAVAILABLE, ip, client_id=client.id if client else None)
         return Answer(503, {"error": "temporarily_unavailable", "error_description": "Try again later."}, NO_STORE)
     except OAuth2Error as error:
         client = error.client if isinstance(error, WrongSecret) else client
-        await provider.log.write("token", "oidc_error", ip, client_id=client.id if client else None,
+        await provider.log.write("token", Outcome.OIDC_ERROR, ip, client_id=client.id if client else None,
                                  reason=f"{error.error}: {error.get_error_description()}")
         await _count_failure(provider, ip, client)
         return _oauth_error(error)
@@ -146,7 +147,7 @@ async def _not_blocked(provider: Provider, ip: str | None = None, client: OidcCl
             return
         raise
     if wait:
-        raise Blocked("blocked_ip" if client is None else "blocked_client", wait, client)
+        raise Blocked(Outcome.BLOCKED_IP if client is None else Outcome.BLOCKED_CLIENT, wait, client)
 
 
 async def _count_failure(provider: Provider, ip: str, client: OidcClient | None) -> None:
@@ -198,7 +199,7 @@ async def _tokens(provider: Provider, client: OidcClient, form: dict[str, str], 
         stored = await session.get(OidcClient, client.id)
         if stored is not None:
             stored.last_used_at = now
-        session.add(provider.log.row("token", "token_issued", ip, number=code.number, client_id=client.id))
+        session.add(provider.log.row("token", Outcome.TOKEN_ISSUED, ip, number=code.number, client_id=client.id))
         await session.commit()
     body = {"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime,
             "id_token": id_token, "scope": code.scope}
