@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements.lock
 
-.PHONY: install lock run sandbox example test lint format-check audit bench migrate clean
+.PHONY: install lock run sandbox example test lint format format-check audit bench migrate clean
 
 # Exactly what requirements.lock pins, every file checked against its hash
 # (pip included), then the app itself without resolving anything again.
@@ -47,13 +47,18 @@ migrate: install  ## bring DATABASE_URL's schema to head
 test: install
 	$(BIN)/python -m pytest
 
-lint: install  ## ruff's rules and mypy --strict (webapp/); `make format-check` joins once the tree is formatted
+lint: install  ## ruff's rules and format, and mypy --strict (webapp/)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	@# every `type: ignore` says why, after its code: `# type: ignore[code]  # because ...`
 	@! grep -rnE 'type: ignore\[[^]]*\][[:space:]]*$$' webapp || { echo "lint: a type: ignore without a reason (above)"; exit 1; }
 
-format-check: install  ## would `ruff format` change anything?
+format: install  ## apply ruff format and ruff's safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+format-check: install  ## would `ruff format` change anything? (part of make lint)
 	$(BIN)/ruff format --check .
 
 audit: install  ## known vulnerabilities in requirements.lock (pip-audit; needs its vulnerability service)

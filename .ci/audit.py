@@ -29,8 +29,19 @@ def main(argv: list[str]) -> int:
         return NOT_AUDITED
     lock, extra = argv[0], argv[1:]
     # The lock has every package pinned with hashes: nothing to resolve, so no pip.
-    command = [sys.executable, "-m", "pip_audit", "--requirement", lock, "--disable-pip",
-               "--format", "json", "--progress-spinner", "off", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "pip_audit",
+        "--requirement",
+        lock,
+        "--disable-pip",
+        "--format",
+        "json",
+        "--progress-spinner",
+        "off",
+        *extra,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     try:
         report = json.loads(done.stdout)
@@ -50,8 +61,10 @@ def main(argv: list[str]) -> int:
         names = ", ".join(f"{d['name']}" for d in skipped)
         print(f"audit: not audited: {names} (the first one: {skipped[0]['skip_reason']})", file=sys.stderr)
     audited = len(dependencies) - len(skipped)
-    print(f"audit: {audited} of {len(dependencies)} locked packages audited, "
-          f"{sum(len(d['vulns']) for d in vulnerable)} known vulnerabilities in {len(vulnerable)}")
+    print(
+        f"audit: {audited} of {len(dependencies)} locked packages audited, "
+        f"{sum(len(d['vulns']) for d in vulnerable)} known vulnerabilities in {len(vulnerable)}"
+    )
     if vulnerable:
         return FOUND
     if skipped or not dependencies:

@@ -41,7 +41,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -75,9 +75,10 @@ GOALS = {
     "start": ("ratio ≥ 0.12, p99 < 25 ms", lambda r: r.ratio >= 0.12 and r.p99_ms < 25),
     "confirm_wrong": ("ratio ≥ 0.10", lambda r: r.ratio >= 0.10),
     "confirm_right": ("ratio ≥ 0.10", lambda r: r.ratio >= 0.10),
-    "refused": ("ratio ≥ 0.4; honest p99 < 50 ms, all succeed",
-                lambda r: r.ratio >= 0.4 and r.honest_p99_ms is not None and r.honest_p99_ms < 50
-                and r.honest_failed == 0),
+    "refused": (
+        "ratio ≥ 0.4; honest p99 < 50 ms, all succeed",
+        lambda r: r.ratio >= 0.4 and r.honest_p99_ms is not None and r.honest_p99_ms < 50 and r.honest_failed == 0,
+    ),
     "soak": ("RSS < 150 MB, not growing", lambda r: r.rss_mb < 150 and (r.rss_growth_mb or 0) <= 2),
 }
 
@@ -140,15 +141,27 @@ def stop(server: Server) -> None:
 
 def uvicorn_app(name: str, target: str) -> Server:
     port = free_port()
-    command = [str(BIN / "uvicorn"), target, "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-               "--no-access-log", "--log-level", "warning"]
+    command = [
+        str(BIN / "uvicorn"),
+        target,
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     return start_server(name, command, port, {**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def voice2fa(database_url: str, stub: Server, **limits: str) -> Server:
     port = free_port()
     env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if not key.startswith(("MESSAGEBIRD_", "LIMIT_", "DATABASE_", "RATELIMIT_", "VERIFY_"))
     }
     env.update(
@@ -225,12 +238,20 @@ def session_cookie(verification_id: str) -> str:
 
 
 async def _pending_verifications(url: str, n: int, first_number: int) -> list[str]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = [
         {
-            "id": secrets.token_urlsafe(16), "number": f"+3164{first_number + i:07d}", "country": "NL",
-            "channel": "tts", "provider_ref": secrets.token_hex(16), "status": "pending", "code_attempts": 0,
-            "calls": 1, "ip": "192.0.2.1", "created_at": now, "last_call_at": now,
+            "id": secrets.token_urlsafe(16),
+            "number": f"+3164{first_number + i:07d}",
+            "country": "NL",
+            "channel": "tts",
+            "provider_ref": secrets.token_hex(16),
+            "status": "pending",
+            "code_attempts": 0,
+            "calls": 1,
+            "ip": "192.0.2.1",
+            "created_at": now,
+            "last_call_at": now,
             "expires_at": now + timedelta(hours=1),
         }
         for i in range(n)
@@ -239,7 +260,7 @@ async def _pending_verifications(url: str, n: int, first_number: int) -> list[st
     try:
         async with engine.begin() as connection:
             for chunk in range(0, n, 5000):
-                await connection.execute(insert(Verification), rows[chunk:chunk + 5000])
+                await connection.execute(insert(Verification), rows[chunk : chunk + 5000])
     finally:
         await engine.dispose()
     return [session_cookie(row["id"]) for row in rows]
@@ -268,28 +289,45 @@ class Run:
 
 
 def wrk_command(url: str, script: str, args: list[str], duration: float, connections: int, threads: int) -> list[str]:
-    return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "5s",
-            "-s", str(LUA / script), url, "--", *args]
+    return [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(LUA / script),
+        url,
+        "--",
+        *args,
+    ]
 
 
 def parse_wrk(output: str) -> dict[str, int]:
     for line in output.splitlines():
         if line.startswith("WRK_JSON "):
-            return json.loads(line[len("WRK_JSON "):])
+            return json.loads(line[len("WRK_JSON ") :])
     raise RuntimeError(f"wrk printed no report:\n{output}")
 
 
-def measure(server: Server, path: str, script: str, args: list[str], options: argparse.Namespace,
-            database_url: str | None) -> Run:
+def measure(
+    server: Server, path: str, script: str, args: list[str], options: argparse.Namespace, database_url: str | None
+) -> Run:
     before_rows = count_attempts(database_url) if database_url else 0
     cpu, started = server.cpu_seconds(), time.monotonic()
-    output = subprocess.run(wrk_command(server.url + path, script, args, options.duration, options.connections,
-                                        options.threads), capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        wrk_command(server.url + path, script, args, options.duration, options.connections, options.threads),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return _run(server, parse_wrk(output), cpu, started, database_url, before_rows)
 
 
-def _run(server: Server, report: dict[str, int], cpu: float, started: float, database_url: str | None,
-         before_rows: int) -> Run:
+def _run(
+    server: Server, report: dict[str, int], cpu: float, started: float, database_url: str | None, before_rows: int
+) -> Run:
     elapsed = time.monotonic() - started
     time.sleep(0.3)  # the requests wrk cut off at the end finish their rows
     return Run(
@@ -326,7 +364,11 @@ async def _honest_starts(url: str, stop_at: float, first_number: int) -> tuple[l
                 clients[address] = httpx.AsyncClient(transport=transport, base_url=url, timeout=5)
             started = time.perf_counter()
             response = await clients[address].post(
-                "/verify", data={"phone": f"+3165{(first_number + i) % 10_000_000:07d}", "country": "NL"},  # 7 digits: a valid number
+                "/verify",
+                data={
+                    "phone": f"+3165{(first_number + i) % 10_000_000:07d}",
+                    "country": "NL",
+                },  # 7 digits: a valid number
                 headers={"HX-Request": "true"},
             )
             latencies.append((time.perf_counter() - started) * 1000)
@@ -340,8 +382,9 @@ async def _honest_starts(url: str, stop_at: float, first_number: int) -> tuple[l
 
 
 async def _flood(server: Server, options: argparse.Namespace, offset: int) -> tuple[dict[str, int], list[float], int]:
-    command = wrk_command(server.url + "/verify", "start.lua", [str(offset)], options.duration,
-                          options.connections, options.threads)
+    command = wrk_command(
+        server.url + "/verify", "start.lua", [str(offset)], options.duration, options.connections, options.threads
+    )
     wrk = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
     await asyncio.sleep(0.5)  # the flood is at full speed first
     honest = asyncio.create_task(_honest_starts(server.url, time.monotonic() + options.duration - 1, offset))
@@ -403,8 +446,14 @@ def run_scenarios(options: argparse.Namespace) -> tuple[list[Result], list[Run]]
                 server = voice2fa(url, stub)
                 try:
                     if "page" in options.only and kind == options.db[0]:
-                        results.append(Result("page", "—", [measure(server, "/", "get.lua", [], options, None)
-                                                            for _ in range(options.repeat)], ref))
+                        results.append(
+                            Result(
+                                "page",
+                                "—",
+                                [measure(server, "/", "get.lua", [], options, None) for _ in range(options.repeat)],
+                                ref,
+                            )
+                        )
                         _print(results[-1])
                     if "start" in options.only:
                         runs = []
@@ -413,8 +462,10 @@ def run_scenarios(options: argparse.Namespace) -> tuple[list[Result], list[Run]]
                             offset += 2_000_000
                         results.append(Result("start", kind, runs, ref))
                         _print(results[-1])
-                    for scenario, code, uses in (("confirm_wrong", WRONG_CODE, WRONG_USES),
-                                                 ("confirm_right", RIGHT_CODE, 1)):
+                    for scenario, code, uses in (
+                        ("confirm_wrong", WRONG_CODE, WRONG_USES),
+                        ("confirm_right", RIGHT_CODE, 1),
+                    ):
                         if scenario not in options.only:
                             continue
                         runs = []
@@ -423,8 +474,16 @@ def run_scenarios(options: argparse.Namespace) -> tuple[list[Result], list[Run]]
                             n = int(options.pool_rate * options.duration / uses) + 1000
                             cookies = cookies_file(url, n, offset)
                             offset += n
-                            runs.append(measure(server, "/confirm", "confirm.lua",
-                                                [str(cookies), code, str(uses), str(options.threads)], options, url))
+                            runs.append(
+                                measure(
+                                    server,
+                                    "/confirm",
+                                    "confirm.lua",
+                                    [str(cookies), code, str(uses), str(options.threads)],
+                                    options,
+                                    url,
+                                )
+                            )
                             cookies.unlink()
                         results.append(Result(scenario, kind, runs, ref))
                         _print(results[-1])
@@ -444,7 +503,7 @@ def run_scenarios(options: argparse.Namespace) -> tuple[list[Result], list[Run]]
                         stop(server)
         for _ in range(options.repeat):  # the reference again: drift over the run shows here
             reference.append(measure(hello, "/", "get.lua", [], options, None))
-        print(f"reference at the end: {statistics.median(r.rps for r in reference[options.repeat:]):,.0f} req/s")
+        print(f"reference at the end: {statistics.median(r.rps for r in reference[options.repeat :]):,.0f} req/s")
     finally:
         stop(stub)
         stop(hello)
@@ -522,19 +581,21 @@ def _row(r: Result) -> str:
     if errors:
         extra.append("wrk: " + ", ".join(f"{k} {v:,}" for k, v in errors.items()))
     cpu = statistics.median(run.cpu_percent for run in r.runs)
-    return (f"| {r.scenario} | {r.database} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.ratio:.3f}× "
-            f"| {cpu:.0f} % | {r.rss_mb:.0f} | {accounted} | {label} | {'yes' if met(r) else '**no**'} "
-            f"| {'; '.join(extra)} |")
+    return (
+        f"| {r.scenario} | {r.database} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.ratio:.3f}× "
+        f"| {cpu:.0f} % | {r.rss_mb:.0f} | {accounted} | {label} | {'yes' if met(r) else '**no**'} "
+        f"| {'; '.join(extra)} |"
+    )
 
 
 def table(results: list[Result], reference: list[Run], options: argparse.Namespace) -> str:
     ref = statistics.median(run.rps for run in reference[: options.repeat])
-    end = statistics.median(run.rps for run in reference[options.repeat:]) if len(reference) > options.repeat else ref
+    end = statistics.median(run.rps for run in reference[options.repeat :]) if len(reference) > options.repeat else ref
     ref_p99 = statistics.median(run.p99_ms for run in reference)
     lines = [
         "## HTTP: throughput and tail latency (bench/http_load.py)",
         "",
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, `bench/http_load.py --duration {options.duration:g} "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `bench/http_load.py --duration {options.duration:g} "
         f"--repeat {options.repeat} --connections {options.connections} --threads {options.threads}`.",
         "",
         f"Machine: {_machine()}. Load average at the end: {os.getloadavg()[0]:.1f}.",
@@ -554,12 +615,20 @@ def table(results: list[Result], reference: list[Run], options: argparse.Namespa
 
 
 def _machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
     versions = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()[1]
-    return (f"{os.cpu_count()} CPUs ({cpu}), {memory:.1f} GiB RAM, Linux {platform.release()}; "
-            f"Python {platform.python_version()}; wrk {versions}")
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {memory:.1f} GiB RAM, Linux {platform.release()}; "
+        f"Python {platform.python_version()}; wrk {versions}"
+    )
 
 
 def main() -> None:
@@ -571,8 +640,12 @@ def main() -> None:
     parser.add_argument("--db", type=lambda s: s.split(","), default=["sqlite", "postgresql"])
     parser.add_argument("--only", type=lambda s: set(s.split(",")), default=set(GOALS))
     parser.add_argument("--soak", type=int, default=100_000, help="requests in the memory soak")
-    parser.add_argument("--pool-rate", type=float, default=3000,
-                        help="checks/s to make verifications for (more than the server can answer)")
+    parser.add_argument(
+        "--pool-rate",
+        type=float,
+        default=3000,
+        help="checks/s to make verifications for (more than the server can answer)",
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--no-write", action="store_true")
     options = parser.parse_args()

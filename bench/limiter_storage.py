@@ -68,22 +68,27 @@ async def main() -> None:
     results = {}
 
     sync_redis = MovingWindowRateLimiter(RedisStorage(args.redis, socket_connect_timeout=1.0, socket_timeout=1.0))
-    results["redis: sync storage, worker thread"] = await drive(threaded(sync_redis, prefix + "t"), args.requests,
-                                                                args.concurrency)
+    results["redis: sync storage, worker thread"] = await drive(
+        threaded(sync_redis, prefix + "t"), args.requests, args.concurrency
+    )
     on_loop = RateLimits(args.redis, key_prefix=prefix + "a")
     try:
         results["redis: async storage, event loop (now)"] = await drive(
-            lambda i: on_loop.hit_all(Counter(SMALL, ("start-ip", f"10.0.{i % 200}.1"))), args.requests,
-            args.concurrency)
+            lambda i: on_loop.hit_all(Counter(SMALL, ("start-ip", f"10.0.{i % 200}.1"))),
+            args.requests,
+            args.concurrency,
+        )
     finally:
         await on_loop.aclose()
 
     old_memory = MovingWindowRateLimiter(MemoryStorage())
-    results["memory: limits' storage, worker thread"] = await drive(threaded(old_memory, prefix), args.requests,
-                                                                    args.concurrency)
+    results["memory: limits' storage, worker thread"] = await drive(
+        threaded(old_memory, prefix), args.requests, args.concurrency
+    )
     inline = RateLimits("memory://", key_prefix=prefix + "m")
     results["memory: webapp.counters, inline (now)"] = await drive(
-        lambda i: inline.hit_all(Counter(SMALL, ("start-ip", f"10.0.{i % 200}.1"))), args.requests, args.concurrency)
+        lambda i: inline.hit_all(Counter(SMALL, ("start-ip", f"10.0.{i % 200}.1"))), args.requests, args.concurrency
+    )
 
     print(f"{'counters':<42} {'req/s':>8} {'CPU ms/req':>11}")
     for name, (rate, cpu) in results.items():

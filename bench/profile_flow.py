@@ -78,7 +78,9 @@ def messagebird(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=_object(path.rsplit("/", 1)[-1], "sent"))
     if token == RIGHT_CODE:
         return httpx.Response(200, content=_object(path.rsplit("/", 1)[-1], "verified"))
-    return httpx.Response(422, content=b'{"errors":[{"code":10,"description":"The token is invalid.","parameter":"token"}]}')
+    return httpx.Response(
+        422, content=b'{"errors":[{"code":10,"description":"The token is invalid.","parameter":"token"}]}'
+    )
 
 
 async def new_database(kind: str) -> tuple[str, Callable[[], Any]]:
@@ -151,22 +153,41 @@ class Caller:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, method: str, target: str, *, ip: str, form: dict[str, str] | None = None,
-                       cookie: str | None = None, htmx: bool = True) -> Answer:
+    async def __call__(
+        self,
+        method: str,
+        target: str,
+        *,
+        ip: str,
+        form: dict[str, str] | None = None,
+        cookie: str | None = None,
+        htmx: bool = True,
+    ) -> Answer:
         parts = urlsplit(target)
         body = urlencode(form).encode() if form is not None else b""
         headers = [(b"host", b"voice2fa.test")]
         if form is not None:
-            headers += [(b"content-type", b"application/x-www-form-urlencoded"),
-                        (b"content-length", str(len(body)).encode())]
+            headers += [
+                (b"content-type", b"application/x-www-form-urlencoded"),
+                (b"content-length", str(len(body)).encode()),
+            ]
         if htmx:
             headers.append((b"hx-request", b"true"))
         if cookie:
             headers.append((b"cookie", cookie.encode()))
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-            "path": parts.path, "raw_path": parts.path.encode(), "query_string": parts.query.encode(),
-            "root_path": "", "headers": headers, "client": (ip, 40000), "server": ("127.0.0.1", 8000),
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": parts.path,
+            "raw_path": parts.path.encode(),
+            "query_string": parts.query.encode(),
+            "root_path": "",
+            "headers": headers,
+            "client": (ip, 40000),
+            "server": ("127.0.0.1", 8000),
         }
         sent = False
         status, answer_headers, chunks = 0, {}, []
@@ -227,8 +248,9 @@ class Paths:
     async def started_cookies(self, count: int) -> list[str]:
         cookies = []
         for i in range(count):
-            answer = await self.call("POST", "/verify", ip=self.ip(200000 + self._number),
-                                     form={"country": "NL", "phone": self.number()})
+            answer = await self.call(
+                "POST", "/verify", ip=self.ip(200000 + self._number), form={"country": "NL", "phone": self.number()}
+            )
             assert answer.status == 200, answer.body[:300]
             cookies.append(session_cookie(answer))
         return cookies
@@ -239,23 +261,35 @@ class Paths:
         if name == "start":
             return [
                 # The defaults bind now: a fresh number per request, drawn before the timing starts.
-                (lambda i=i, phone=self.number(): self.call("POST", "/verify", ip=self.ip(i),  # noqa: B008
-                                                           form={"country": "NL", "phone": phone}))
+                (
+                    lambda i=i, phone=self.number(): self.call(  # noqa: B008
+                        "POST",
+                        "/verify",
+                        ip=self.ip(i),
+                        form={"country": "NL", "phone": phone},
+                    )
+                )
                 for i in range(self.n)
             ]
         if name == "confirm_wrong":
             # Four wrong codes each: one fewer than VERIFY_MAX_ATTEMPTS, so every one stays pending.
             cookies = await self.started_cookies((self.n + 3) // 4)
             return [
-                (lambda cookie=cookies[i // 4]: self.call("POST", "/confirm", ip="192.0.2.2", cookie=cookie,
-                                                          form={"code": "000000"}))
+                (
+                    lambda cookie=cookies[i // 4]: self.call(
+                        "POST", "/confirm", ip="192.0.2.2", cookie=cookie, form={"code": "000000"}
+                    )
+                )
                 for i in range(self.n)
             ]
         if name == "confirm_right":
             cookies = await self.started_cookies(self.n)
             return [
-                (lambda cookie=cookie: self.call("POST", "/confirm", ip="192.0.2.3", cookie=cookie,
-                                                 form={"code": RIGHT_CODE}))
+                (
+                    lambda cookie=cookie: self.call(
+                        "POST", "/confirm", ip="192.0.2.3", cookie=cookie, form={"code": RIGHT_CODE}
+                    )
+                )
                 for cookie in cookies
             ]
         if name == "refused":
@@ -263,8 +297,14 @@ class Paths:
             for _ in range(5):
                 await self.call("POST", "/verify", ip="198.51.100.66", form={"country": "NL", "phone": self.number()})
             return [
-                (lambda phone=self.number(): self.call("POST", "/verify", ip="198.51.100.66",  # noqa: B008
-                                                       form={"country": "NL", "phone": phone}))
+                (
+                    lambda phone=self.number(): self.call(  # noqa: B008
+                        "POST",
+                        "/verify",
+                        ip="198.51.100.66",  # noqa: B008
+                        form={"country": "NL", "phone": phone},
+                    )
+                )
                 for _ in range(self.n)
             ]
         raise ValueError(name)
@@ -296,8 +336,10 @@ def where_the_time_goes(stats: pstats.Stats, requests: int) -> str:
         group = next((name for name, pattern in GROUPS if re.search(pattern, where)), "other (stdlib, builtins)")
         totals[group] += tottime
     everything = sum(totals.values())
-    lines = [f"  {ms:7.3f} ms/req  {100 * ms / (everything * 1000 / requests):5.1f} %  {group}"
-             for group, ms in ((g, t * 1000 / requests) for g, t in totals.most_common())]
+    lines = [
+        f"  {ms:7.3f} ms/req  {100 * ms / (everything * 1000 / requests):5.1f} %  {group}"
+        for group, ms in ((g, t * 1000 / requests) for g, t in totals.most_common())
+    ]
     return "own time by package:\n" + "\n".join(lines)
 
 
@@ -379,16 +421,21 @@ async def main() -> None:
         await drop()
 
     print(f"\nvoice2fa in process on {args.db}, {args.requests} requests per path, one at a time")
-    print(f"{'path':<15} {'CPU ms/req':>10} {'wall ms/req':>11} {'statements':>10} {'begins':>6} {'commits':>7} "
-          f"{'rollbacks':>9} {'checkouts':>9}  statements by kind (per request)")
+    print(
+        f"{'path':<15} {'CPU ms/req':>10} {'wall ms/req':>11} {'statements':>10} {'begins':>6} {'commits':>7} "
+        f"{'rollbacks':>9} {'checkouts':>9}  statements by kind (per request)"
+    )
     for r in results:
         kinds = ", ".join(
             f"{kind.removeprefix('statement: ')} {count / r.requests:.2f}"
-            for kind, count in sorted(r.calls.items()) if kind.startswith("statement: ") and count
+            for kind, count in sorted(r.calls.items())
+            if kind.startswith("statement: ") and count
         )
         per = {kind: r.calls[kind] / r.requests for kind in ("statement", "begin", "commit", "rollback", "checkout")}
-        print(f"{r.name:<15} {r.cpu_ms:>10.2f} {r.wall_ms:>11.2f} {per['statement']:>10.2f} {per['begin']:>6.2f} "
-              f"{per['commit']:>7.2f} {per['rollback']:>9.2f} {per['checkout']:>9.2f}  {kinds}")
+        print(
+            f"{r.name:<15} {r.cpu_ms:>10.2f} {r.wall_ms:>11.2f} {per['statement']:>10.2f} {per['begin']:>6.2f} "
+            f"{per['commit']:>7.2f} {per['rollback']:>9.2f} {per['checkout']:>9.2f}  {kinds}"
+        )
 
 
 if __name__ == "__main__":

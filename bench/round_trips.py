@@ -74,7 +74,9 @@ class Tally:
 async def measure(database_url: str, starts: int, tally: Tally) -> tuple[Counter[str], list[str]]:
     settings = Settings(
         database_url=database_url,
-        limit_start_per_ip=RAISED, limit_start_per_number=RAISED, limit_calls_global=RAISED,
+        limit_start_per_ip=RAISED,
+        limit_start_per_number=RAISED,
+        limit_calls_global=RAISED,
         limit_calls_per_country=RAISED,
     )
     app = create_app(settings)
@@ -84,8 +86,9 @@ async def measure(database_url: str, starts: int, tally: Tally) -> tuple[Counter
         for i in range(starts + 1):
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
                 tally.reset()
-                response = await client.post("/verify", data={"phone": f"+3162{i:07d}", "country": "NL"},
-                                             headers={"HX-Request": "true"})
+                response = await client.post(
+                    "/verify", data={"phone": f"+3162{i:07d}", "country": "NL"}, headers={"HX-Request": "true"}
+                )
                 assert response.status_code == 200, response.text[:300]
                 if i:  # the first start warms the pool and the caches up
                     total.update(tally.counts)

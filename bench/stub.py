@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 RIGHT_CODE = "123456"
@@ -22,13 +22,21 @@ _JSON = [(b"content-type", b"application/json")]
 
 
 def _object(ref: str, status: str, recipient: int = 31612345678) -> bytes:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    return json.dumps({
-        "id": ref, "href": f"http://stub/verify/{ref}", "recipient": recipient, "originator": None,
-        "type": "tts", "reference": None, "messages": {"href": f"http://stub/voicemessages/{ref}"},
-        "status": status, "createdDatetime": now.isoformat(),
-        "validUntilDatetime": (now + timedelta(seconds=300)).isoformat(),
-    }).encode()
+    now = datetime.now(UTC).replace(microsecond=0)
+    return json.dumps(
+        {
+            "id": ref,
+            "href": f"http://stub/verify/{ref}",
+            "recipient": recipient,
+            "originator": None,
+            "type": "tts",
+            "reference": None,
+            "messages": {"href": f"http://stub/voicemessages/{ref}"},
+            "status": status,
+            "createdDatetime": now.isoformat(),
+            "validUntilDatetime": (now + timedelta(seconds=300)).isoformat(),
+        }
+    ).encode()
 
 
 async def _body(receive) -> bytes:
@@ -55,7 +63,7 @@ async def app(scope, receive, send) -> None:
         data = json.loads(await _body(receive) or b"{}")
         status, body = 201, _object(secrets.token_hex(16), "sent", int(data.get("recipient", 31612345678)))
     elif path.startswith("/verify/"):
-        ref = path[len("/verify/"):]
+        ref = path[len("/verify/") :]
         token = parse_qs(scope["query_string"].decode()).get("token", [""])[0]
         if method == "DELETE":
             await send({"type": "http.response.start", "status": 204, "headers": []})

@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,16 @@ def free_port() -> int:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any voice2fa setting, plus `extra`."""
-    names = ("MESSAGEBIRD_", "TWILIO_", "PROVIDER", "DATABASE_URL", "SECRET_KEY", "VERIFY_", "RATELIMIT_", "TRUSTED_PROXIES")
+    names = (
+        "MESSAGEBIRD_",
+        "TWILIO_",
+        "PROVIDER",
+        "DATABASE_URL",
+        "SECRET_KEY",
+        "VERIFY_",
+        "RATELIMIT_",
+        "TRUSTED_PROXIES",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(names)}
     env.update(extra)
     return env
@@ -100,7 +109,7 @@ class FakeClock:
     """A clock tests move by hand instead of sleeping."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+        self.now = start or datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -274,12 +283,30 @@ async def outcomes(db: async_sessionmaker[AsyncSession]) -> list[str]:
 # -- the operators' pages ------------------------------------------------------------------------
 
 
-def row(clock: FakeClock, seconds_ago: float, *, latency: int, number: str | None = "+31612345678",
-        outcome: str = "sent", ip: str = "198.51.100.1", kind: str = "start", region: str | None = "NL",
-        raw_input: str | None = None) -> Attempt:
+def row(
+    clock: FakeClock,
+    seconds_ago: float,
+    *,
+    latency: int,
+    number: str | None = "+31612345678",
+    outcome: str = "sent",
+    ip: str = "198.51.100.1",
+    kind: str = "start",
+    region: str | None = "NL",
+    raw_input: str | None = None,
+) -> Attempt:
     """An attempts row; `latency` doubles as a unique tag to find it in the HTML."""
-    return Attempt(created_at=clock.now - timedelta(seconds=seconds_ago), kind=kind, number=number, raw_input=raw_input,
-                   region=region, ip=ip, channel="tts", outcome=outcome, provider_latency_ms=latency)
+    return Attempt(
+        created_at=clock.now - timedelta(seconds=seconds_ago),
+        kind=kind,
+        number=number,
+        raw_input=raw_input,
+        region=region,
+        ip=ip,
+        channel="tts",
+        outcome=outcome,
+        provider_latency_ms=latency,
+    )
 
 
 async def seed(db: async_sessionmaker[AsyncSession], rows: list[Attempt]) -> None:

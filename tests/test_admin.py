@@ -34,7 +34,7 @@ PATHS = [
 
 def tags(html: str) -> list[int]:
     """The latency tags of the rows in the attempts table, in page order."""
-    table = html[html.index('<table class="attempts">'):]
+    table = html[html.index('<table class="attempts">') :]
     return [int(tag) for tag in re.findall(r'<td class="num">(\d+) ms</td>', table)]
 
 
@@ -73,7 +73,13 @@ async def test_a_wrong_password_is_refused(client_for) -> None:
 
 @pytest.mark.parametrize(
     "settings_changes",
-    [{"messagebird_api_key": Secret("live_test"), "messagebird_base_url": "http://127.0.0.1:9", "admin_password_hash": None}],
+    [
+        {
+            "messagebird_api_key": Secret("live_test"),
+            "messagebird_base_url": "http://127.0.0.1:9",
+            "admin_password_hash": None,
+        }
+    ],
 )
 async def test_outside_sandbox_without_a_password_the_pages_are_off(client_for, caplog) -> None:
     assert any("operators' pages are off" in r.getMessage() for r in caplog.get_records("setup"))
@@ -106,16 +112,19 @@ def test_password_hashes_are_salted_and_verified() -> None:
 @pytest.fixture
 async def mixed(db, clock: FakeClock) -> None:
     """Eight attempts, one of each sort a filter picks out (latency = tag)."""
-    await seed(db, [
-        row(clock, 10, latency=101, outcome="sent"),
-        row(clock, 20, latency=102, outcome="verified", kind="check"),
-        row(clock, 30, latency=103, number="+32450001234", region="BE", ip="198.51.100.77"),
-        row(clock, 40, latency=104, number=None, raw_input="not a number", outcome="invalid_number", region="NL"),
-        row(clock, 50, latency=105, number="+37180012345", region="LV", ip="203.0.113.5", outcome="blocked_ip"),
-        row(clock, 60, latency=106, number="+37180012399", region="LV", ip="203.0.113.6", kind="resend"),
-        row(clock, 3 * 3600, latency=107, outcome="wrong_code", kind="check"),
-        row(clock, 3 * 86400, latency=108, outcome="sent"),
-    ])
+    await seed(
+        db,
+        [
+            row(clock, 10, latency=101, outcome="sent"),
+            row(clock, 20, latency=102, outcome="verified", kind="check"),
+            row(clock, 30, latency=103, number="+32450001234", region="BE", ip="198.51.100.77"),
+            row(clock, 40, latency=104, number=None, raw_input="not a number", outcome="invalid_number", region="NL"),
+            row(clock, 50, latency=105, number="+37180012345", region="LV", ip="203.0.113.5", outcome="blocked_ip"),
+            row(clock, 60, latency=106, number="+37180012399", region="LV", ip="203.0.113.6", kind="resend"),
+            row(clock, 3 * 3600, latency=107, outcome="wrong_code", kind="check"),
+            row(clock, 3 * 86400, latency=108, outcome="sent"),
+        ],
+    )
 
 
 @pytest.mark.parametrize(
@@ -138,7 +147,9 @@ async def mixed(db, clock: FakeClock) -> None:
         ("?since=2026-11-26T11:00&until=2026-11-26T11:59:45", [102, 103, 104, 105, 106]),
     ],
 )
-async def test_each_filter_picks_its_rows(operator: httpx.AsyncClient, mixed: None, query: str, expected: list[int]) -> None:
+async def test_each_filter_picks_its_rows(
+    operator: httpx.AsyncClient, mixed: None, query: str, expected: list[int]
+) -> None:
     response = await operator.get("/admin/" + query)
     assert response.status_code == 200, unescape(response.text)[:500]
     assert tags(response.text) == expected
@@ -159,7 +170,9 @@ async def test_each_filter_picks_its_rows(operator: httpx.AsyncClient, mixed: No
         ("?number=%00%FF" + "9" * 500, "Number:"),
     ],
 )
-async def test_bad_filter_input_is_a_clear_400(operator: httpx.AsyncClient, mixed: None, query: str, message: str) -> None:
+async def test_bad_filter_input_is_a_clear_400(
+    operator: httpx.AsyncClient, mixed: None, query: str, message: str
+) -> None:
     response = await operator.get("/admin/" + query)
     assert response.status_code == 400
     assert message in unescape(response.text)
@@ -183,7 +196,9 @@ async def test_the_page_keeps_the_filters_in_its_links(operator: httpx.AsyncClie
 # -- keyset pages ---------------------------------------------------------------------------------
 
 
-async def test_pages_with_ties_on_time_skip_and_repeat_nothing(operator: httpx.AsyncClient, db, clock: FakeClock) -> None:
+async def test_pages_with_ties_on_time_skip_and_repeat_nothing(
+    operator: httpx.AsyncClient, db, clock: FakeClock
+) -> None:
     # 120 attempts, ten to each instant: the page boundaries fall inside ties.
     await seed(db, [row(clock, 60 * (i // 10), latency=1000 + i) for i in range(120)])
     seen: list[int] = []
@@ -233,11 +248,14 @@ async def known(db, clock: FakeClock) -> None:
         rows.append(row(clock, 100 + i, latency=i, number=f"+3161200000{i}", outcome="sent"))
         if i < 7:
             rows.append(row(clock, 50 + i, latency=i, number=f"+3161200000{i}", outcome="verified", kind="check"))
-        rows.append(row(clock, 200 + i, latency=i, number=f"+3718001234{i % 2}", region="LV", outcome="sent",
-                        ip="203.0.113.5"))
+        rows.append(
+            row(clock, 200 + i, latency=i, number=f"+3718001234{i % 2}", region="LV", outcome="sent", ip="203.0.113.5")
+        )
     rows.append(row(clock, 300, latency=1, number="+37180012340", region="LV", outcome="verified", kind="check"))
-    rows += [row(clock, 400 + i, latency=1, number="+37180012340", region="LV", outcome="blocked_number",
-                 ip="203.0.113.5") for i in range(4)]
+    rows += [
+        row(clock, 400 + i, latency=1, number="+37180012340", region="LV", outcome="blocked_number", ip="203.0.113.5")
+        for i in range(4)
+    ]
     await seed(db, rows)
 
 
@@ -264,15 +282,28 @@ async def test_the_page_loads_its_summary_separately(operator: httpx.AsyncClient
 
 async def test_the_page_highlights_a_country_that_smells_of_pumping(operator: httpx.AsyncClient, known: None) -> None:
     html = (await operator.get("/admin/summary")).text
-    assert re.search(r'<tr class="bad"><td>LV</td><td class="num">10</td><td class="num">1</td><td class="num">10 %</td>', html)
-    assert re.search(r'<tr class=""><td>NL</td><td class="num">10</td><td class="num">7</td><td class="num">70 %</td>', html)
+    assert re.search(
+        r'<tr class="bad"><td>LV</td><td class="num">10</td><td class="num">1</td><td class="num">10 %</td>', html
+    )
+    assert re.search(
+        r'<tr class=""><td>NL</td><td class="num">10</td><td class="num">7</td><td class="num">70 %</td>', html
+    )
     assert '<svg class="chart"' in html and "<rect" in html
 
 
 async def test_an_open_circuit_break_shows_on_the_page(operator: httpx.AsyncClient, db, clock: FakeClock) -> None:
     async with db() as session:
-        session.add(CircuitBreak(country="LV", scope="LV", epoch=0, opened_at=clock.now,
-                                 until=clock.now + timedelta(hours=1), verified_share=0.05, window=20))
+        session.add(
+            CircuitBreak(
+                country="LV",
+                scope="LV",
+                epoch=0,
+                opened_at=clock.now,
+                until=clock.now + timedelta(hours=1),
+                verified_share=0.05,
+                window=20,
+            )
+        )
         await session.commit()
     html = text_of((await operator.get("/admin/")).text)
     assert "Circuit breaker open: calls to LV (until" in html and "5 % verified of the last 20" in html
@@ -280,11 +311,23 @@ async def test_an_open_circuit_break_shows_on_the_page(operator: httpx.AsyncClie
 
 async def test_a_ranges_break_shows_its_scope_on_the_pages(operator: httpx.AsyncClient, db, clock: FakeClock) -> None:
     async with db() as session:
-        session.add(CircuitBreak(country="NL", scope="+3197010", epoch=0, opened_at=clock.now,
-                                 until=clock.now + timedelta(hours=1), verified_share=0.0, window=20,
-                                 networks=4, numbers=18))
+        session.add(
+            CircuitBreak(
+                country="NL",
+                scope="+3197010",
+                epoch=0,
+                opened_at=clock.now,
+                until=clock.now + timedelta(hours=1),
+                verified_share=0.0,
+                window=20,
+                networks=4,
+                numbers=18,
+            )
+        )
         await session.commit()
-    assert "Circuit breaker open: calls to numbers starting +3197010 (until" in text_of((await operator.get("/admin/")).text)
+    assert "Circuit breaker open: calls to numbers starting +3197010 (until" in text_of(
+        (await operator.get("/admin/")).text
+    )
     listed = text_of((await operator.get("/admin/deny-list")).text)
     assert "numbers starting +3197010 NL" in listed and "0 % of 20 4 networks, 18 numbers open" in listed
 
@@ -293,18 +336,21 @@ async def test_a_ranges_break_shows_its_scope_on_the_pages(operator: httpx.Async
 
 
 async def test_csv_holds_exactly_the_filtered_rows_escaped(operator: httpx.AsyncClient, db, clock: FakeClock) -> None:
-    await seed(db, [
-        row(clock, 10, latency=1, number=None, raw_input="=HYPERLINK(\"http://x\")", outcome="invalid_number"),
-        row(clock, 20, latency=2, number=None, raw_input="@SUM(A1)", outcome="invalid_number"),
-        row(clock, 30, latency=3, number=None, raw_input="-1+1", outcome="invalid_number"),
-        row(clock, 40, latency=4, outcome="sent"),
-        *[row(clock, 100 + i, latency=100 + i, outcome="verified", kind="check") for i in range(1200)],
-    ])
+    await seed(
+        db,
+        [
+            row(clock, 10, latency=1, number=None, raw_input='=HYPERLINK("http://x")', outcome="invalid_number"),
+            row(clock, 20, latency=2, number=None, raw_input="@SUM(A1)", outcome="invalid_number"),
+            row(clock, 30, latency=3, number=None, raw_input="-1+1", outcome="invalid_number"),
+            row(clock, 40, latency=4, outcome="sent"),
+            *[row(clock, 100 + i, latency=100 + i, outcome="verified", kind="check") for i in range(1200)],
+        ],
+    )
     response = await operator.get("/admin/attempts.csv?outcome=invalid_number&outcome=sent")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
     table = list(csv.DictReader(io.StringIO(response.text)))
-    assert [r["raw_input"] for r in table[:3]] == ["'=HYPERLINK(\"http://x\")", "'@SUM(A1)", "'-1+1"]
+    assert [r["raw_input"] for r in table[:3]] == ['\'=HYPERLINK("http://x")', "'@SUM(A1)", "'-1+1"]
     assert table[3]["number"] == "'+31612345678"
     assert len(table) == 4
     everything = await operator.get("/admin/attempts.csv?kind=check")
@@ -319,7 +365,9 @@ async def test_csv_with_bad_filters_is_a_400(operator: httpx.AsyncClient) -> Non
 # -- a number's, an IP's and a verification's pages ---------------------------------------------------
 
 
-async def test_a_numbers_page_shows_its_story_and_limits(operator: httpx.AsyncClient, client: httpx.AsyncClient, app) -> None:
+async def test_a_numbers_page_shows_its_story_and_limits(
+    operator: httpx.AsyncClient, client: httpx.AsyncClient, app
+) -> None:
     await client.post("/verify", data={"country": "NL", "phone": "0612345678"})
     html = text_of((await operator.get("/admin/numbers/+31612345678")).text)
     assert "+31 6 12345678" in html and "Not denied." in html
@@ -330,14 +378,18 @@ async def test_a_numbers_page_shows_its_story_and_limits(operator: httpx.AsyncCl
     assert (await operator.get("/admin/numbers/hello")).status_code == 404
 
 
-async def test_an_ips_page_shows_its_attempts_and_limits(operator: httpx.AsyncClient, client: httpx.AsyncClient) -> None:
+async def test_an_ips_page_shows_its_attempts_and_limits(
+    operator: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
     await client.post("/verify", data={"country": "NL", "phone": "0612345678"})
     html = text_of((await operator.get("/admin/ips/203.0.113.10")).text)
     assert "+31 6 12345678" in html and "Calls asked from this address, 5 per 1 minute: 4 of 5 left" in html
     assert (await operator.get("/admin/ips/203.0.113.0/24")).status_code == 404
 
 
-async def test_a_verifications_page_lists_its_attempts(operator: httpx.AsyncClient, client: httpx.AsyncClient, db) -> None:
+async def test_a_verifications_page_lists_its_attempts(
+    operator: httpx.AsyncClient, client: httpx.AsyncClient, db
+) -> None:
     await client.post("/verify", data={"country": "NL", "phone": "0612345678"})
     await client.post("/confirm", data={"code": "000000"})
     [sent, *_] = await attempts(db)
@@ -354,10 +406,16 @@ async def test_denying_from_the_page_reaches_the_guard_and_is_recorded(
 ) -> None:
     confirm = await operator.get("/admin/deny?action=deny&value=%2B31612345678&back=/admin/numbers/%2B31612345678")
     assert confirm.status_code == 200 and "This denies the number" in confirm.text
-    done = await operator.post("/admin/deny", data={
-        csrf.FIELD: token_in(confirm.text),
-        "action": "deny", "value": "+31612345678", "reason": "abuse report", "back": "/admin/numbers/+31612345678",
-    })
+    done = await operator.post(
+        "/admin/deny",
+        data={
+            csrf.FIELD: token_in(confirm.text),
+            "action": "deny",
+            "value": "+31612345678",
+            "reason": "abuse report",
+            "back": "/admin/numbers/+31612345678",
+        },
+    )
     assert done.status_code == 303 and done.headers["location"] == "/admin/numbers/+31612345678?done=denied"
     page = text_of((await operator.get(done.headers["location"])).text)
     assert "Signed in as admin Denied. +31 6 12345678 Deny list Denied by: number +31612345678" in page
@@ -404,6 +462,9 @@ async def test_an_action_never_redirects_off_site(operator: httpx.AsyncClient) -
 async def test_a_cross_site_action_is_refused(operator: httpx.AsyncClient, db) -> None:
     """Basic credentials ride along on a forged cross-site form; the origin check stops it."""
     token = await form_token(operator)
-    response = await operator.post("/admin/deny", data={csrf.FIELD: token, "action": "allow", "value": "+31612345678"},
-                                   headers={"Origin": "https://evil.test"})
+    response = await operator.post(
+        "/admin/deny",
+        data={csrf.FIELD: token, "action": "allow", "value": "+31612345678"},
+        headers={"Origin": "https://evil.test"},
+    )
     assert response.status_code == 403

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -39,8 +39,18 @@ SEEDED = 130
 TIE = 10  # consecutive seeded rows share one created_at
 NUMBERS = ("+31612345678", "+31687654321")
 TYPED = "+31 6 12345678"  # NUMBERS[0] as the operator types it, and as the table shows it
-OUTCOMES = ("sent", "verified", "wrong_code", "sent", "sent", "blocked_ip", "invalid_code",
-            "provider_error", "verified", "expired")
+OUTCOMES = (
+    "sent",
+    "verified",
+    "wrong_code",
+    "sent",
+    "sent",
+    "blocked_ip",
+    "invalid_code",
+    "provider_error",
+    "verified",
+    "expired",
+)
 
 
 @dataclass(frozen=True)
@@ -58,16 +68,18 @@ def _seed_rows(now: datetime) -> list[Attempt]:
     rows = []
     for i in range(SEEDED):
         outcome = OUTCOMES[i % len(OUTCOMES)]
-        rows.append(Attempt(
-            created_at=now - timedelta(minutes=7 + (i // TIE) * 53, seconds=i // TIE),
-            kind="check" if outcome in ("verified", "wrong_code", "invalid_code", "expired") else "start",
-            number=NUMBERS[1] if i % 7 == 3 else NUMBERS[0],
-            region="NL",
-            ip=f"203.0.113.{i % 5 + 1}",
-            channel="tts",
-            outcome=outcome,
-            provider_latency_ms=1000 + i,  # unique: names the row on screen
-        ))
+        rows.append(
+            Attempt(
+                created_at=now - timedelta(minutes=7 + (i // TIE) * 53, seconds=i // TIE),
+                kind="check" if outcome in ("verified", "wrong_code", "invalid_code", "expired") else "start",
+                number=NUMBERS[1] if i % 7 == 3 else NUMBERS[0],
+                region="NL",
+                ip=f"203.0.113.{i % 5 + 1}",
+                channel="tts",
+                outcome=outcome,
+                provider_latency_ms=1000 + i,  # unique: names the row on screen
+            )
+        )
     return rows
 
 
@@ -75,7 +87,7 @@ async def _insert(database_url: str) -> list[Seeded]:
     engine = create_engine(database_url)
     try:
         async with create_sessionmaker(engine)() as session:
-            rows = _seed_rows(datetime.now(timezone.utc))  # the live server runs on the real clock
+            rows = _seed_rows(datetime.now(UTC))  # the live server runs on the real clock
             session.add_all(rows)
             await session.commit()
             return [Seeded(r.id, r.created_at, r.number, r.outcome, r.provider_latency_ms) for r in rows]
@@ -181,8 +193,9 @@ def admin(browser: object, live_server: str) -> Iterator[AdminPage]:
         "document.addEventListener('htmx:historyRestore', function () { window.__swaps += 1; });"
     )
     opened = AdminPage(page, live_server, watched.errors)
-    page.on("request", lambda r: r.is_navigation_request() and r.frame == page.main_frame
-            and opened.documents.append(r.url))
+    page.on(
+        "request", lambda r: r.is_navigation_request() and r.frame == page.main_frame and opened.documents.append(r.url)
+    )
     yield opened
     context.close()
 
@@ -308,7 +321,9 @@ HOSTILE_LINKS = {
 
 @pytest.mark.parametrize("path", ["/admin/attempts.csv", "/admin/", "/admin/summary"])
 @pytest.mark.parametrize("link", HOSTILE_LINKS)
-def test_a_hostile_link_neither_acts_nor_leaves_the_site(admin: AdminPage, settings: Settings, path: str, link: str) -> None:
+def test_a_hostile_link_neither_acts_nor_leaves_the_site(
+    admin: AdminPage, settings: Settings, path: str, link: str
+) -> None:
     page = admin.page
     sent: list[str] = []  # every request that is not a GET
     off_site: list[str] = []

@@ -38,12 +38,25 @@ async def nothing_recorded(db) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "/admin/?number={}", "/admin/?number={}*", "/admin/?ip={}", "/admin/?country={}", "/admin/?period={}",
-        "/admin/?since={}", "/admin/?until={}", "/admin/?before={}",
-        "/admin/summary?ip={}", "/admin/summary?since={}",
-        "/admin/attempts.csv?ip={}", "/admin/attempts.csv?number={}*", "/admin/attempts.csv?until={}",
-        "/admin/numbers/{}", "/admin/ips/{}", "/admin/verifications/{}",
-        "/admin/deny?value={}", "/admin/deny?action={}", "/admin/deny?value=%2B31612345678&back=/admin/{}",
+        "/admin/?number={}",
+        "/admin/?number={}*",
+        "/admin/?ip={}",
+        "/admin/?country={}",
+        "/admin/?period={}",
+        "/admin/?since={}",
+        "/admin/?until={}",
+        "/admin/?before={}",
+        "/admin/summary?ip={}",
+        "/admin/summary?since={}",
+        "/admin/attempts.csv?ip={}",
+        "/admin/attempts.csv?number={}*",
+        "/admin/attempts.csv?until={}",
+        "/admin/numbers/{}",
+        "/admin/ips/{}",
+        "/admin/verifications/{}",
+        "/admin/deny?value={}",
+        "/admin/deny?action={}",
+        "/admin/deny?value=%2B31612345678&back=/admin/{}",
         "/admin/deny-list?done={}",
     ],
 )
@@ -126,7 +139,9 @@ async def test_an_action_without_the_sessions_form_token_is_refused_and_changes_
     page = text_of(response.text)
     assert "so nothing was changed" in page and "submit it from there" in page
     await nothing_recorded(db)
-    assert (await client.post("/verify", data={"country": "NL", "phone": "0612345678"})).status_code == 303, "not denied"
+    assert (await client.post("/verify", data={"country": "NL", "phone": "0612345678"})).status_code == 303, (
+        "not denied"
+    )
 
 
 async def test_the_confirmation_page_cant_be_skipped_for_allow_either(operator: httpx.AsyncClient, db) -> None:
@@ -134,7 +149,9 @@ async def test_the_confirmation_page_cant_be_skipped_for_allow_either(operator: 
     response = await operator.post("/admin/deny", data={"action": "allow", "value": "+31612345678"})
     assert response.status_code == 403
     async with db() as session:
-        assert [(e.kind, e.value) for e in (await session.scalars(select(DenyEntry))).all()] == [("number", "+31612345678")]
+        assert [(e.kind, e.value) for e in (await session.scalars(select(DenyEntry))).all()] == [
+            ("number", "+31612345678")
+        ]
 
 
 # -- ?done= -------------------------------------------------------------------------------------------
@@ -144,10 +161,15 @@ async def test_done_shows_only_the_apps_own_messages(operator: httpx.AsyncClient
     spoofed = await operator.get("/admin/deny-list?done=" + quote("Your session expired: call +31 20 123 4567"))
     assert spoofed.status_code == 200
     assert "Your session expired" not in spoofed.text and 'role="status"' not in spoofed.text
-    for key, message in (("denied", "Denied."), ("allowed", "Allowed again."),
-                         ("already-denied", "Nothing to do: that was denied already."),
-                         ("not-denied", "Nothing to do: that was not on the deny list.")):
-        assert f"Signed in as admin {message} Deny list" in text_of((await operator.get(f"/admin/deny-list?done={key}")).text)
+    for key, message in (
+        ("denied", "Denied."),
+        ("allowed", "Allowed again."),
+        ("already-denied", "Nothing to do: that was denied already."),
+        ("not-denied", "Nothing to do: that was not on the deny list."),
+    ):
+        assert f"Signed in as admin {message} Deny list" in text_of(
+            (await operator.get(f"/admin/deny-list?done={key}")).text
+        )
 
 
 async def test_an_action_says_when_there_was_nothing_to_do(operator: httpx.AsyncClient) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
 import httpx
@@ -80,7 +80,9 @@ async def test_a_hostile_page_link_is_a_clear_400(
     assert "4242 ms" in response.text, "and the newest attempts are shown"
 
 
-async def test_the_biggest_page_link_the_app_could_make_still_works(operator: httpx.AsyncClient, one_attempt: None) -> None:
+async def test_the_biggest_page_link_the_app_could_make_still_works(
+    operator: httpx.AsyncClient, one_attempt: None
+) -> None:
     response = await operator.get("/admin/?before=29991231T235959.999999Z~9223372036854775807")
     assert response.status_code == 200 and "4242 ms" in response.text
 
@@ -110,7 +112,9 @@ async def test_a_hostile_path_is_a_404(operator: httpx.AsyncClient, path: str) -
 # -- the deny form -----------------------------------------------------------------------------------
 
 
-async def test_a_control_character_in_the_reason_is_a_clear_400_and_changes_nothing(operator: httpx.AsyncClient, db) -> None:
+async def test_a_control_character_in_the_reason_is_a_clear_400_and_changes_nothing(
+    operator: httpx.AsyncClient, db
+) -> None:
     response = await post_action(operator, action="deny", value="+31612345678", reason="abuse\x00report")
     assert response.status_code == 400
     assert "The reason can't hold control characters." in text_of(response.text)
@@ -156,28 +160,34 @@ ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=45)
 SHARP_TEXT = st.text(st.sampled_from("\x00\t :%.+-*~/TZ0123456789abcdef\u00e9\uff0b\uff11"), max_size=45)
 TEXT = st.one_of(ANY_TEXT, SHARP_TEXT)
 #: Values shaped like what the pages expect, over their whole range.
-OFFSETS = st.sampled_from([None, timezone.utc, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])
+OFFSETS = st.sampled_from([None, UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])
 #: datetime's own ends, and the days next to them, where arithmetic overflows.
 EDGES = st.sampled_from([datetime.min, datetime.max, datetime(1, 1, 2), datetime(9999, 12, 30), datetime(1969, 12, 31)])
 MOMENTS = st.one_of(st.datetimes(), EDGES)
 TIMES = st.builds(lambda moment, offset: moment.replace(tzinfo=offset).isoformat(timespec="minutes"), MOMENTS, OFFSETS)
 IDS = st.one_of(st.integers(-1000, 10**6), st.integers(2**62, 2**130))
 CURSORS = st.builds(lambda at, ident: f"{at:%Y%m%dT%H%M%S.%f}Z~{ident}", MOMENTS, IDS)
-NETWORKS = st.builds(lambda address, suffix: f"{address}{suffix}", st.ip_addresses(),
-                     st.sampled_from(["", "/8", "/24", "/120", "%eth0", "%\x00"]))
+NETWORKS = st.builds(
+    lambda address, suffix: f"{address}{suffix}",
+    st.ip_addresses(),
+    st.sampled_from(["", "/8", "/24", "/120", "%eth0", "%\x00"]),
+)
 NUMBERS = st.one_of(st.from_regex(r"\A\+[0-9]{1,16}\*?\Z"), st.sampled_from(["+3197*", "0612345678", "+31\x00*"]))
-FILTERS = st.fixed_dictionaries({}, optional={
-    "number": st.one_of(TEXT, NUMBERS),
-    "ip": st.one_of(TEXT, NETWORKS),
-    "country": st.one_of(TEXT, st.sampled_from(["NL", "001", "nl"])),
-    "period": st.one_of(TEXT, st.sampled_from(["1h", "24h", "7d", "30d", "all"])),
-    "since": st.one_of(TEXT, TIMES),
-    "until": st.one_of(TEXT, TIMES),
-    "outcome": st.one_of(TEXT, st.sampled_from(["sent", "verified"])),
-    "kind": st.one_of(TEXT, st.sampled_from(["start", "check"])),
-    "before": st.one_of(TEXT, CURSORS),
-    "after": st.one_of(TEXT, CURSORS),
-})
+FILTERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "number": st.one_of(TEXT, NUMBERS),
+        "ip": st.one_of(TEXT, NETWORKS),
+        "country": st.one_of(TEXT, st.sampled_from(["NL", "001", "nl"])),
+        "period": st.one_of(TEXT, st.sampled_from(["1h", "24h", "7d", "30d", "all"])),
+        "since": st.one_of(TEXT, TIMES),
+        "until": st.one_of(TEXT, TIMES),
+        "outcome": st.one_of(TEXT, st.sampled_from(["sent", "verified"])),
+        "kind": st.one_of(TEXT, st.sampled_from(["start", "check"])),
+        "before": st.one_of(TEXT, CURSORS),
+        "after": st.one_of(TEXT, CURSORS),
+    },
+)
 HYPOTHESIS = hypothesis_settings(
     deadline=None,  # the machine is shared: time says nothing here
     derandomize=True,  # the same examples on every run, so CI is repeatable
@@ -227,17 +237,32 @@ async def test_no_deny_form_makes_a_server_error(
 
 #: Cells a spreadsheet would run (or split into one it runs), from the issue and their kin: typed → exported.
 FORMULAS = {
-    "=HYPERLINK(\"http://x\")": "'=HYPERLINK(\"http://x\")", "+1+1": "'+1+1", "-1+1": "'-1+1",
-    "@SUM(A1)": "'@SUM(A1)", "|calc!A0": "'|calc!A0",
-    " =1+1": "' =1+1", "\u00a0=1+1": "'\u00a0=1+1", "\u3000@SUM(A1)": "'\u3000@SUM(A1)",
-    "\u200b=1+1": "'\u200b=1+1", "\ufeff-2+3": "'\ufeff-2+3", "  \u00a0 -2+3": "'  \u00a0 -2+3",
+    '=HYPERLINK("http://x")': '\'=HYPERLINK("http://x")',
+    "+1+1": "'+1+1",
+    "-1+1": "'-1+1",
+    "@SUM(A1)": "'@SUM(A1)",
+    "|calc!A0": "'|calc!A0",
+    " =1+1": "' =1+1",
+    "\u00a0=1+1": "'\u00a0=1+1",
+    "\u3000@SUM(A1)": "'\u3000@SUM(A1)",
+    "\u200b=1+1": "'\u200b=1+1",
+    "\ufeff-2+3": "'\ufeff-2+3",
+    "  \u00a0 -2+3": "'  \u00a0 -2+3",
     # full-width = + @ |, and the small hyphen-minus
-    "\uff1d1+1": "'\uff1d1+1", "\uff0b1": "'\uff0b1", "\ufe631": "'\ufe631", "\uff20SUM(A1)": "'\uff20SUM(A1)",
+    "\uff1d1+1": "'\uff1d1+1",
+    "\uff0b1": "'\uff0b1",
+    "\ufe631": "'\ufe631",
+    "\uff20SUM(A1)": "'\uff20SUM(A1)",
     "\uff5ccalc": "'\uff5ccalc",
     # a separator first: the piece after it is a cell of its own to a spreadsheet reading that separator
-    ";=1+1": ";'=1+1", ",=1+1": ",'=1+1", " ; =1+1": " ;' =1+1",
+    ";=1+1": ";'=1+1",
+    ",=1+1": ",'=1+1",
+    " ; =1+1": " ;' =1+1",
     # controls first: a trigger at the start of a cell by themselves, and separators too
-    "\t=1+1": "'\t'=1+1", "\r=1+1": "'\r'=1+1", "\n=1+1": "'\n'=1+1", "\tabc": "'\tabc",
+    "\t=1+1": "'\t'=1+1",
+    "\r=1+1": "'\r'=1+1",
+    "\n=1+1": "'\n'=1+1",
+    "\tabc": "'\tabc",
 }
 HARMLESS = ["not a number", "0612345678", "a=b", "1-2", "'quoted", "  spaced  ", ""]
 
@@ -248,15 +273,27 @@ async def csv_of(operator: httpx.AsyncClient, query: str = "?period=all") -> lis
     return list(csv.DictReader(io.StringIO(response.text, newline="")))
 
 
-async def test_csv_prefixes_every_cell_a_spreadsheet_would_run(operator: httpx.AsyncClient, db, clock: FakeClock) -> None:
-    await seed(db, [row(clock, i + 1, latency=i, number=None, raw_input=text, outcome="invalid_number")
-                    for i, text in enumerate(FORMULAS)])
+async def test_csv_prefixes_every_cell_a_spreadsheet_would_run(
+    operator: httpx.AsyncClient, db, clock: FakeClock
+) -> None:
+    await seed(
+        db,
+        [
+            row(clock, i + 1, latency=i, number=None, raw_input=text, outcome="invalid_number")
+            for i, text in enumerate(FORMULAS)
+        ],
+    )
     assert [r["raw_input"] for r in await csv_of(operator)] == list(FORMULAS.values())
 
 
 async def test_csv_leaves_every_other_cell_as_it_is(operator: httpx.AsyncClient, db, clock: FakeClock) -> None:
-    await seed(db, [row(clock, i + 1, latency=i, number=None, raw_input=text, outcome="invalid_number")
-                    for i, text in enumerate(HARMLESS)])
+    await seed(
+        db,
+        [
+            row(clock, i + 1, latency=i, number=None, raw_input=text, outcome="invalid_number")
+            for i, text in enumerate(HARMLESS)
+        ],
+    )
     table = await csv_of(operator)
     assert [r["raw_input"] for r in table] == HARMLESS
     assert {r["outcome"] for r in table} == {"invalid_number"} and {r["ip"] for r in table} == {"198.51.100.1"}

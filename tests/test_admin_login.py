@@ -35,8 +35,10 @@ async def test_guesses_sent_all_at_once_get_only_the_limits_number_of_verificati
 
 
 async def test_guesses_from_another_address_wait_for_no_one(client_for, caplog: pytest.LogCaptureFixture) -> None:
-    async with client_for("192.0.2.9", auth=(OPERATOR[0], "guess")) as guesser, \
-            client_for("192.0.2.10", auth=OPERATOR) as operator:
+    async with (
+        client_for("192.0.2.9", auth=(OPERATOR[0], "guess")) as guesser,
+        client_for("192.0.2.10", auth=OPERATOR) as operator,
+    ):
         guesses = [guesser.get("/admin/") for _ in range(20)]
         responses = await asyncio.gather(*guesses, operator.get("/admin/"))
     assert responses[-1].status_code == 200
@@ -74,14 +76,18 @@ async def test_with_the_limiter_down_the_attempts_still_show(operator: httpx.Asy
     response = await operator.get("/admin/")
     assert response.status_code == 200
     assert "4242 ms" in response.text
-    assert ("The limiter's storage does not answer: the rate-limit counters can't be shown, and no calls are placed "
-            "until it is back.") in text_of(response.text)
+    assert (
+        "The limiter's storage does not answer: the rate-limit counters can't be shown, and no calls are placed "
+        "until it is back."
+    ) in text_of(response.text)
     summary = await operator.get("/admin/summary")
     assert summary.status_code == 200 and "1 attempts" in text_of(summary.text)
 
 
 @pytest.mark.parametrize("settings_changes", [REDIS_DOWN | {"ratelimit_fail_open": True}])
-async def test_with_the_limiter_down_and_failing_open_the_page_says_calls_go_unlimited(operator: httpx.AsyncClient) -> None:
+async def test_with_the_limiter_down_and_failing_open_the_page_says_calls_go_unlimited(
+    operator: httpx.AsyncClient,
+) -> None:
     page = text_of((await operator.get("/admin/")).text)
     assert "calls are placed without limits until it is back" in page
 

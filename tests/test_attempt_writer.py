@@ -6,7 +6,7 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,22 @@ from webapp.attempt_writer import AttemptWriter, NotWritten
 from webapp.db import STORAGE_ERRORS, create_engine, create_sessionmaker
 from webapp.models import Attempt
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 Sessions = async_sessionmaker[AsyncSession]
 
 
 def refusal(seconds: float = 0, *, ip: str = "192.0.2.7", outcome: str = "blocked_ip", **fields: Any) -> Attempt:
     """A row as AttemptLog.row makes it, `seconds` after NOW."""
-    return Attempt(created_at=NOW + timedelta(seconds=seconds), kind="start", ip=ip, channel="tts",
-                   outcome=outcome, count=1, **fields)
+    return Attempt(
+        created_at=NOW + timedelta(seconds=seconds),
+        kind="start",
+        ip=ip,
+        channel="tts",
+        outcome=outcome,
+        count=1,
+        **fields,
+    )
 
 
 @pytest.fixture
@@ -80,7 +87,9 @@ async def test_refusals_that_differ_are_rows_of_their_own(writer: AttemptWriter,
     await writer.write(refusal(number="+31612345678"))
     await writer.write(refusal(ip="192.0.2.7"))
     assert sorted(await stored(db)) == [
-        ("blocked_global", "192.0.2.7", 1), ("blocked_ip", "192.0.2.7", 1), ("blocked_ip", "192.0.2.7", 2),
+        ("blocked_global", "192.0.2.7", 1),
+        ("blocked_ip", "192.0.2.7", 1),
+        ("blocked_ip", "192.0.2.7", 2),
         ("blocked_ip", "192.0.2.8", 1),
     ]
 
@@ -144,8 +153,9 @@ async def test_a_database_that_is_away_fails_the_batch_as_a_storage_error(databa
     try:
         await made.write(refusal())
         path.rename(path.with_suffix(".away"))  # noqa: ASYNC240 - the point: the file goes away under the writer
-        results = await asyncio.gather(*(made.write(refusal(ip=f"192.0.2.{n}")) for n in range(1, 4)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(made.write(refusal(ip=f"192.0.2.{n}")) for n in range(1, 4)), return_exceptions=True
+        )
         assert all(isinstance(result, NotWritten) for result in results), results
         path.with_suffix(".away").rename(path)
         await made.write(refusal(ip="192.0.2.50"))  # back: the writer goes on
@@ -168,7 +178,9 @@ async def test_a_flood_of_refused_starts_is_one_row_and_every_request_is_counted
     statuses = [(await start_call(client, phone)).status_code for phone in NL_MOBILES[:12]]
     assert statuses == [200, 200] + [429] * 10
     assert (await outcomes(db)).count("blocked_ip") == 10
-    assert [(row.outcome, row.count) for row in await attempts(db) if row.outcome == "blocked_ip"] == [("blocked_ip", 10)]
+    assert [(row.outcome, row.count) for row in await attempts(db) if row.outcome == "blocked_ip"] == [
+        ("blocked_ip", 10)
+    ]
     async with client_for("192.0.2.50", auth=OPERATOR) as operator:
         listing = text_of((await operator.get("/admin/")).text)
         summary = text_of((await operator.get("/admin/summary")).text)
@@ -192,6 +204,7 @@ async def test_the_apps_refusals_are_committed_in_batches(
     count = commits.append  # one bound method, to remove the listener by
     event.listen(Engine, "commit", count)  # every engine's, the app's own among them
     try:
+
         async def refused(n: int) -> int:
             async with client_for(f"198.51.100.{n}") as person:
                 return (await start_call(person, f"not a number {n}")).status_code

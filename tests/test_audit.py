@@ -31,10 +31,19 @@ class _Osv(BaseHTTPRequestHandler):
         query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         package = query["package"]["name"]
         ids = KNOWN.get((package, query["version"]), [])
-        vulns = [{"id": vuln, "summary": "sandbox breakout", "affected": [{
-            "package": {"name": package, "ecosystem": "PyPI"},
-            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.1.5"}]}],
-        }]} for vuln in ids]
+        vulns = [
+            {
+                "id": vuln,
+                "summary": "sandbox breakout",
+                "affected": [
+                    {
+                        "package": {"name": package, "ecosystem": "PyPI"},
+                        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.1.5"}]}],
+                    }
+                ],
+            }
+            for vuln in ids
+        ]
         body = json.dumps({"vulns": vulns} if vulns else {}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -60,9 +69,14 @@ def osv() -> Iterator[str]:
 def audit(tmp_path: Path, pins: list[str], *options: str) -> subprocess.CompletedProcess[str]:
     lock = tmp_path / "requirements.lock"
     lock.write_text("".join(f"{pin} {HASH}\n" for pin in pins))
-    return subprocess.run([sys.executable, str(AUDIT), str(lock), *options],
-                          capture_output=True, text=True, timeout=120, check=False,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})  # its own cache, no proxy
+    return subprocess.run(
+        [sys.executable, str(AUDIT), str(lock), *options],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )  # its own cache, no proxy
 
 
 def test_a_known_vulnerability_fails_with_its_id(tmp_path: Path, osv: str) -> None:
@@ -86,6 +100,11 @@ def test_an_unreachable_service_is_not_a_pass(tmp_path: Path) -> None:
 
 
 def test_a_missing_lock_file_is_not_a_pass(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(AUDIT), str(tmp_path / "nothing.lock")],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, str(AUDIT), str(tmp_path / "nothing.lock")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2

@@ -44,8 +44,9 @@ async def call_from(client_for: Callable[..., httpx.AsyncClient], ip: str, phone
         return await start_call(client, phone)
 
 
-async def pump(client_for, clock: FakeClock, settings, phones: list[str], ips: list[str], *,
-               pace: float = 0, expire: bool = True) -> list[httpx.Response]:
+async def pump(
+    client_for, clock: FakeClock, settings, phones: list[str], ips: list[str], *, pace: float = 0, expire: bool = True
+) -> list[httpx.Response]:
     """Calls from the bots in turn, `pace` seconds apart; then (with `expire`) their codes run out unanswered."""
     responses = []
     for phone, ip in zip(phones, round_robin(ips), strict=False):  # round_robin never ends
@@ -82,7 +83,9 @@ def provider_answer() -> dict[str, Callable[[httpx.Request], httpx.Response]]:
 
 
 @pytest.fixture
-async def troubled_client_for(settings, clock: FakeClock, provider_answer) -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
+async def troubled_client_for(
+    settings, clock: FakeClock, provider_answer
+) -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
     """Clients (one per IP) of an app whose provider answers as `provider_answer` says."""
     # Looked up on each request: a test swaps provider_answer["create"] midway.
     transport = httpx.MockTransport(lambda request: provider_answer["create"](request))  # noqa: PLW0108
@@ -208,8 +211,15 @@ async def test_the_database_keeps_one_break_per_scope_and_epoch(db, clock: FakeC
     """What settles a race between processes that judged the same calls at once."""
 
     def trip() -> CircuitBreak:
-        return CircuitBreak(country="NL", scope=NL_MOBILES_RANGE, epoch=0, opened_at=clock.now,
-                            until=clock.now + timedelta(hours=1), verified_share=0.0, window=20)
+        return CircuitBreak(
+            country="NL",
+            scope=NL_MOBILES_RANGE,
+            epoch=0,
+            opened_at=clock.now,
+            until=clock.now + timedelta(hours=1),
+            verified_share=0.0,
+            window=20,
+        )
 
     async with db() as first, db() as second:
         first.add(trip())
@@ -229,7 +239,9 @@ async def test_a_pumping_run_spread_across_a_country_with_no_history_stops_it(
     await pump(client_for, clock, settings, NL_SPREAD[:20], BOTS)
     response = await call_from(client_for, "192.0.2.99", "+31 6 12345678")
     assert stopped(response) and "We can't call numbers in this country right now" in unescape(response.text)
-    assert (await call_from(client_for, "192.0.2.99", "+32 450 00 12 34")).status_code == 200, "other countries still get calls"
+    assert (await call_from(client_for, "192.0.2.99", "+32 450 00 12 34")).status_code == 200, (
+        "other countries still get calls"
+    )
     [stop] = await breaks(db)
     assert (stop.scope, stop.whole_country, stop.window, stop.networks, stop.numbers) == ("NL", True, 20, 4, 20)
 
@@ -240,11 +252,23 @@ async def seed_usual_traffic(db, clock: FakeClock, *, calls: int, over: timedelt
     async with db() as session:
         for i in range(calls):
             at = clock.now - over + i * step
-            session.add(Verification(
-                id=f"usual{i}", number=f"+316300{i:05d}", country="NL", channel="tts", provider_ref=f"ref{i}",
-                status="verified", code_attempts=1, calls=1, ip=f"203.0.113.{i % 200}",
-                created_at=at, last_call_at=at, expires_at=at + timedelta(minutes=5), verified_at=at,
-            ))
+            session.add(
+                Verification(
+                    id=f"usual{i}",
+                    number=f"+316300{i:05d}",
+                    country="NL",
+                    channel="tts",
+                    provider_ref=f"ref{i}",
+                    status="verified",
+                    code_attempts=1,
+                    calls=1,
+                    ip=f"203.0.113.{i % 200}",
+                    created_at=at,
+                    last_call_at=at,
+                    expires_at=at + timedelta(minutes=5),
+                    verified_at=at,
+                )
+            )
         await session.commit()
 
 

@@ -26,7 +26,10 @@ def served(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [str(VOICE2FA), "serve", "--port", str(port), "--log-level", "warning"],
-        cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -42,7 +45,9 @@ def sandbox_url() -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [str(VOICE2FA), "sandbox", "--port", str(port), "--log-level", "warning"],
-        env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -68,7 +73,11 @@ def test_serve_makes_its_database_in_the_working_directory_and_works(served: str
 def test_serve_refuses_bad_settings_with_a_message(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(VOICE2FA), "serve", "--port", str(free_port())],
-        cwd=tmp_path, env=clean_env(VERIFY_TOKEN_LENGTH="3"), capture_output=True, text=True, timeout=30,
+        cwd=tmp_path,
+        env=clean_env(VERIFY_TOKEN_LENGTH="3"),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert "VERIFY_TOKEN_LENGTH must be between 6 and 10" in result.stderr
@@ -78,12 +87,17 @@ def test_serve_refuses_bad_settings_with_a_message(tmp_path: Path) -> None:
 def test_serve_refuses_a_listed_provider_without_credentials(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(VOICE2FA), "serve", "--port", str(free_port())],
-        cwd=tmp_path, env=clean_env(PROVIDERS="messagebird,twilio", MESSAGEBIRD_API_KEY="live_x"),
-        capture_output=True, text=True, timeout=30,
+        cwd=tmp_path,
+        env=clean_env(PROVIDERS="messagebird,twilio", MESSAGEBIRD_API_KEY="live_x"),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
-    assert "PROVIDERS lists twilio, but TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_VERIFY_SERVICE_SID not set" \
+    assert (
+        "PROVIDERS lists twilio, but TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_VERIFY_SERVICE_SID not set"
         in result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -91,7 +105,9 @@ def test_messagebirds_own_sdk_works_against_the_sandbox(sandbox_url: str) -> Non
     """MessageBird's Python SDK, pointed at `voice2fa sandbox` with any key."""
     key = "any-key"
     client = messagebird.Client(key, http_client=HttpClient(sandbox_url + "/", key, "voice2fa-test"))
-    verify = client.verify_create("31612345678", {"type": "tts", "template": "Code %token", "tokenLength": 7, "maxAttempts": 3})
+    verify = client.verify_create(
+        "31612345678", {"type": "tts", "template": "Code %token", "tokenLength": 7, "maxAttempts": 3}
+    )
     assert verify.status == "sent" and verify.id
     [call] = httpx.get(sandbox_url + "/_sandbox/calls").json()
     assert call["id"] == verify.id and len(call["token"]) == 7 and call["body"] == f"Code {call['token']}"
@@ -119,7 +135,9 @@ def test_twilios_own_sdk_works_against_the_sandbox(sandbox_url: str) -> None:
     [call] = httpx.get(sandbox_url + "/_sandbox/calls").json()
     assert call["api"] == "twilio" and call["id"] == verification.sid and len(call["token"]) == 6
 
-    wrong = service.verification_checks.create(verification_sid=verification.sid, code="000000" if call["token"] != "000000" else "111111")
+    wrong = service.verification_checks.create(
+        verification_sid=verification.sid, code="000000" if call["token"] != "000000" else "111111"
+    )
     assert wrong.status == "pending" and wrong.valid is False
     right = service.verification_checks.create(verification_sid=verification.sid, code=call["token"])
     assert right.status == "approved" and right.valid is True
@@ -137,8 +155,21 @@ def test_the_wheel_carries_templates_and_migrations(tmp_path: Path) -> None:
     """A plain `pip install .` must serve from anywhere: templates/ and migrations/ ship inside."""
     root = Path(__file__).resolve().parents[1]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(root)],
-        check=True, capture_output=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     [wheel] = tmp_path.glob("voice2fa-*.whl")
     unpacked = tmp_path / "site"
@@ -149,7 +180,11 @@ def test_the_wheel_carries_templates_and_migrations(tmp_path: Path) -> None:
     assert list((unpacked / "webapp/static").glob("htmx-*.min.js"))
     found = subprocess.run(
         [sys.executable, "-c", "from webapp import resources; print(resources.TEMPLATES, resources.MIGRATIONS)"],
-        cwd=tmp_path, env={**clean_env(), "PYTHONPATH": str(unpacked)}, capture_output=True, text=True, check=True,
+        cwd=tmp_path,
+        env={**clean_env(), "PYTHONPATH": str(unpacked)},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert found.split() == [str(unpacked / "webapp/_bundled/templates"), str(unpacked / "webapp/_bundled/migrations")]
 
@@ -157,12 +192,19 @@ def test_the_wheel_carries_templates_and_migrations(tmp_path: Path) -> None:
 def test_hash_password_reads_stdin_and_prints_a_hash() -> None:
     from webapp.passwords import verify_password
 
-    result = subprocess.run([str(VOICE2FA), "hash-password"], input="correct horse battery\n",
-                            capture_output=True, text=True, timeout=30, env=clean_env())
+    result = subprocess.run(
+        [str(VOICE2FA), "hash-password"],
+        input="correct horse battery\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+    )
     assert result.returncode == 0
     assert verify_password("correct horse battery", result.stdout.strip())
-    short = subprocess.run([str(VOICE2FA), "hash-password"], input="short\n", capture_output=True, text=True,
-                           timeout=30, env=clean_env())
+    short = subprocess.run(
+        [str(VOICE2FA), "hash-password"], input="short\n", capture_output=True, text=True, timeout=30, env=clean_env()
+    )
     assert short.returncode == 2 and "at least 12 characters" in short.stderr
 
 
@@ -170,7 +212,11 @@ def test_serve_prints_one_operators_password_that_every_worker_accepts(tmp_path:
     port = free_port()
     process = subprocess.Popen(
         [str(VOICE2FA), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
-        cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -196,7 +242,11 @@ def test_serve_prints_one_operators_password_that_every_worker_accepts(tmp_path:
 def test_sandbox_mode_refuses_an_address_others_can_reach(command: str, host: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [str(VOICE2FA), command, "--host", host, "--port", str(free_port())],
-        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=30,
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert f"refusing to serve sandbox mode on {host}" in result.stderr
@@ -208,7 +258,11 @@ def test_allow_public_sandbox_lets_sandbox_mode_bind_any_address(command: str, t
     # 192.0.2.1 (TEST-NET-1) is on no interface here: past the check, the bind itself fails.
     result = subprocess.run(
         [str(VOICE2FA), command, "--host", "192.0.2.1", "--port", str(free_port()), "--allow-public-sandbox"],
-        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=30,
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert "refusing to serve sandbox mode" not in result.stderr
     assert "error while attempting to bind" in result.stderr
@@ -217,15 +271,28 @@ def test_allow_public_sandbox_lets_sandbox_mode_bind_any_address(command: str, t
 def test_with_a_real_key_serve_binds_any_address(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(VOICE2FA), "serve", "--host", "192.0.2.1", "--port", str(free_port())],
-        cwd=tmp_path, env=clean_env(MESSAGEBIRD_API_KEY="live_test"), capture_output=True, text=True, timeout=30,
+        cwd=tmp_path,
+        env=clean_env(MESSAGEBIRD_API_KEY="live_test"),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert "refusing to serve sandbox mode" not in result.stderr
     assert "error while attempting to bind" in result.stderr
 
 
-@pytest.mark.parametrize(("host", "loopback"), [
-    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("localhost", True),
-    ("0.0.0.0", False), ("::", False), ("192.0.2.1", False), ("no-such-host.invalid", False),
-])
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.0.2.1", False),
+        ("no-such-host.invalid", False),
+    ],
+)
 def test_loopback_is_this_machine_only(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback

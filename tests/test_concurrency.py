@@ -81,8 +81,9 @@ def start(command: list[str], cwd: Path | None, env: dict[str, str], log: Path |
     """A server in a process group of its own, so that no worker can outlive the test."""
     stderr = log.open("wb") if log else subprocess.DEVNULL
     try:
-        return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-                                start_new_session=True)
+        return subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )
     finally:
         if log:
             stderr.close()  # the child holds its own copy
@@ -104,8 +105,9 @@ def sandbox() -> Iterator[str]:
     calls numbers of its own and counts only the calls to those.
     """
     port = free_port()
-    process = start([str(VOICE2FA), "sandbox", "--port", str(port), "--log-level", "warning"],
-                    cwd=None, env=clean_env(), log=None)
+    process = start(
+        [str(VOICE2FA), "sandbox", "--port", str(port), "--log-level", "warning"], cwd=None, env=clean_env(), log=None
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base + "/_sandbox/calls", process)
@@ -146,8 +148,12 @@ def served(request: pytest.FixtureRequest, key_prefix: str, sandbox: str, tmp_pa
         env["TRUSTED_PROXIES"] = trusted
     info = Served(url=f"http://127.0.0.1:{port}", database=tmp_path / "voice2fa.db", log=tmp_path / "serve.log")
     # --log-level info: uvicorn says "Application startup complete." once per worker.
-    process = start([str(VOICE2FA), "serve", "--port", str(port), "--workers", str(WORKERS), "--log-level", "info"],
-                    cwd=tmp_path, env=env, log=info.log)
+    process = start(
+        [str(VOICE2FA), "serve", "--port", str(port), "--workers", str(WORKERS), "--log-level", "info"],
+        cwd=tmp_path,
+        env=env,
+        log=info.log,
+    )
     try:
         wait_for_workers(info, process)
         wait_until_up(info.url + "/healthz", process)
@@ -166,8 +172,10 @@ async def post_verify_all(base_url: str, requests: list[tuple[str, str]]) -> lis
     limits = httpx.Limits(max_connections=len(requests), max_keepalive_connections=len(requests))
     async with httpx.AsyncClient(base_url=base_url, timeout=30.0, limits=limits, cookies=no_cookies) as client:
         answers = await asyncio.gather(
-            *(client.post("/verify", data={"country": "NL", "phone": phone}, headers={"X-Forwarded-For": ip})
-              for phone, ip in requests),
+            *(
+                client.post("/verify", data={"country": "NL", "phone": phone}, headers={"X-Forwarded-For": ip})
+                for phone, ip in requests
+            ),
             return_exceptions=True,
         )
     failed = [answer for answer in answers if not isinstance(answer, httpx.Response)]

@@ -43,7 +43,9 @@ def test_the_storage_starts_no_thread(clock: FakeClock) -> None:
     assert threading.active_count() == before, "no expiry timer thread"
 
 
-async def test_a_hit_is_counted_on_the_event_loops_own_thread(limits: RateLimits, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_hit_is_counted_on_the_event_loops_own_thread(
+    limits: RateLimits, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = storage(limits)
     seen: list[threading.Thread] = []
     acquire = store.acquire_entry
@@ -152,7 +154,9 @@ async def test_stats_of_a_large_limit_say_what_remains(limits: RateLimits, clock
         ((4, 40.0, 20, 100.0), (0, 40 + 60 * (1 - 10 / 20))),  # twice over: half the next window
     ],
 )
-def test_a_sliding_counters_wait_is_the_real_one(window: tuple[int, float, int, float], expected: tuple[int, float]) -> None:
+def test_a_sliding_counters_wait_is_the_real_one(
+    window: tuple[int, float, int, float], expected: tuple[int, float]
+) -> None:
     remaining, wait = sliding_room(10, 60, *window)
     assert (remaining, pytest.approx(wait)) == expected
 

@@ -18,7 +18,10 @@ PROXY = parse_networks(["10.0.0.0/8"])
 def post(origin: str, host: str, *, scheme: str = "http", peer: str = "198.51.100.7", **headers: str) -> dict:
     pairs = [("origin", origin), ("host", host), *((k.lower().replace("_", "-"), v) for k, v in headers.items())]
     return {
-        "type": "http", "method": "POST", "scheme": scheme, "client": (peer, 40000),
+        "type": "http",
+        "method": "POST",
+        "scheme": scheme,
+        "client": (peer, 40000),
         "headers": [(name.encode(), value.encode()) for name, value in pairs],
     }
 
@@ -81,8 +84,9 @@ def test_a_forwarded_scheme_from_an_untrusted_peer_changes_nothing() -> None:
 
 async def test_a_post_from_a_plain_http_page_to_the_tls_origin_is_refused(client_for, db) -> None:
     async with client_for(base_url="https://app.test") as browser:
-        response = await browser.post("/verify", data={"country": "NL", "phone": "0612345678"},
-                                      headers={"Origin": "http://app.test"})
+        response = await browser.post(
+            "/verify", data={"country": "NL", "phone": "0612345678"}, headers={"Origin": "http://app.test"}
+        )
     assert response.status_code == 403
 
 
@@ -90,7 +94,8 @@ async def test_a_post_from_a_plain_http_page_to_the_tls_origin_is_refused(client
 async def test_behind_a_trusted_tls_proxy_a_same_origin_post_is_served(client_for, db) -> None:
     async with client_for("10.0.0.2", base_url="http://app.test") as proxied:
         response = await proxied.post(
-            "/verify", data={"country": "NL", "phone": "0612345678"},
+            "/verify",
+            data={"country": "NL", "phone": "0612345678"},
             headers={"Origin": "https://app.test", "X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"},
         )
     assert response.status_code == 303
@@ -100,7 +105,8 @@ async def test_behind_a_trusted_tls_proxy_a_same_origin_post_is_served(client_fo
 async def test_a_forwarded_scheme_from_an_untrusted_client_is_ignored(client_for, db) -> None:
     async with client_for("198.51.100.7", base_url="http://app.test") as direct:
         response = await direct.post(
-            "/verify", data={"country": "NL", "phone": "0612345678"},
+            "/verify",
+            data={"country": "NL", "phone": "0612345678"},
             headers={"Origin": "https://app.test", "X-Forwarded-Proto": "https"},
         )
     assert response.status_code == 403

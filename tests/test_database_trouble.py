@@ -287,8 +287,13 @@ async def test_calls_still_unrecorded_at_shutdown_are_logged_as_lost(
 
 @pytest.mark.parametrize(
     ("method", "path", "data"),
-    [("GET", "/", None), ("POST", "/verify", {"country": "NL", "phone": "0612345678"}),
-     ("POST", "/confirm", {"code": "123456"}), ("POST", "/resend", {}), ("POST", "/restart", {})],
+    [
+        ("GET", "/", None),
+        ("POST", "/verify", {"country": "NL", "phone": "0612345678"}),
+        ("POST", "/confirm", {"code": "123456"}),
+        ("POST", "/resend", {}),
+        ("POST", "/restart", {}),
+    ],
 )
 async def test_the_database_away_is_a_503_with_a_message_on_every_page_path(
     client: httpx.AsyncClient, app: object, outage: Outage, method: str, path: str, data: dict | None
@@ -321,8 +326,13 @@ async def test_healthz_says_when_the_database_does_not_answer(client: httpx.Asyn
     await outage.begin()
     response = await client.get("/healthz")
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "database": "unavailable", "limiter": "ok",
-                               "unrecorded_calls": 0, "providers": {"messagebird": "ok"}}
+    assert response.json() == {
+        "status": "unavailable",
+        "database": "unavailable",
+        "limiter": "ok",
+        "unrecorded_calls": 0,
+        "providers": {"messagebird": "ok"},
+    }
     await outage.end()
     assert (await client.get("/healthz")).status_code == 200
 

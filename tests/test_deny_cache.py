@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -22,7 +22,7 @@ from webapp.circuit import Judging
 from webapp.deny_cache import DenyList, DenyListCache
 
 Sessions = async_sessionmaker[AsyncSession]
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 class Ticking:
@@ -55,7 +55,9 @@ def cache(db: Sessions, ticking: Ticking) -> DenyListCache:
     return DenyListCache(db, monotonic=ticking)
 
 
-async def test_a_deny_made_elsewhere_counts_within_a_second(db: Sessions, cache: DenyListCache, ticking: Ticking) -> None:
+async def test_a_deny_made_elsewhere_counts_within_a_second(
+    db: Sessions, cache: DenyListCache, ticking: Ticking
+) -> None:
     assert not await cache.number_denied("+31612345678")
     await deny(db, "+31612345678")  # another process: `voice2fa deny add`
     ticking.now += 0.5
@@ -116,8 +118,15 @@ async def test_lookups_agree_with_the_database(db: Sessions, number: str) -> Non
 
 @pytest.mark.parametrize(
     ("ip", "expected"),
-    [("203.0.113.7", True), ("::ffff:203.0.113.7", True), ("203.0.114.1", False), ("2001:db8::1", True),
-     ("2001:db9::1", False), ("not an address", False), ("", False)],
+    [
+        ("203.0.113.7", True),
+        ("::ffff:203.0.113.7", True),
+        ("203.0.114.1", False),
+        ("2001:db8::1", True),
+        ("2001:db9::1", False),
+        ("not an address", False),
+        ("", False),
+    ],
 )
 def test_networks_hold_their_addresses(ip: str, expected: bool) -> None:
     denied = DenyList.of([("ip", "203.0.113.0/24"), ("ip", "2001:db8::/32")])

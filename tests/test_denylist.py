@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,15 @@ Sessions = async_sessionmaker[AsyncSession]
 
 @pytest.mark.parametrize(
     "typed",
-    ["+31612345678", "+31 6 1234 5678", "+31 (0)6-12345678", "+31.6.12.34.56.78", "0031612345678", "00 31 6 12345678", " +31612345678 "],
+    [
+        "+31612345678",
+        "+31 6 1234 5678",
+        "+31 (0)6-12345678",
+        "+31.6.12.34.56.78",
+        "0031612345678",
+        "00 31 6 12345678",
+        " +31612345678 ",
+    ],
 )
 def test_parse_entry_reads_a_number_in_any_format_as_e164(typed: str) -> None:
     assert parse_entry(typed) == Entry("number", "+31612345678")
@@ -111,14 +119,20 @@ async def test_add_of_an_entry_already_there_returns_false_and_keeps_one_row(db:
 async def test_the_same_value_may_be_listed_as_a_number_and_as_a_prefix(db: Sessions) -> None:
     assert await add(db, "+31612345678")
     assert await add(db, "+31612345678*")
-    assert [(kind, value) for kind, value, *_ in await listed(db)] == [("number", "+31612345678"), ("prefix", "+31612345678")]
+    assert [(kind, value) for kind, value, *_ in await listed(db)] == [
+        ("number", "+31612345678"),
+        ("prefix", "+31612345678"),
+    ]
 
 
 async def test_entries_are_sorted_by_kind_then_value(db: Sessions) -> None:
     for typed in ("203.0.113.0/24", "+3197*", "+31612345678", "+3196*"):
         await add(db, typed)
     assert [(kind, value) for kind, value, *_ in await listed(db)] == [
-        ("ip", "203.0.113.0/24"), ("number", "+31612345678"), ("prefix", "+3196"), ("prefix", "+3197"),
+        ("ip", "203.0.113.0/24"),
+        ("number", "+31612345678"),
+        ("prefix", "+3196"),
+        ("prefix", "+3197"),
     ]
 
 
@@ -155,7 +169,10 @@ async def test_apply_writes_the_entry_and_who_did_it(db: Sessions) -> None:
     assert await listed(db) == [("prefix", "+3197", "pumping", NOW, "admin:ann")]
     assert await apply(db, "allow", "+3197*")
     assert await listed(db) == []
-    assert await actions(db) == [("ann", "deny", "prefix", "+3197", "pumping"), ("ann", "allow", "prefix", "+3197", None)]
+    assert await actions(db) == [
+        ("ann", "deny", "prefix", "+3197", "pumping"),
+        ("ann", "allow", "prefix", "+3197", None),
+    ]
 
 
 async def test_apply_that_changes_nothing_records_nothing(db: Sessions) -> None:
@@ -169,17 +186,23 @@ async def refuse_records(db: Sessions, database_url: str) -> None:
     """A trigger that makes every insert into admin_actions fail, as a full disk or a lost connection would."""
     async with db() as session:
         if database_url.startswith("sqlite"):
-            await session.execute(text(
-                "CREATE TRIGGER refuse_records BEFORE INSERT ON admin_actions BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            ))
+            await session.execute(
+                text(
+                    "CREATE TRIGGER refuse_records BEFORE INSERT ON admin_actions BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
         else:
-            await session.execute(text(
-                "CREATE FUNCTION refuse_records() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ "
-                "LANGUAGE plpgsql"
-            ))
-            await session.execute(text(
-                "CREATE TRIGGER refuse_records BEFORE INSERT ON admin_actions FOR EACH ROW EXECUTE FUNCTION refuse_records()"
-            ))
+            await session.execute(
+                text(
+                    "CREATE FUNCTION refuse_records() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ "
+                    "LANGUAGE plpgsql"
+                )
+            )
+            await session.execute(
+                text(
+                    "CREATE TRIGGER refuse_records BEFORE INSERT ON admin_actions FOR EACH ROW EXECUTE FUNCTION refuse_records()"
+                )
+            )
         await session.commit()
 
 
@@ -226,10 +249,12 @@ async def test_number_denied_by_a_prefix_and_only_by_its_own_digits(db: Sessions
 
 async def test_a_stored_prefix_is_matched_literally_not_as_a_like_pattern(db: Sessions) -> None:
     async with db() as session:
-        session.add_all([
-            DenyEntry(kind="prefix", value="+31_", created_at=NOW, created_by="test"),
-            DenyEntry(kind="prefix", value="+44%", created_at=NOW, created_by="test"),
-        ])
+        session.add_all(
+            [
+                DenyEntry(kind="prefix", value="+31_", created_at=NOW, created_by="test"),
+                DenyEntry(kind="prefix", value="+44%", created_at=NOW, created_by="test"),
+            ]
+        )
         await session.commit()
     assert not await number_denied(db, "+31612345678")
     assert not await number_denied(db, "+447700900123")
@@ -280,7 +305,11 @@ async def test_ip_denied_is_false_for_a_string_that_is_no_ip_address(db: Session
 def voice2fa_deny(cwd: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(VOICE2FA), "deny", *args],
-        cwd=cwd, env=clean_env(DATABASE_URL=database_url), capture_output=True, text=True, timeout=30,
+        cwd=cwd,
+        env=clean_env(DATABASE_URL=database_url),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -299,11 +328,13 @@ async def test_cli_deny_add_stores_the_entry_by_the_os_user(tmp_path: Path, data
         [row] = (await session.scalars(select(DenyEntry))).all()
     assert (row.kind, row.value, row.reason) == ("number", "+31612345678", "fraud ring")
     assert row.created_by.startswith("cli:") and len(row.created_by) > len("cli:")
-    assert abs((datetime.now(timezone.utc) - row.created_at).total_seconds()) < 60
+    assert abs((datetime.now(UTC) - row.created_at).total_seconds()) < 60
 
 
 @pytest.mark.slow
-async def test_cli_deny_add_of_an_entry_already_there_says_so_and_succeeds(tmp_path: Path, database_url: str, db: Sessions) -> None:
+async def test_cli_deny_add_of_an_entry_already_there_says_so_and_succeeds(
+    tmp_path: Path, database_url: str, db: Sessions
+) -> None:
     await add(db, "+3197*")
     result = voice2fa_deny(tmp_path, database_url, "add", "+31 97*")
     assert (result.returncode, result.stdout) == (0, "already denied: prefix +3197\n")
@@ -341,7 +372,9 @@ def test_cli_deny_remove_of_a_missing_entry_exits_1(tmp_path: Path, database_url
 def test_cli_deny_add_of_a_bad_value_exits_2_with_a_message(tmp_path: Path, database_url: str) -> None:
     result = voice2fa_deny(tmp_path, database_url, "add", "hello")
     assert result.returncode == 2
-    assert result.stderr == "voice2fa: 'hello' is not a number (with +country code), a prefix or an IP address/network\n"
+    assert (
+        result.stderr == "voice2fa: 'hello' is not a number (with +country code), a prefix or an IP address/network\n"
+    )
 
 
 def test_cli_deny_without_the_table_asks_for_the_migration(

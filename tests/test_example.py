@@ -20,7 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_example_serves_voice2fa_and_the_shop_registered_as_its_client() -> None:
     voice2fa_port, shop_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "examples/shop/run.py"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "examples/shop/run.py"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         env=clean_env(VOICE2FA_PORT=str(voice2fa_port), SHOP_PORT=str(shop_port)),
     )
     try:

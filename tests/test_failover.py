@@ -181,7 +181,11 @@ async def test_use_a_different_number_cancels_at_the_provider_that_placed_the_ca
     await client.post("/restart", headers={"HX-Request": "true"})
 
     assert state.verifications[call["id"]].status == "canceled"
-    assert [(row.kind, row.outcome, row.provider) for row in await attempts(db)][-1] == ("cancel", "cancelled", "twilio")
+    assert [(row.kind, row.outcome, row.provider) for row in await attempts(db)][-1] == (
+        "cancel",
+        "cancelled",
+        "twilio",
+    )
 
 
 # -- answers that prove nothing ---------------------------------------------------------------------
@@ -224,8 +228,12 @@ async def test_an_answer_cut_off_mid_way_places_no_second_call(
 
 @pytest.mark.parametrize("more_changes", [{"provider_breaker_failures": 2, "provider_breaker_seconds": 60}])
 async def test_the_breaker_skips_a_failing_provider_then_tries_it_again_once_it_recovered(
-    client_for: Callable[..., httpx.AsyncClient], state: SandboxState, sandbox_url: str, requests: Requests,
-    clock: FakeClock, db,
+    client_for: Callable[..., httpx.AsyncClient],
+    state: SandboxState,
+    sandbox_url: str,
+    requests: Requests,
+    clock: FakeClock,
+    db,
 ) -> None:
     state.outages["messagebird"] = 503
 
@@ -252,11 +260,15 @@ async def test_the_breaker_skips_a_failing_provider_then_tries_it_again_once_it_
     assert [call["api"] for call in reversed(calls_at(sandbox_url))] == ["twilio"] * 4 + ["messagebird"]
     rows = [(row.outcome, row.provider) for row in await attempts(db)]
     assert rows == [("provider_failover", "messagebird"), ("sent", "twilio")] * 2 + [
-        ("sent", "twilio"), ("sent", "twilio"), ("sent", "messagebird")]
+        ("sent", "twilio"),
+        ("sent", "twilio"),
+        ("sent", "messagebird"),
+    ]
 
 
-@pytest.mark.parametrize("more_changes", [{"providers": ("messagebird",), "provider_breaker_failures": 1,
-                                      "provider_breaker_seconds": 30}])
+@pytest.mark.parametrize(
+    "more_changes", [{"providers": ("messagebird",), "provider_breaker_failures": 1, "provider_breaker_seconds": 30}]
+)
 async def test_with_every_provider_skipped_a_start_is_refused_at_once_with_retry_after(
     client_for: Callable[..., httpx.AsyncClient], state: SandboxState, requests: Requests, clock: FakeClock, db
 ) -> None:
@@ -272,14 +284,21 @@ async def test_with_every_provider_skipped_a_start_is_refused_at_once_with_retry
     assert response.headers["retry-after"] == "20"
     assert requests.to("messagebird") == 1, "the second start asked no one"
     rows = await attempts(db)
-    assert [(row.outcome, row.provider) for row in rows] == [("provider_error", "messagebird"), ("provider_error", None)]
+    assert [(row.outcome, row.provider) for row in rows] == [
+        ("provider_error", "messagebird"),
+        ("provider_error", None),
+    ]
     assert rows[1].reason == "every provider skipped (breaker)"
 
 
 @pytest.mark.parametrize("more_changes", [{"provider_breaker_failures": 1, "provider_breaker_seconds": 30}])
 async def test_a_provider_keeps_its_trial_until_a_start_needs_it(
-    client_for: Callable[..., httpx.AsyncClient], state: SandboxState, sandbox_url: str, requests: Requests,
-    clock: FakeClock, db,
+    client_for: Callable[..., httpx.AsyncClient],
+    state: SandboxState,
+    sandbox_url: str,
+    requests: Requests,
+    clock: FakeClock,
+    db,
 ) -> None:
     async def start(index: int) -> int:
         async with client_for(f"198.51.100.{index + 1}") as client:
@@ -296,7 +315,9 @@ async def test_a_provider_keeps_its_trial_until_a_start_needs_it(
     assert [call["api"] for call in reversed(calls_at(sandbox_url))] == ["messagebird", "twilio"]
     assert requests.to("twilio") == 2
     assert [(row.outcome, row.provider) for row in await attempts(db)] == [
-        ("provider_failover", "messagebird"), ("provider_error", "twilio"),
+        ("provider_failover", "messagebird"),
+        ("provider_error", "twilio"),
         ("sent", "messagebird"),
-        ("provider_failover", "messagebird"), ("sent", "twilio"),
+        ("provider_failover", "messagebird"),
+        ("sent", "twilio"),
     ]

@@ -147,7 +147,11 @@ async def test_attempts_exhausted_closes_and_offers_a_new_call(htmx: httpx.Async
     response = await htmx.post("/confirm", data={"code": code})
     assert response.status_code == 422 and "no longer be used" in response.text
     assert [a.outcome for a in await attempts(db)] == [
-        "sent", "wrong_code", "wrong_code", "attempts_exhausted", "closed",
+        "sent",
+        "wrong_code",
+        "wrong_code",
+        "attempts_exhausted",
+        "closed",
     ]
     [verification] = await verifications(db)
     assert (verification.status, verification.code_attempts) == ("failed", 3)
@@ -239,8 +243,9 @@ async def misbehaving(settings, clock: FakeClock, client_for):
     holder["app"] = application
     async with LifespanManager(application) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.10", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                     headers={"HX-Request": "true"}) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers={"HX-Request": "true"}
+        ) as client:
             yield application, client, rules
 
 
@@ -268,8 +273,11 @@ async def test_verified_for_another_verification_is_not_success(misbehaving, db)
     application, client, rules = misbehaving
     await call_me(client)
     rules.append(
-        lambda request: httpx.Response(200, json={"id": "someoneelse", "recipient": 1, "status": "verified"})
-        if request.method == "GET" else None
+        lambda request: (
+            httpx.Response(200, json={"id": "someoneelse", "recipient": 1, "status": "verified"})
+            if request.method == "GET"
+            else None
+        )
     )
     response = await client.post("/confirm", data={"code": spoken_code(application)})
     assert response.status_code == 422 and "is verified" not in response.text
@@ -278,7 +286,9 @@ async def test_verified_for_another_verification_is_not_success(misbehaving, db)
 async def test_provider_down_during_a_check_keeps_the_code_form(misbehaving, db) -> None:
     application, client, rules = misbehaving
     await call_me(client)
-    rules.append(lambda request: httpx.Response(502, text="<html>Bad gateway</html>") if request.method == "GET" else None)
+    rules.append(
+        lambda request: httpx.Response(502, text="<html>Bad gateway</html>") if request.method == "GET" else None
+    )
     response = await client.post("/confirm", data={"code": spoken_code(application)})
     assert response.status_code == 503
     assert "We couldn't check the code just now" in unescape(response.text) and 'name="code"' in response.text
@@ -293,9 +303,16 @@ async def test_provider_down_during_a_check_keeps_the_code_form(misbehaving, db)
 async def test_a_recipient_the_provider_refuses_is_a_422_on_the_phone_form(misbehaving, db) -> None:
     """Its own outcome, recipient_refused, with the page's status of old; the attempts row says provider_error."""
     _, client, rules = misbehaving
-    rules.append(lambda request: httpx.Response(
-        422, json={"errors": [{"code": 21, "description": "recipient is invalid", "parameter": "recipient"}]},
-    ) if request.method == "POST" else None)
+    rules.append(
+        lambda request: (
+            httpx.Response(
+                422,
+                json={"errors": [{"code": 21, "description": "recipient is invalid", "parameter": "recipient"}]},
+            )
+            if request.method == "POST"
+            else None
+        )
+    )
     response = await call_me(client)
     assert response.status_code == 422
     assert "We can't call this number. Check it and try again." in unescape(response.text)
@@ -305,9 +322,16 @@ async def test_a_recipient_the_provider_refuses_is_a_422_on_the_phone_form(misbe
 
 async def test_wrong_access_key_says_try_later(misbehaving, db, caplog) -> None:
     _application, client, rules = misbehaving
-    rules.append(lambda request: httpx.Response(
-        401, json={"errors": [{"code": 2, "description": "Request not allowed (incorrect access_key)", "parameter": "access_key"}]}
-    ))
+    rules.append(
+        lambda request: httpx.Response(
+            401,
+            json={
+                "errors": [
+                    {"code": 2, "description": "Request not allowed (incorrect access_key)", "parameter": "access_key"}
+                ]
+            },
+        )
+    )
     response = await call_me(client)
     assert response.status_code == 503
     assert "We couldn't place the call. Please try again later." in unescape(response.text)
@@ -331,7 +355,9 @@ async def test_call_me_again_waits_for_the_cooldown(htmx: httpx.AsyncClient, app
     assert response.status_code == 200 and "again now" in response.text
     assert calls_placed(app) == 2
     assert [(a.kind, a.outcome) for a in await attempts(db)] == [
-        ("start", "sent"), ("resend", "resend_too_soon"), ("resend", "sent"),
+        ("start", "sent"),
+        ("resend", "resend_too_soon"),
+        ("resend", "sent"),
     ]
 
 
@@ -385,7 +411,9 @@ async def test_a_new_number_in_the_same_session_logs_the_old_call_cancelled(htmx
     await call_me(htmx, phone="+31612345678")
     await call_me(htmx, phone="+31612345679")
     assert [(row.kind, row.outcome, row.number) for row in await attempts(db)] == [
-        ("start", "sent", "+31612345678"), ("cancel", "cancelled", "+31612345678"), ("start", "sent", "+31612345679"),
+        ("start", "sent", "+31612345678"),
+        ("cancel", "cancelled", "+31612345678"),
+        ("start", "sent", "+31612345679"),
     ]
 
 
@@ -560,7 +588,8 @@ async def test_code_form_posted_without_a_session_gets_the_phone_form(client: ht
     response = await client.post("/resend", data={})
     assert response.status_code == 409
     assert [(a.kind, a.outcome) for a in await attempts(db)] == [
-        ("check", "no_verification"), ("resend", "no_verification"),
+        ("check", "no_verification"),
+        ("resend", "no_verification"),
     ]
 
 
@@ -570,8 +599,13 @@ async def test_code_form_posted_without_a_session_gets_the_phone_form(client: ht
 async def test_healthz(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "limiter": "ok", "unrecorded_calls": 0,
-                               "providers": {"messagebird": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "limiter": "ok",
+        "unrecorded_calls": 0,
+        "providers": {"messagebird": "ok"},
+    }
 
 
 async def test_pages_carry_a_strict_csp_and_no_inline_script_or_style(client: httpx.AsyncClient) -> None:
@@ -618,7 +652,10 @@ async def test_a_very_long_country_is_refused_clearly(htmx: httpx.AsyncClient, d
 
 async def test_the_right_code_sent_twice_at_once_stays_verified(client_for, app: object, db) -> None:
     """A double click, or two tabs: one check verifies; the other finds it finished (409) and must not undo it."""
-    async with client_for(headers={"HX-Request": "true"}) as first, client_for(headers={"HX-Request": "true"}) as second:
+    async with (
+        client_for(headers={"HX-Request": "true"}) as first,
+        client_for(headers={"HX-Request": "true"}) as second,
+    ):
         await call_me(first)
         second.cookies = first.cookies
         code = spoken_code(app)
@@ -660,7 +697,9 @@ async def test_already_processed_and_failed_at_the_provider_closes(misbehaving, 
 async def test_a_form_of_raw_utf8_is_read(htmx: httpx.AsyncClient, db) -> None:
     """curl -d sends UTF-8 unescaped: Arabic-Indic digits arrive as they are."""
     response = await htmx.post(
-        "/verify", content="country=NL&phone=٠٦١٢٣٤٥٦٧٨".encode(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+        "/verify",
+        content="country=NL&phone=٠٦١٢٣٤٥٦٧٨".encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 200
     [row] = await attempts(db)

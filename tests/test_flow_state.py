@@ -164,8 +164,9 @@ async def gated(settings, clock: FakeClock, client_for):
     gate.app = application
     async with LifespanManager(application) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.10", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                     headers={"HX-Request": "true"}) as tab:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers={"HX-Request": "true"}
+        ) as tab:
             yield application, manager.app, gate, tab
 
 
@@ -205,9 +206,7 @@ async def test_a_check_sent_while_call_me_again_is_calling_waits_and_answers_for
 
 
 @pytest.mark.parametrize("settings_changes", [HOLDING])
-async def test_a_check_in_another_process_waits_for_call_me_again_there(
-    gated, settings, clock: FakeClock, db
-) -> None:
+async def test_a_check_in_another_process_waits_for_call_me_again_there(gated, settings, clock: FakeClock, db) -> None:
     """Two workers on one database: only the lease on the row keeps them apart."""
     application, _asgi, gate, tab = gated
     await call_me(tab)
@@ -216,8 +215,9 @@ async def test_a_check_in_another_process_waits_for_call_me_again_there(
     other = create_app(settings, clock=clock, provider_transport=gate)
     async with LifespanManager(other) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.10", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                     headers={"HX-Request": "true"}, cookies=tab.cookies) as other_tab:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers={"HX-Request": "true"}, cookies=tab.cookies
+        ) as other_tab:
             gate.armed = True
             resend = asyncio.create_task(tab.post("/resend"))
             await gate.holding.wait()

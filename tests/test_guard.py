@@ -7,7 +7,7 @@ follow it), so windows expire without sleeping.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import unescape
 
 import httpx
@@ -108,7 +108,9 @@ async def test_asking_again_for_the_same_number_reuses_the_call(client: httpx.As
     assert await outcomes(db) == ["sent", "reused"]
 
 
-async def test_a_new_number_in_the_same_session_replaces_the_old_call(client: httpx.AsyncClient, app: object, db) -> None:
+async def test_a_new_number_in_the_same_session_replaces_the_old_call(
+    client: httpx.AsyncClient, app: object, db
+) -> None:
     await start_call(client, NL_MOBILES[0])
     assert (await start_call(client, NL_MOBILES[1])).status_code == 200
     assert [v.status for v in await verifications(db)] == ["cancelled", "pending"]
@@ -134,14 +136,18 @@ async def test_distinct_ips_share_a_numbers_limit(
     assert (await call_and_give_up(clients[2])).status_code == 200
     clock.advance(31)
     response = await call_and_give_up(clients[3])
-    assert response.status_code == 429 and "Try again in 9 minutes" in response.text  # the first of the two calls leaves the window then
+    assert (
+        response.status_code == 429 and "Try again in 9 minutes" in response.text
+    )  # the first of the two calls leaves the window then
     assert calls_placed(app) == 2
     assert await outcomes(db) == ["sent", "cancelled", "blocked_number", "sent", "cancelled", "blocked_number"]
     for client in clients:
         await client.aclose()
 
 
-async def test_call_me_again_counts_against_the_number(client: httpx.AsyncClient, app: object, clock: FakeClock, db) -> None:
+async def test_call_me_again_counts_against_the_number(
+    client: httpx.AsyncClient, app: object, clock: FakeClock, db
+) -> None:
     await start_call(client, "0612345678")
     for _ in range(2):
         clock.advance(31)
@@ -158,7 +164,9 @@ async def test_call_me_again_counts_against_the_number(client: httpx.AsyncClient
 
 
 @pytest.mark.parametrize("settings_changes", [{"limit_calls_global": "3/minute", "limit_start_per_ip": "100/minute"}])
-async def test_the_global_ceiling_holds_across_everyone(client: httpx.AsyncClient, app: object, clock: FakeClock, db) -> None:
+async def test_the_global_ceiling_holds_across_everyone(
+    client: httpx.AsyncClient, app: object, clock: FakeClock, db
+) -> None:
     for phone in NL_MOBILES[:3]:
         assert (await start_call(client, phone)).status_code == 200
     response = await start_call(client, NL_MOBILES[3])
@@ -169,7 +177,9 @@ async def test_the_global_ceiling_holds_across_everyone(client: httpx.AsyncClien
     assert (await outcomes(db)).count("blocked_global") == 1
 
 
-@pytest.mark.parametrize("settings_changes", [{"limit_calls_per_country": "2/hour", "limit_start_per_ip": "100/minute"}])
+@pytest.mark.parametrize(
+    "settings_changes", [{"limit_calls_per_country": "2/hour", "limit_start_per_ip": "100/minute"}]
+)
 async def test_the_per_country_ceiling_stops_one_country_only(client: httpx.AsyncClient, app: object, db) -> None:
     for phone in NL_MOBILES[:2]:
         assert (await start_call(client, phone)).status_code == 200
@@ -192,7 +202,9 @@ async def test_the_per_country_ceiling_stops_one_country_only(client: httpx.Asyn
     ],
 )
 @pytest.mark.parametrize("settings_changes", [{"allow_voip": False}])
-async def test_abuse_magnet_number_types_are_refused(client: httpx.AsyncClient, app: object, db, phone: str, kind: str) -> None:
+async def test_abuse_magnet_number_types_are_refused(
+    client: httpx.AsyncClient, app: object, db, phone: str, kind: str
+) -> None:
     response = await start_call(client, phone)
     assert response.status_code == 422, kind
     assert "We can&#39;t call this kind of number" in response.text
@@ -257,7 +269,7 @@ async def test_denied_countries(client: httpx.AsyncClient, app: object, db) -> N
 
 async def deny(db, text: str) -> None:
     async with db() as session:
-        await denylist.add(session, denylist.parse_entry(text), reason="test", by="test", now=datetime.now(timezone.utc))
+        await denylist.add(session, denylist.parse_entry(text), reason="test", by="test", now=datetime.now(UTC))
 
 
 @pytest.mark.parametrize("entry", ["+31612345678", "+316123*"])
@@ -304,10 +316,13 @@ async def test_limiter_down_can_fail_open(client: httpx.AsyncClient, app: object
 # -- who the client is -----------------------------------------------------------------------------
 
 
-async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(client: httpx.AsyncClient, app: object, db) -> None:
+async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(
+    client: httpx.AsyncClient, app: object, db
+) -> None:
     for i, phone in enumerate(NL_MOBILES[:6]):
         response = await client.post(
-            "/verify", data={"country": "NL", "phone": phone},
+            "/verify",
+            data={"country": "NL", "phone": phone},
             headers={"HX-Request": "true", "X-Forwarded-For": f"192.0.2.{i + 1}"},
         )
     assert response.status_code == 429, "still one client, 203.0.113.10"
@@ -318,7 +333,8 @@ async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(cl
 async def test_a_trusted_proxy_says_who_the_client_is(client: httpx.AsyncClient, app: object, db) -> None:
     for i, phone in enumerate(NL_MOBILES[:6]):
         response = await client.post(
-            "/verify", data={"country": "NL", "phone": phone},
+            "/verify",
+            data={"country": "NL", "phone": phone},
             headers={"HX-Request": "true", "X-Forwarded-For": f"192.0.2.{i + 1}"},
         )
         assert response.status_code == 200

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import uvicorn
@@ -48,7 +48,7 @@ async def _register(database_url: str, redirect_uri: str) -> clients.Credentials
     engine = create_engine(database_url)
     try:
         async with create_sessionmaker(engine)() as session:
-            return await clients.add(session, "Example shop", [redirect_uri], datetime.now(timezone.utc))
+            return await clients.add(session, "Example shop", [redirect_uri], datetime.now(UTC))
     finally:
         await engine.dispose()
 

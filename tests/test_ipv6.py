@@ -25,7 +25,9 @@ async def test_addresses_of_one_64_share_the_start_limit(client_for, app, db) ->
         assert (await start_from(client_for, ip, phone)).status_code == 200
     response = await start_from(client_for, ONE_64[5], NL_MOBILES[5])
     assert response.status_code == 429 and "Too many calls requested from your network" in response.text
-    assert (await start_from(client_for, NEIGHBOUR_64, NL_MOBILES[6])).status_code == 200, "the next /64 is someone else"
+    assert (await start_from(client_for, NEIGHBOUR_64, NL_MOBILES[6])).status_code == 200, (
+        "the next /64 is someone else"
+    )
 
 
 async def test_the_attempts_log_keeps_the_full_address(client_for, app, db) -> None:
@@ -49,7 +51,9 @@ async def test_addresses_of_one_64_share_the_check_limit(client_for, app) -> Non
     statuses = []
     for ip in ONE_64[:4]:
         async with client_for(ip) as client:
-            statuses.append((await client.post("/confirm", data={"code": "1"}, headers={"HX-Request": "true"})).status_code)
+            statuses.append(
+                (await client.post("/confirm", data={"code": "1"}, headers={"HX-Request": "true"})).status_code
+            )
     assert statuses == [409, 409, 409, 429]
 
 

@@ -20,10 +20,21 @@ async def row(db, clock: FakeClock) -> str:
     """One pending verification to take turns on."""
     now = clock()
     async with db() as session:
-        session.add(Verification(
-            id=ID, number="+31612345678", country="NL", channel="tts", status="pending", code_attempts=0, calls=1,
-            ip="203.0.113.10", created_at=now, last_call_at=now, expires_at=now + timedelta(minutes=5),
-        ))
+        session.add(
+            Verification(
+                id=ID,
+                number="+31612345678",
+                country="NL",
+                channel="tts",
+                status="pending",
+                code_attempts=0,
+                calls=1,
+                ip="203.0.113.10",
+                created_at=now,
+                last_call_at=now,
+                expires_at=now + timedelta(minutes=5),
+            )
+        )
         await session.commit()
     return ID
 

@@ -50,7 +50,10 @@ def leaks(log: str, numbers: list[str], codes: list[str]) -> list[str]:
         ("GET /admin/?number=%2B31+6+12345678", "GET /admin/?number=***678"),
         ("recipient 31612345678,", "recipient ***678,"),
         ("typed 0612345678", "typed **********"),
-        ("GET http://sandbox.invalid/verify/ab12?token=663587 200", "GET http://sandbox.invalid/verify/ab12?token=*** 200"),
+        (
+            "GET http://sandbox.invalid/verify/ab12?token=663587 200",
+            "GET http://sandbox.invalid/verify/ab12?token=*** 200",
+        ),
         ("code 6635871234 is wrong", "code ********** is wrong"),
     ],
 )
@@ -111,7 +114,9 @@ def test_the_filter_masks_an_access_log_line_and_keeps_its_format() -> None:
     access = logging.getLogger("uvicorn.access")
     access.addHandler(handler)
     try:
-        access.warning('%s - "%s %s HTTP/%s" %d', "203.0.113.7:5000", "GET", "/admin/numbers/%2B31612345678", "1.1", 401)
+        access.warning(
+            '%s - "%s %s HTTP/%s" %d', "203.0.113.7:5000", "GET", "/admin/numbers/%2B31612345678", "1.1", 401
+        )
     finally:
         access.removeHandler(handler)
     assert stream.getvalue() == '203.0.113.7:5000 - "GET /admin/numbers/***678 HTTP/1.1" 401 Unauthorized\n'
@@ -186,22 +191,39 @@ def test_serve_logs_no_code_and_no_whole_number_on_any_path(database_url: str, t
     sandbox_url, base = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{port}"
     sandbox = subprocess.Popen(
         [str(VOICE2FA), "sandbox", "--port", str(sandbox_port), "--log-level", "warning"],
-        env=clean_env(SHUTDOWN_TIMEOUT="1"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=clean_env(SHUTDOWN_TIMEOUT="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     log_path = tmp_path / "serve.log"
     env = clean_env(
-        MESSAGEBIRD_API_KEY="any-key", MESSAGEBIRD_BASE_URL=sandbox_url, DATABASE_URL=database_url,
-        COOKIE_SECURE="false", ADMIN_PASSWORD_HASH=OPERATOR_HASH, PROVIDER_DEADLINE="1",
-        VERIFY_TOKEN_LENGTH="10", LIMIT_START_PER_IP="100/minute", LIMIT_CHECK_PER_IP="100/minute",
+        MESSAGEBIRD_API_KEY="any-key",
+        MESSAGEBIRD_BASE_URL=sandbox_url,
+        DATABASE_URL=database_url,
+        COOKIE_SECURE="false",
+        ADMIN_PASSWORD_HASH=OPERATOR_HASH,
+        PROVIDER_DEADLINE="1",
+        VERIFY_TOKEN_LENGTH="10",
+        LIMIT_START_PER_IP="100/minute",
+        LIMIT_CHECK_PER_IP="100/minute",
         ACCESS_LOG="true",  # off by default; its lines must be masked when it is on
     )
     with log_path.open("wb") as log:
         server = subprocess.Popen(
             [str(VOICE2FA), "serve", "--port", str(port), "--log-level", "debug"],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-    numbers = ["+31612345678", "+31612345677", "+31612345676",
-               "+" + TRIGGER_CALL_FAILS, "+" + TRIGGER_SERVER_ERROR, "+" + TRIGGER_HANG]
+    numbers = [
+        "+31612345678",
+        "+31612345677",
+        "+31612345676",
+        "+" + TRIGGER_CALL_FAILS,
+        "+" + TRIGGER_SERVER_ERROR,
+        "+" + TRIGGER_HANG,
+    ]
     try:
         wait_until_up(sandbox_url + "/_sandbox/calls", sandbox)
         wait_until_up(base + "/healthz", server)

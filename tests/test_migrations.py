@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,9 @@ def _schema(connection: Connection) -> dict[str, Any]:
         table: {
             "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
             "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
-            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)
+            ),
             "foreign_keys": sorted(
                 (tuple(fk["constrained_columns"]), fk["referred_table"], fk["options"].get("ondelete"))
                 for fk in inspector.get_foreign_keys(table)
@@ -118,41 +120,82 @@ async def test_0004_numbers_the_old_breaks_and_tells_calls_never_placed_apart(em
     """Breaks from before 0004 (one trip wrote duplicates) get an epoch each; `failed` calls that never went out become `unplaced`."""
     url = empty_database_url
     migrate.upgrade(url, "0003")
-    at = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     breaks = CircuitBreak.__table__
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
             for country, seconds in (("NL", 0), ("NL", 0), ("NL", 0), ("BE", 5), ("NL", 7200)):
                 opened = at + timedelta(seconds=seconds)
-                await connection.execute(insert(breaks).values(
-                    country=country, opened_at=opened, until=opened + timedelta(hours=1), verified_share=0.0, window=20))
+                await connection.execute(
+                    insert(breaks).values(
+                        country=country,
+                        opened_at=opened,
+                        until=opened + timedelta(hours=1),
+                        verified_share=0.0,
+                        window=20,
+                    )
+                )
             for ref, status, history in (
                 ("placed", "failed", [("start", "sent"), ("check", "attempts_exhausted")]),
                 ("call-failed", "failed", [("start", "call_failed")]),
                 (None, "failed", [("start", "provider_error")]),
-                ("recalled", "failed", [("start", "sent"), ("resend", "provider_error"), ("resend", "sent"),
-                                         ("check", "attempts_exhausted")]),
+                (
+                    "recalled",
+                    "failed",
+                    [
+                        ("start", "sent"),
+                        ("resend", "provider_error"),
+                        ("resend", "sent"),
+                        ("check", "attempts_exhausted"),
+                    ],
+                ),
                 ("resend-down", "failed", [("start", "sent"), ("resend", "provider_error"), ("check", "closed")]),
                 ("gone", "expired", [("start", "sent")]),
             ):
                 verification = ref or "noref"
-                await connection.execute(insert(Verification.__table__).values(
-                    id=verification, number="+31612345678", country="NL", channel="tts", provider_ref=ref,
-                    status=status, code_attempts=0, calls=1, ip="198.51.100.1", created_at=at, last_call_at=at,
-                    expires_at=at))
+                await connection.execute(
+                    insert(Verification.__table__).values(
+                        id=verification,
+                        number="+31612345678",
+                        country="NL",
+                        channel="tts",
+                        provider_ref=ref,
+                        status=status,
+                        code_attempts=0,
+                        calls=1,
+                        ip="198.51.100.1",
+                        created_at=at,
+                        last_call_at=at,
+                        expires_at=at,
+                    )
+                )
                 for kind, outcome in history:
-                    await connection.execute(insert(Attempt.__table__).values(
-                        created_at=at, kind=kind, number="+31612345678", region="NL", ip="198.51.100.1",
-                        channel="tts", outcome=outcome, verification_id=verification))
+                    await connection.execute(
+                        insert(Attempt.__table__).values(
+                            created_at=at,
+                            kind=kind,
+                            number="+31612345678",
+                            region="NL",
+                            ip="198.51.100.1",
+                            channel="tts",
+                            outcome=outcome,
+                            verification_id=verification,
+                        )
+                    )
         migrate.upgrade(url)
         async with engine.connect() as connection:
-            epochs = (await connection.execute(text(
-                "SELECT scope, epoch FROM circuit_breaks ORDER BY id"))).all()
+            epochs = (await connection.execute(text("SELECT scope, epoch FROM circuit_breaks ORDER BY id"))).all()
             statuses = dict((await connection.execute(text("SELECT id, status FROM verifications"))).all())
         assert [tuple(row) for row in epochs] == [("NL", 0), ("NL", 1), ("NL", 2), ("BE", 0), ("NL", 3)]
-        assert statuses == {"placed": "failed", "call-failed": "unplaced", "noref": "unplaced",
-                            "recalled": "failed", "resend-down": "unplaced", "gone": "expired"}
+        assert statuses == {
+            "placed": "failed",
+            "call-failed": "unplaced",
+            "noref": "unplaced",
+            "recalled": "failed",
+            "resend-down": "unplaced",
+            "gone": "expired",
+        }
         migrate.downgrade(url, "0003")
         async with engine.connect() as connection:
             statuses = dict((await connection.execute(text("SELECT id, status FROM verifications"))).all())
@@ -164,14 +207,18 @@ async def test_0004_numbers_the_old_breaks_and_tells_calls_never_placed_apart(em
 async def test_0008_counts_every_earlier_row_as_one_request(empty_database_url: str) -> None:
     url = empty_database_url
     migrate.upgrade(url, "0007")
-    at = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
             for outcome in ("sent", "blocked_ip"):
-                await connection.execute(text(
-                    "INSERT INTO attempts (created_at, kind, ip, channel, outcome) "
-                    "VALUES (:at, 'start', '198.51.100.1', 'tts', :outcome)"), {"at": at.replace(tzinfo=None), "outcome": outcome})
+                await connection.execute(
+                    text(
+                        "INSERT INTO attempts (created_at, kind, ip, channel, outcome) "
+                        "VALUES (:at, 'start', '198.51.100.1', 'tts', :outcome)"
+                    ),
+                    {"at": at.replace(tzinfo=None), "outcome": outcome},
+                )
         migrate.upgrade(url)
         async with engine.connect() as connection:
             counts = (await connection.execute(text("SELECT outcome, count FROM attempts ORDER BY id"))).all()
@@ -188,27 +235,57 @@ async def test_0009_names_messagebird_for_what_came_before_and_leaves_attempts_w
     """Before 0009 MessageBird was the only provider: its verifications, and the attempts it took part in."""
     url = empty_database_url
     migrate.upgrade(url, "0008")
-    at = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
             for ident, ref in (("placed", "ref1"), ("unplaced", None)):
-                await connection.execute(insert(Verification.__table__).values(
-                    id=ident, number="+31612345678", country="NL", channel="tts", provider_ref=ref,
-                    status="pending" if ref else "unplaced", code_attempts=0, calls=1, ip="198.51.100.1",
-                    created_at=at, last_call_at=at, expires_at=at))
-            for outcome, ref, latency in (("sent", "ref1", 120), ("provider_error", None, 15000),
-                                          ("blocked_ip", None, None), ("invalid_number", None, None)):
-                await connection.execute(insert(Attempt.__table__).values(
-                    created_at=at, kind="start", number="+31612345678", region="NL", ip="198.51.100.1",
-                    channel="tts", outcome=outcome, provider_ref=ref, provider_latency_ms=latency))
+                await connection.execute(
+                    insert(Verification.__table__).values(
+                        id=ident,
+                        number="+31612345678",
+                        country="NL",
+                        channel="tts",
+                        provider_ref=ref,
+                        status="pending" if ref else "unplaced",
+                        code_attempts=0,
+                        calls=1,
+                        ip="198.51.100.1",
+                        created_at=at,
+                        last_call_at=at,
+                        expires_at=at,
+                    )
+                )
+            for outcome, ref, latency in (
+                ("sent", "ref1", 120),
+                ("provider_error", None, 15000),
+                ("blocked_ip", None, None),
+                ("invalid_number", None, None),
+            ):
+                await connection.execute(
+                    insert(Attempt.__table__).values(
+                        created_at=at,
+                        kind="start",
+                        number="+31612345678",
+                        region="NL",
+                        ip="198.51.100.1",
+                        channel="tts",
+                        outcome=outcome,
+                        provider_ref=ref,
+                        provider_latency_ms=latency,
+                    )
+                )
         migrate.upgrade(url, "0009")
         async with engine.connect() as connection:
             verifications = dict((await connection.execute(text("SELECT id, provider FROM verifications"))).all())
             attempts = dict((await connection.execute(text("SELECT outcome, provider FROM attempts"))).all())
         assert verifications == {"placed": "messagebird", "unplaced": "messagebird"}
-        assert attempts == {"sent": "messagebird", "provider_error": "messagebird",
-                            "blocked_ip": None, "invalid_number": None}
+        assert attempts == {
+            "sent": "messagebird",
+            "provider_error": "messagebird",
+            "blocked_ip": None,
+            "invalid_number": None,
+        }
         migrate.downgrade(url, "0008")
         async with engine.connect() as connection:
             columns = await connection.run_sync(lambda c: [col["name"] for col in inspect(c).get_columns("attempts")])

@@ -97,9 +97,7 @@ def test_non_ascii_digits_are_read(raw: str) -> None:
 
 @pytest.mark.parametrize("raw", ["1-800-FLOWERS", "06123456ab", "0612345678é"])
 def test_letters_are_refused(raw: str) -> None:
-    assert refusal_message(raw, "US") == (
-        "Phone numbers can contain only digits, spaces and + - . ( ) /."
-    )
+    assert refusal_message(raw, "US") == ("Phone numbers can contain only digits, spaces and + - . ( ) /.")
 
 
 @pytest.mark.parametrize(
@@ -114,9 +112,7 @@ def test_letters_are_refused(raw: str) -> None:
     ],
 )
 def test_extensions_are_refused(raw: str) -> None:
-    assert refusal_message(raw) == (
-        "Phone numbers can contain only digits, spaces and + - . ( ) /."
-    )
+    assert refusal_message(raw) == ("Phone numbers can contain only digits, spaces and + - . ( ) /.")
 
 
 @pytest.mark.parametrize("raw", ["++31612345678", "+31 +612345678", "0612+345678"])
@@ -175,9 +171,7 @@ def test_empty_is_refused(raw: str) -> None:
 
 @pytest.mark.parametrize("region", ["", "XX", "001", "nl-NL"])
 def test_missing_country_without_plus_is_refused(region: str) -> None:
-    assert refusal_message("0612345678", region) == (
-        "Choose a country, or type the number with its + country code."
-    )
+    assert refusal_message("0612345678", region) == ("Choose a country, or type the number with its + country code.")
 
 
 def test_refusal_carries_outcome_field_and_the_tables_form_and_status() -> None:
@@ -232,9 +226,7 @@ def _nasty_strings() -> list[str]:
     ]
     rng = random.Random(2024)
     alphabet = "0123456789+ -.()/#*x;,\u00a0\u0660\uff10\uff0b\u2212\ud800\x00é📞"
-    fuzzed = [
-        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(2000)
-    ]
+    fuzzed = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(2000)]
     wild = ["".join(chr(rng.randint(0, 0x10FFFF)) for _ in range(12)) for _ in range(500)]
     return fixed + fuzzed + wild
 

@@ -65,8 +65,9 @@ def test_the_default_is_messagebird_alone_in_sandbox_mode() -> None:
 
 
 def test_providers_are_read_in_order_lowercase() -> None:
-    settings = Settings.from_env({"PROVIDERS": " Twilio, messagebird ", **TWILIO_ENV, "MESSAGEBIRD_API_KEY": "live_x"},
-                                 env_file=None)
+    settings = Settings.from_env(
+        {"PROVIDERS": " Twilio, messagebird ", **TWILIO_ENV, "MESSAGEBIRD_API_KEY": "live_x"}, env_file=None
+    )
 
     assert settings.providers == ("twilio", "messagebird")
     assert not settings.sandbox
@@ -174,7 +175,9 @@ def test_after_the_pause_one_trial_goes_through_and_the_rest_still_skip(clock: F
         (InvalidParameter("recipient", status_code=422, parameter="recipient"), False, False),
     ],
 )
-def test_what_fails_over_and_what_counts_against_the_provider(error: ProviderError, unplaced: bool, outage: bool) -> None:
+def test_what_fails_over_and_what_counts_against_the_provider(
+    error: ProviderError, unplaced: bool, outage: bool
+) -> None:
     assert proves_unplaced(error) is unplaced
     assert is_outage(error) is outage
 
@@ -184,8 +187,10 @@ def test_what_fails_over_and_what_counts_against_the_provider(error: ProviderErr
 
 def clients(transport: httpx.AsyncBaseTransport, base_url: str = "http://provider.test") -> list[Provider]:
     http = httpx.AsyncClient(transport=transport)
-    return [MessageBird(http, "key", base_url, deadline=2),
-            Twilio(http, ACCOUNT, "token", SERVICE, base_url, deadline=2)]
+    return [
+        MessageBird(http, "key", base_url, deadline=2),
+        Twilio(http, ACCOUNT, "token", SERVICE, base_url, deadline=2),
+    ]
 
 
 MESSAGEBIRD_500 = {"errors": [{"code": 99, "description": "Internal error", "parameter": None}]}
@@ -205,7 +210,9 @@ TWILIO_500 = {"code": 20500, "message": "An internal server error has occurred",
     ],
     ids=["500-own-body", "503-own-body", "429", "502-gateway-page", "504-empty", "500-other-json"],
 )
-async def test_a_5xx_proves_nothing_placed_only_in_the_providers_own_error_body(provider: int, answer, refused: bool) -> None:
+async def test_a_5xx_proves_nothing_placed_only_in_the_providers_own_error_body(
+    provider: int, answer, refused: bool
+) -> None:
     body = MESSAGEBIRD_500 if provider == 0 else TWILIO_500
     client = clients(httpx.MockTransport(FarSide(lambda request: answer(body))))[provider]
 
@@ -281,13 +288,17 @@ async def test_sandbox_mode_fails_over_offline_too(htmx: httpx.AsyncClient, app:
     assert response.status_code == 200
     assert [call["api"] for call in app.state.sandbox.calls()] == ["twilio"]
     assert [(row.outcome, row.provider) for row in await attempts(db)] == [
-        ("provider_failover", "messagebird"), ("sent", "twilio")]
+        ("provider_failover", "messagebird"),
+        ("sent", "twilio"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("settings_changes", "trigger", "placed_by"),
-    [({"providers": ("messagebird", "twilio")}, TRIGGER_MESSAGEBIRD_DOWN, "twilio"),
-     ({"providers": ("twilio", "messagebird")}, TRIGGER_TWILIO_DOWN, "messagebird")],
+    [
+        ({"providers": ("messagebird", "twilio")}, TRIGGER_MESSAGEBIRD_DOWN, "twilio"),
+        ({"providers": ("twilio", "messagebird")}, TRIGGER_TWILIO_DOWN, "messagebird"),
+    ],
 )
 async def test_a_number_one_api_refuses_fails_over_to_the_other(
     htmx: httpx.AsyncClient, app: Starlette, trigger: str, placed_by: str, db
@@ -313,8 +324,9 @@ async def test_the_down_triggers_are_refused_only_by_their_own_api(api: str, clo
 
 
 @pytest.fixture
-async def operator_with_rows(app: Starlette, htmx: httpx.AsyncClient, operator: httpx.AsyncClient
-                             ) -> AsyncIterator[httpx.AsyncClient]:
+async def operator_with_rows(
+    app: Starlette, htmx: httpx.AsyncClient, operator: httpx.AsyncClient
+) -> AsyncIterator[httpx.AsyncClient]:
     """An operator's client, after one start that failed over from MessageBird to Twilio."""
     app.state.sandbox.outages["messagebird"] = 503
     assert (await start_call(htmx, "+31612345678")).status_code == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +26,41 @@ from webapp.prune import Pruned, parse_duration
 
 Sessions = async_sessionmaker[AsyncSession]
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 CUTOFF = NOW - timedelta(days=90)
 SECOND = timedelta(seconds=1)
 
 
 def attempt(created_at: datetime, verification_id: str | None = None) -> Attempt:
     return Attempt(
-        created_at=created_at, kind="start", number="+31612345678", ip="203.0.113.10",
-        channel="tts", outcome="sent", verification_id=verification_id,
+        created_at=created_at,
+        kind="start",
+        number="+31612345678",
+        ip="203.0.113.10",
+        channel="tts",
+        outcome="sent",
+        verification_id=verification_id,
     )
 
 
 def verification(
-    id: str, created_at: datetime, status: str = "verified", number: str = "+31612345678", expires_at: datetime | None = None  # noqa: A002 - id, as the column
+    id: str,  # noqa: A002 - id, as the column
+    created_at: datetime,
+    status: str = "verified",
+    number: str = "+31612345678",
+    expires_at: datetime | None = None,
 ) -> Verification:
     return Verification(
-        id=id, number=number, country="NL", channel="tts", status=status, code_attempts=0, calls=1,
-        ip="203.0.113.10", created_at=created_at, last_call_at=created_at,
+        id=id,
+        number=number,
+        country="NL",
+        channel="tts",
+        status=status,
+        code_attempts=0,
+        calls=1,
+        ip="203.0.113.10",
+        created_at=created_at,
+        last_call_at=created_at,
         expires_at=expires_at or created_at + timedelta(minutes=10),
     )
 
@@ -58,21 +75,31 @@ async def add(db: Sessions, *rows: Attempt | Verification) -> None:
 
 @pytest.mark.parametrize(
     ("typed", "age"),
-    [("90d", timedelta(days=90)), ("2w", timedelta(weeks=2)), ("12h", timedelta(hours=12)),
-     ("30m", timedelta(minutes=30)), (" 7D ", timedelta(days=7)), ("36500d", timedelta(days=36500))],
+    [
+        ("90d", timedelta(days=90)),
+        ("2w", timedelta(weeks=2)),
+        ("12h", timedelta(hours=12)),
+        ("30m", timedelta(minutes=30)),
+        (" 7D ", timedelta(days=7)),
+        ("36500d", timedelta(days=36500)),
+    ],
 )
 def test_parse_duration_reads_a_number_and_a_unit(typed: str, age: timedelta) -> None:
     assert parse_duration(typed) == age
 
 
-@pytest.mark.parametrize("typed", ["90", "d", "-5d", "1.5d", "90 days", "3mo", "", "99999999999d", "999999999w", "36501d"])
+@pytest.mark.parametrize(
+    "typed", ["90", "d", "-5d", "1.5d", "90 days", "3mo", "", "99999999999d", "999999999w", "36501d"]
+)
 def test_parse_duration_refuses_anything_else(typed: str) -> None:
     with pytest.raises(ValueError, match=r"is not an age|is more than"):
         parse_duration(typed)
 
 
 async def test_prune_deletes_the_attempts_created_before_the_cutoff_only(db: Sessions) -> None:
-    await add(db, *(attempt(at) for at in (CUTOFF - timedelta(days=400), CUTOFF - SECOND, CUTOFF, CUTOFF + SECOND, NOW)))
+    await add(
+        db, *(attempt(at) for at in (CUTOFF - timedelta(days=400), CUTOFF - SECOND, CUTOFF, CUTOFF + SECOND, NOW))
+    )
     assert await prune.prune(db, CUTOFF, NOW) == Pruned(attempts=2, verifications=0)
     assert [row.created_at for row in await attempts(db)] == [CUTOFF, CUTOFF + SECOND, NOW]
 
@@ -105,7 +132,9 @@ async def test_prune_deletes_finished_verifications_created_before_the_cutoff(db
 
 
 async def test_prune_keeps_a_verification_still_waiting_for_its_code_however_old(db: Sessions) -> None:
-    await add(db, verification("live", CUTOFF - timedelta(days=1), status="pending", expires_at=NOW + timedelta(minutes=5)))
+    await add(
+        db, verification("live", CUTOFF - timedelta(days=1), status="pending", expires_at=NOW + timedelta(minutes=5))
+    )
     assert await prune.prune(db, CUTOFF, NOW) == Pruned(attempts=0, verifications=0)
     assert [v.id for v in await verifications(db)] == ["live"]
 
@@ -133,8 +162,11 @@ async def test_a_dry_run_counts_what_prune_deletes_and_deletes_nothing(db: Sessi
     old = CUTOFF - timedelta(days=1)
     await add(
         db,
-        verification("old", old), verification("live", old, status="pending", number="+31612345679", expires_at=NOW + SECOND),
-        attempt(old, verification_id="old"), attempt(old), attempt(NOW, verification_id="live"),
+        verification("old", old),
+        verification("live", old, status="pending", number="+31612345679", expires_at=NOW + SECOND),
+        attempt(old, verification_id="old"),
+        attempt(old),
+        attempt(NOW, verification_id="live"),
     )
     assert await prune.count(db, CUTOFF, NOW) == Pruned(attempts=2, verifications=1)
     assert (len(await attempts(db)), len(await verifications(db))) == (3, 2)
@@ -144,7 +176,7 @@ async def test_a_dry_run_counts_what_prune_deletes_and_deletes_nothing(db: Sessi
 async def test_cli_prune_says_what_it_deleted(
     db: Sessions, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     old, recent = now - timedelta(days=91), now - timedelta(days=89)
     await add(db, verification("old", old), attempt(old), attempt(recent))
     monkeypatch.chdir(tmp_path)
@@ -160,8 +192,11 @@ async def test_cli_prune_says_what_it_deleted(
 def test_cli_prune_refuses_a_bad_age_with_a_message(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(VOICE2FA), "prune", "--older-than", "90 days"],
-        cwd=tmp_path, env=clean_env(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/x.db"),
-        capture_output=True, text=True, timeout=30,
+        cwd=tmp_path,
+        env=clean_env(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/x.db"),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert result.stderr.startswith("voice2fa: --older-than: '90 days' is not an age: write a whole number and a unit")
@@ -174,7 +209,10 @@ def test_cli_prune_refuses_an_age_under_a_day_without_force(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/x.db")
     assert cli.main(["prune", "--older-than", "12h"]) == 2
-    assert capsys.readouterr().err == "voice2fa: --older-than 12h is less than a day: add --force to delete a log that recent\n"
+    assert (
+        capsys.readouterr().err
+        == "voice2fa: --older-than 12h is less than a day: add --force to delete a log that recent\n"
+    )
     assert not (tmp_path / "x.db").exists()
 
 
@@ -185,44 +223,78 @@ async def handoff_rows(db: Sessions, expires_at: datetime, tag: str) -> None:
     """A client with one authorization request, one code and one access token, all expiring at `expires_at`."""
     async with db.begin() as session:
         if await session.get(OidcClient, "c" * 32) is None:
-            session.add(OidcClient(id="c" * 32, name="Example shop", secret_hash="x",
-                                   redirect_uris=["https://s.example/cb"], created_at=NOW - timedelta(days=1)))
+            session.add(
+                OidcClient(
+                    id="c" * 32,
+                    name="Example shop",
+                    secret_hash="x",
+                    redirect_uris=["https://s.example/cb"],
+                    created_at=NOW - timedelta(days=1),
+                )
+            )
             await session.flush()
         common = {"client_id": "c" * 32, "created_at": expires_at - timedelta(minutes=1), "expires_at": expires_at}
-        session.add(OidcAuthorizationRequest(id=f"request-{tag}", redirect_uri="https://s.example/cb", scope="openid",
-                                             code_challenge="x" * 43, login_hint="+31612345678", **common))
-        session.add(OidcAuthorizationCode(code_hash=f"code-{tag}", redirect_uri="https://s.example/cb", scope="openid",
-                                          code_challenge="x" * 43, number="+31612345678", auth_time=NOW, **common))
-        session.add(OidcAccessToken(token_hash=f"token-{tag}", code_hash=f"code-{tag}", number="+31612345678",
-                                    scope="openid", **common))
+        session.add(
+            OidcAuthorizationRequest(
+                id=f"request-{tag}",
+                redirect_uri="https://s.example/cb",
+                scope="openid",
+                code_challenge="x" * 43,
+                login_hint="+31612345678",
+                **common,
+            )
+        )
+        session.add(
+            OidcAuthorizationCode(
+                code_hash=f"code-{tag}",
+                redirect_uri="https://s.example/cb",
+                scope="openid",
+                code_challenge="x" * 43,
+                number="+31612345678",
+                auth_time=NOW,
+                **common,
+            )
+        )
+        session.add(
+            OidcAccessToken(
+                token_hash=f"token-{tag}", code_hash=f"code-{tag}", number="+31612345678", scope="openid", **common
+            )
+        )
 
 
 async def handoff_left(db: Sessions) -> list[str]:
     async with db() as session:
-        return sorted([*(await session.scalars(select(OidcAuthorizationRequest.id))).all(),
-                       *(await session.scalars(select(OidcAuthorizationCode.code_hash))).all(),
-                       *(await session.scalars(select(OidcAccessToken.token_hash))).all()])
+        return sorted(
+            [
+                *(await session.scalars(select(OidcAuthorizationRequest.id))).all(),
+                *(await session.scalars(select(OidcAuthorizationCode.code_hash))).all(),
+                *(await session.scalars(select(OidcAccessToken.token_hash))).all(),
+            ]
+        )
 
 
 async def test_prune_deletes_the_handoffs_rows_once_expired_whatever_the_cutoff(db: Sessions) -> None:
     await handoff_rows(db, NOW - SECOND, "expired")
     await handoff_rows(db, NOW + SECOND, "live")
-    assert await prune.count(db, CUTOFF, NOW) == Pruned(0, 0, authorization_requests=1, authorization_codes=1,
-                                                       access_tokens=1)
-    assert await prune.prune(db, CUTOFF, NOW, batch=1) == Pruned(0, 0, authorization_requests=1,
-                                                                authorization_codes=1, access_tokens=1)
+    assert await prune.count(db, CUTOFF, NOW) == Pruned(
+        0, 0, authorization_requests=1, authorization_codes=1, access_tokens=1
+    )
+    assert await prune.prune(db, CUTOFF, NOW, batch=1) == Pruned(
+        0, 0, authorization_requests=1, authorization_codes=1, access_tokens=1
+    )
     assert await handoff_left(db) == ["code-live", "request-live", "token-live"]
 
 
 async def test_cli_prune_says_what_of_the_handoff_it_deleted(
     db: Sessions, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await handoff_rows(db, datetime.now(timezone.utc) - timedelta(hours=1), "old")
+    await handoff_rows(db, datetime.now(UTC) - timedelta(hours=1), "old")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", database_url)
     assert await asyncio.to_thread(cli.main, ["prune"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("deleted 0 attempts and 0 verifications from before ")
-    assert out.endswith(", and 1 authorization request, 1 authorization code, 1 access token "
-                        "and 0 idempotency keys that have expired\n")
+    assert out.endswith(
+        ", and 1 authorization request, 1 authorization code, 1 access token and 0 idempotency keys that have expired\n"
+    )
     assert await handoff_left(db) == []

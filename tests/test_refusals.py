@@ -17,7 +17,9 @@ from tests.support import NL_MOBILES, FakeClock, calls_placed, outcomes, start_c
 NUMBER = "+31612345678"
 
 
-async def call_and_give_up(client_for: Callable[..., httpx.AsyncClient], ip: str, phone: str = NUMBER) -> httpx.Response:
+async def call_and_give_up(
+    client_for: Callable[..., httpx.AsyncClient], ip: str, phone: str = NUMBER
+) -> httpx.Response:
     """A start from `ip`, then "Use a different number", so the next start meets the counters, not the live call."""
     async with client_for(ip) as client:
         response = await start_call(client, phone)
@@ -78,7 +80,9 @@ async def test_a_number_in_use_says_when_it_can_really_be_called_again(
 
 
 @pytest.mark.parametrize("settings_changes", [{"limit_calls_global": "1/minute"}])
-async def test_a_try_refused_by_the_global_ceiling_spends_nothing_of_the_numbers(client_for, clock: FakeClock, db) -> None:
+async def test_a_try_refused_by_the_global_ceiling_spends_nothing_of_the_numbers(
+    client_for, clock: FakeClock, db
+) -> None:
     assert (await call_and_give_up(client_for, "198.51.100.1", NL_MOBILES[0])).status_code == 200
     for second in (1, 2):
         clock.advance(1)
@@ -104,7 +108,9 @@ async def test_a_try_refused_by_the_countrys_ceiling_spends_nothing_of_the_globa
 
 
 @pytest.mark.parametrize("settings_changes", [{"limit_start_per_ip": "2/minute;3/hour"}])
-async def test_a_refused_try_does_not_use_up_the_ips_other_limits(client: httpx.AsyncClient, clock: FakeClock, db) -> None:
+async def test_a_refused_try_does_not_use_up_the_ips_other_limits(
+    client: httpx.AsyncClient, clock: FakeClock, db
+) -> None:
     for phone in NL_MOBILES[:2]:
         assert (await start_call(client, phone)).status_code == 200
     clock.advance(61)
@@ -119,7 +125,9 @@ async def test_a_refused_try_does_not_use_up_the_ips_other_limits(client: httpx.
 
 
 @pytest.mark.parametrize("settings_changes", [{"limit_check_per_ip": "2/minute;3/hour"}])
-async def test_a_refused_check_does_not_use_up_the_ips_other_limits(client: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_a_refused_check_does_not_use_up_the_ips_other_limits(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
     await start_call(client, NUMBER)
 
     async def check() -> httpx.Response:

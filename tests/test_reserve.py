@@ -62,8 +62,9 @@ async def test_of_starts_at_once_for_a_stale_number_one_wins(reserving, db) -> N
     found, clock, _sent = reserving
     await found.reserve(NUMBER, "192.0.2.1")
     clock.advance(TIMEOUT + 1)
-    results = await asyncio.gather(*(found.reserve(NUMBER, f"192.0.2.{n}") for n in range(2, 8)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(found.reserve(NUMBER, f"192.0.2.{n}") for n in range(2, 8)), return_exceptions=True
+    )
     assert sum(not isinstance(result, Exception) for result in results) == 1
     assert {result.outcome for result in results if isinstance(result, Refusal)} == {"blocked_pending"}
     assert sorted(v.status for v in await verifications(db)) == ["expired", "pending"]

@@ -61,7 +61,12 @@ def twilio_error(response: httpx.Response, status: int, code: int) -> str:
     """Assert Twilio's error body with `status` and `code`; its message."""
     assert response.status_code == status
     body = response.json()
-    assert body == {"code": code, "message": body["message"], "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    assert body == {
+        "code": code,
+        "message": body["message"],
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
     return body["message"]
 
 
@@ -115,14 +120,24 @@ async def test_calls_from_both_apis_are_listed_newest_first(client: httpx.AsyncC
     await create(client, to="+31612345679")
 
     calls = (await client.get("/_sandbox/calls")).json()
-    assert [(call["api"], call["recipient"]) for call in calls] == [("twilio", "31612345679"), ("messagebird", "31612345678")]
+    assert [(call["api"], call["recipient"]) for call in calls] == [
+        ("twilio", "31612345679"),
+        ("messagebird", "31612345678"),
+    ]
 
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "AccessKey k"}, {"Authorization": "Basic not-base64!"}, {"Authorization": "Basic " + "QUM6"}],
+    [
+        {},
+        {"Authorization": "AccessKey k"},
+        {"Authorization": "Basic not-base64!"},
+        {"Authorization": "Basic " + "QUM6"},
+    ],
 )
-async def test_missing_credentials_are_401_code_20003(client: httpx.AsyncClient, state: SandboxState, headers: dict) -> None:
+async def test_missing_credentials_are_401_code_20003(
+    client: httpx.AsyncClient, state: SandboxState, headers: dict
+) -> None:
     client.auth = None  # type: ignore[assignment]
 
     response = await client.post(f"{PATH}/Verifications", data={"To": TO, "Channel": "call"}, headers=headers)
@@ -133,7 +148,9 @@ async def test_missing_credentials_are_401_code_20003(client: httpx.AsyncClient,
 
 
 @pytest.mark.parametrize("channel", ["tts", "whatsapp", "email", "", "CALL"])
-async def test_a_channel_other_than_call_or_sms_is_60200(client: httpx.AsyncClient, state: SandboxState, channel: str) -> None:
+async def test_a_channel_other_than_call_or_sms_is_60200(
+    client: httpx.AsyncClient, state: SandboxState, channel: str
+) -> None:
     response = await create(client, Channel=channel)
 
     assert twilio_error(response, 400, 60200) == "Invalid parameter: Channel"
@@ -253,7 +270,9 @@ async def test_a_code_lives_ten_minutes(client: httpx.AsyncClient, state: Sandbo
     assert (await check(client, sid, code_of(state, sid))).json()["status"] == "approved"
 
 
-async def test_an_expired_call_is_listed_as_expired(client: httpx.AsyncClient, state: SandboxState, clock: FakeClock) -> None:
+async def test_an_expired_call_is_listed_as_expired(
+    client: httpx.AsyncClient, state: SandboxState, clock: FakeClock
+) -> None:
     await create(client)
     clock.advance(600)
 
@@ -270,7 +289,9 @@ async def test_another_services_verification_is_not_found(client: httpx.AsyncCli
     twilio_error(response, 404, 20404)
 
 
-async def test_a_new_create_while_waiting_calls_again_with_the_same_code(client: httpx.AsyncClient, state: SandboxState) -> None:
+async def test_a_new_create_while_waiting_calls_again_with_the_same_code(
+    client: httpx.AsyncClient, state: SandboxState
+) -> None:
     first = (await create(client)).json()
 
     again = (await create(client)).json()
@@ -290,7 +311,9 @@ async def test_the_sixth_send_to_a_number_is_429_code_60203(client: httpx.AsyncC
     assert len(state.calls()) == 5
 
 
-async def test_the_send_limit_ends_with_the_verification(client: httpx.AsyncClient, state: SandboxState, clock: FakeClock) -> None:
+async def test_the_send_limit_ends_with_the_verification(
+    client: httpx.AsyncClient, state: SandboxState, clock: FakeClock
+) -> None:
     for _ in range(5):
         await create(client)
     clock.advance(600)

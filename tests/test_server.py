@@ -57,7 +57,10 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         port = free_port()
         process = subprocess.Popen(
             [str(VOICE2FA), "serve", "--port", str(port), "--log-level", "warning"],
-            cwd=tmp_path, env=clean_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=tmp_path,
+            env=clean_env(**env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         started.append(process)
         base = f"http://127.0.0.1:{port}"

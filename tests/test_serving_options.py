@@ -41,7 +41,9 @@ def test_a_bad_templates_reload_is_refused_with_its_name() -> None:
 
 
 @pytest.mark.parametrize("reload", [True, False])
-def test_the_pages_look_at_template_files_again_only_when_reloading(reload: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pages_look_at_template_files_again_only_when_reloading(
+    reload: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pages = Pages(CountryOptions(), "NL", auto_reload=reload)
     pages.env.get_template("page.html")  # loaded and cached
     looked: list[str] = []
@@ -69,7 +71,10 @@ def test_serve_writes_an_access_line_only_when_asked(tmp_path: Path, setting: st
     with out.open("wb") as sink:
         process = subprocess.Popen(
             [str(VOICE2FA), "serve", "--port", str(port), "--log-level", "info"],
-            cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz", process)

@@ -53,9 +53,17 @@ def test_each_environment_name_is_its_field_upper_cased() -> None:
 
 
 def test_an_unset_variable_keeps_the_default_and_a_set_one_is_cast_by_its_type() -> None:
-    read = Settings.from_env({"SESSION_MAX_AGE": "60", "CIRCUIT_SURGE": "2.5", "ALLOW_VOIP": "false",
-                              "VERIFY_TOKEN_LENGTH": "8", "COOKIE_SECURE": "auto", "DENIED_COUNTRIES": "ru, by,"},
-                             env_file=None)
+    read = Settings.from_env(
+        {
+            "SESSION_MAX_AGE": "60",
+            "CIRCUIT_SURGE": "2.5",
+            "ALLOW_VOIP": "false",
+            "VERIFY_TOKEN_LENGTH": "8",
+            "COOKIE_SECURE": "auto",
+            "DENIED_COUNTRIES": "ru, by,",
+        },
+        env_file=None,
+    )
     assert (read.session_max_age, read.circuit_surge, read.allow_voip) == (60, 2.5, False)
     assert read.call.token_length == 8 and read.call.template == Settings().call.template
     assert read.cookie_secure is None and read.denied_countries == ("RU", "BY")
@@ -69,11 +77,14 @@ def test_an_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     assert (read.session_max_age, read.resend_cooldown) == (120, 50)
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("COOKIE_SECURE", "sometimes", "COOKIE_SECURE must be true, false or auto, not 'sometimes'"),
-    ("SESSION_MAX_AGE", "soon", "Config 'SESSION_MAX_AGE' has value 'soon'. Not a valid int."),
-    ("ALLOW_VOIP", "maybe", "Config 'ALLOW_VOIP' has value 'maybe'. Not a valid bool."),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("COOKIE_SECURE", "sometimes", "COOKIE_SECURE must be true, false or auto, not 'sometimes'"),
+        ("SESSION_MAX_AGE", "soon", "Config 'SESSION_MAX_AGE' has value 'soon'. Not a valid int."),
+        ("ALLOW_VOIP", "maybe", "Config 'ALLOW_VOIP' has value 'maybe'. Not a valid bool."),
+    ],
+)
 def test_a_value_its_type_cannot_hold_is_refused_by_name(name: str, value: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         Settings.from_env({name: value}, env_file=None)

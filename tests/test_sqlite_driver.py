@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite.core
@@ -40,8 +40,13 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def row(n: int) -> dict[str, object]:
-    return {"created_at": datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc), "kind": "start", "ip": f"192.0.2.{n}", "channel": "tts",
-            "outcome": "blocked_ip"}
+    return {
+        "created_at": datetime(2026, 11, 26, 12, 0, tzinfo=UTC),
+        "kind": "start",
+        "ip": f"192.0.2.{n}",
+        "channel": "tts",
+        "outcome": "blocked_ip",
+    }
 
 
 async def test_a_query_with_rows_is_one_trip(engine: AsyncEngine, trips: list[Any]) -> None:
@@ -64,8 +69,9 @@ async def test_writes_report_rowcount_lastrowid_and_returning(engine: AsyncEngin
         changed = await connection.execute(update(Attempt.__table__).where(Attempt.__table__.c.id > 5).values(count=3))
         assert changed.rowcount == 2
     async with engine.connect() as connection:
-        assert (await connection.execute(select(Attempt.__table__.c.count).order_by(Attempt.__table__.c.id))).scalars().all() \
-            == [1, 1, 1, 1, 1, 3, 3]
+        assert (
+            await connection.execute(select(Attempt.__table__.c.count).order_by(Attempt.__table__.c.id))
+        ).scalars().all() == [1, 1, 1, 1, 1, 3, 3]
 
 
 async def test_errors_are_sqlalchemys_as_before(engine: AsyncEngine) -> None:

@@ -87,7 +87,9 @@ def wrong(token: str) -> str:
     return "".join("1" if digit != "1" else "2" for digit in token)
 
 
-async def test_create_places_a_call_through_the_twilio_api(twilio: Twilio, state: SandboxState, clock: FakeClock) -> None:
+async def test_create_places_a_call_through_the_twilio_api(
+    twilio: Twilio, state: SandboxState, clock: FakeClock
+) -> None:
     created = await twilio.create(RECIPIENT, CALL, OPTIONS)
 
     assert created.status == "sent"
@@ -160,7 +162,9 @@ async def test_a_check_after_approval_raises_not_found(twilio: Twilio, state: Sa
     assert raised.value.code == 20404
 
 
-async def test_a_check_after_ten_minutes_raises_not_found(twilio: Twilio, state: SandboxState, clock: FakeClock) -> None:
+async def test_a_check_after_ten_minutes_raises_not_found(
+    twilio: Twilio, state: SandboxState, clock: FakeClock
+) -> None:
     created = await twilio.create(RECIPIENT, CALL, OPTIONS)
     clock.advance(600)
 
@@ -168,7 +172,9 @@ async def test_a_check_after_ten_minutes_raises_not_found(twilio: Twilio, state:
         await twilio.check(created.id, token_of(state, created.id))
 
 
-async def test_cancel_leaves_a_canceled_verification_that_checks_cannot_find(twilio: Twilio, state: SandboxState) -> None:
+async def test_cancel_leaves_a_canceled_verification_that_checks_cannot_find(
+    twilio: Twilio, state: SandboxState
+) -> None:
     created = await twilio.create(RECIPIENT, CALL, OPTIONS)
 
     await twilio.cancel(created.id)
@@ -190,7 +196,9 @@ async def test_a_sixth_call_to_a_waiting_number_raises_recipient_limited(twilio:
     assert len(state.calls()) == 5
 
 
-async def test_a_number_without_plus_raises_invalid_parameter_naming_the_recipient(twilio: Twilio, state: SandboxState) -> None:
+async def test_a_number_without_plus_raises_invalid_parameter_naming_the_recipient(
+    twilio: Twilio, state: SandboxState
+) -> None:
     with pytest.raises(InvalidParameter) as raised:
         await twilio.create("31612345678", CALL, OPTIONS)
     assert raised.value.code == 60200
@@ -214,7 +222,9 @@ async def test_a_server_error_raises_unavailable(twilio: Twilio, state: SandboxS
     assert state.calls() == []
 
 
-async def test_the_deadline_cuts_a_hanging_provider(http: httpx.AsyncClient, sandbox_url: str, state: SandboxState) -> None:
+async def test_the_deadline_cuts_a_hanging_provider(
+    http: httpx.AsyncClient, sandbox_url: str, state: SandboxState
+) -> None:
     twilio = Twilio(http, ACCOUNT, TOKEN, SERVICE, sandbox_url, deadline=0.3)
     started = time.monotonic()
 
@@ -275,7 +285,12 @@ async def answer() -> AsyncIterator[Answer]:
 
 def twilio_error(code: int, message: str, status: int) -> Handler:
     """Twilio's error body, as its error pages document it."""
-    body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    body = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
     return always(status, json=body)
 
 
@@ -382,7 +397,9 @@ async def test_a_403_for_a_closed_account_raises_unauthorized(answer: Answer) ->
 
 
 async def test_20404_raises_not_found(answer: Answer) -> None:
-    twilio, _ = answer(twilio_error(20404, f"The requested resource /Services/{SERVICE}/VerificationCheck was not found", 404))
+    twilio, _ = answer(
+        twilio_error(20404, f"The requested resource /Services/{SERVICE}/VerificationCheck was not found", 404)
+    )
 
     with pytest.raises(NotFound) as raised:
         await twilio.check(REF, "123456")
@@ -390,7 +407,9 @@ async def test_20404_raises_not_found(answer: Answer) -> None:
 
 
 async def test_a_404_to_a_create_logs_the_service_setting(answer: Answer, caplog: pytest.LogCaptureFixture) -> None:
-    twilio, _ = answer(twilio_error(20404, f"The requested resource /Services/{SERVICE}/Verifications was not found", 404))
+    twilio, _ = answer(
+        twilio_error(20404, f"The requested resource /Services/{SERVICE}/Verifications was not found", 404)
+    )
 
     with caplog.at_level(logging.ERROR), pytest.raises(NotFound):
         await twilio.create(RECIPIENT, CALL, OPTIONS)
@@ -401,7 +420,9 @@ async def test_a_404_to_a_create_logs_the_service_setting(answer: Answer, caplog
     ("message", "parameter"),
     [("Invalid parameter: To", "recipient"), ("Invalid parameter `Locale`: xx", "Locale"), ("Invalid parameter", None)],
 )
-async def test_60200_raises_invalid_parameter_with_its_name(answer: Answer, message: str, parameter: str | None) -> None:
+async def test_60200_raises_invalid_parameter_with_its_name(
+    answer: Answer, message: str, parameter: str | None
+) -> None:
     twilio, _ = answer(twilio_error(60200, message, 400))
 
     with pytest.raises(InvalidParameter) as raised:
@@ -417,9 +438,12 @@ async def test_60202_raises_attempts_exhausted(answer: Answer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "message"), [(60203, "Max send attempts reached"), (60212, "Too many concurrent requests for phone number")]
+    ("code", "message"),
+    [(60203, "Max send attempts reached"), (60212, "Too many concurrent requests for phone number")],
 )
-async def test_per_number_limits_raise_recipient_limited_not_unavailable(answer: Answer, code: int, message: str) -> None:
+async def test_per_number_limits_raise_recipient_limited_not_unavailable(
+    answer: Answer, code: int, message: str
+) -> None:
     twilio, _ = answer(twilio_error(code, message, 429))
 
     with pytest.raises(RecipientLimited) as raised:
@@ -462,7 +486,12 @@ async def test_a_read_timeout_raises_unavailable(answer: Answer) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"content": b"{not json"}, {"json": ["a", "list"]}, {"json": {"status": "pending"}}, {"json": {**VERIFICATION, "date_created": "soon"}}],
+    [
+        {"content": b"{not json"},
+        {"json": ["a", "list"]},
+        {"json": {"status": "pending"}},
+        {"json": {**VERIFICATION, "date_created": "soon"}},
+    ],
 )
 async def test_a_200_that_is_not_a_verification_raises_unavailable(answer: Answer, kwargs: dict) -> None:
     twilio, _ = answer(always(200, **kwargs))
@@ -488,7 +517,15 @@ async def test_a_channel_twilio_is_not_asked_for_is_refused_without_a_request(an
 
 @pytest.mark.parametrize(
     ("language", "locale"),
-    [("en-gb", "en-GB"), ("en-us", "en"), ("nl-nl", "nl"), ("pt_br", "pt-BR"), ("de", "de"), ("cy-gb", None), ("", None)],
+    [
+        ("en-gb", "en-GB"),
+        ("en-us", "en"),
+        ("nl-nl", "nl"),
+        ("pt_br", "pt-BR"),
+        ("de", "de"),
+        ("cy-gb", None),
+        ("", None),
+    ],
 )
 def test_the_language_becomes_a_locale_twilio_lists_or_none(language: str, locale: str | None) -> None:
     assert twilio_locale(language) == locale
@@ -496,7 +533,9 @@ def test_the_language_becomes_a_locale_twilio_lists_or_none(language: str, local
 
 async def test_the_client_is_built_from_the_settings() -> None:
     settings = Settings(
-        twilio_account_sid=ACCOUNT, twilio_auth_token=Secret(TOKEN), twilio_verify_service_sid=SERVICE,
+        twilio_account_sid=ACCOUNT,
+        twilio_auth_token=Secret(TOKEN),
+        twilio_verify_service_sid=SERVICE,
         twilio_base_url=BASE,
     )
     far_side = FarSide(always(200, json=VERIFICATION))
@@ -521,7 +560,10 @@ def test_a_service_sid_that_could_change_the_path_is_refused() -> None:
 # --- the settings -----------------------------------------------------------------
 
 TWILIO_ENV = {
-    "PROVIDERS": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_VERIFY_SERVICE_SID": SERVICE,
+    "PROVIDERS": "twilio",
+    "TWILIO_ACCOUNT_SID": ACCOUNT,
+    "TWILIO_AUTH_TOKEN": TOKEN,
+    "TWILIO_VERIFY_SERVICE_SID": SERVICE,
 }
 
 

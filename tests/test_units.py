@@ -12,7 +12,13 @@ from webapp.cross_origin import is_cross_site
 
 @pytest.mark.parametrize(
     ("typed", "code"),
-    [("123456", "123456"), (" 123 456 ", "123456"), ("123-456", "123456"), ("١٢٣٤٥٦", "123456"), ("１２３４５６", "123456")],
+    [
+        ("123456", "123456"),
+        (" 123 456 ", "123456"),
+        ("123-456", "123456"),
+        ("١٢٣٤٥٦", "123456"),
+        ("１２３４５６", "123456"),
+    ],
 )
 def test_clean_code_accepts_digits_of_any_script_and_separators(typed: str, code: str) -> None:
     assert clean_code(typed, 6) == code
@@ -85,7 +91,11 @@ def test_parse_networks_refuses_a_typo() -> None:
 
 
 def post(**headers: str) -> dict:
-    return {"type": "http", "method": "POST", "headers": [(k.lower().replace("_", "-").encode(), v.encode()) for k, v in headers.items()]}
+    return {
+        "type": "http",
+        "method": "POST",
+        "headers": [(k.lower().replace("_", "-").encode(), v.encode()) for k, v in headers.items()],
+    }
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -60,7 +60,7 @@ SANDBOX_URL = "http://sandbox.invalid"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _operators_password(settings: Settings) -> str | None:
@@ -94,8 +94,12 @@ def create_app(
     countries = CountryOptions(settings.locale)  # rendered once, here
     if settings.default_region not in countries:
         raise ValueError(f"DEFAULT_REGION {settings.default_region!r} is not a region phonenumbers knows")
-    pages = Pages(countries, settings.default_region, sandbox_calls=sandbox.calls if sandbox else None,
-                  auto_reload=settings.reload_templates)
+    pages = Pages(
+        countries,
+        settings.default_region,
+        sandbox_calls=sandbox.calls if sandbox else None,
+        auto_reload=settings.reload_templates,
+    )
     trusted = parse_networks(settings.trusted_proxies)
 
     @asynccontextmanager
@@ -103,13 +107,17 @@ def create_app(
         engine = create_engine(settings.database_url, serving=True, **pool_options(settings))
         timeout = httpx.Timeout(settings.provider_read_timeout, connect=settings.provider_connect_timeout)
         if sandbox is not None:
-            log.warning("Sandbox mode: no provider in PROVIDERS (%s) has credentials, so no real calls are made.",
-                        ",".join(settings.providers))
+            log.warning(
+                "Sandbox mode: no provider in PROVIDERS (%s) has credentials, so no real calls are made.",
+                ",".join(settings.providers),
+            )
             transport = provider_transport or httpx.ASGITransport(app=create_sandbox_app(sandbox))
             http = httpx.AsyncClient(transport=transport, timeout=timeout)
             providers = Providers.from_settings(http, settings, clock, sandbox_url=SANDBOX_URL)
         else:
-            http = httpx.AsyncClient(transport=provider_transport, timeout=timeout, limits=httpx.Limits(max_connections=50))
+            http = httpx.AsyncClient(
+                transport=provider_transport, timeout=timeout, limits=httpx.Limits(max_connections=50)
+            )
             providers = Providers.from_settings(http, settings, clock, sandbox_url=None)
         sessions = create_sessionmaker(engine)
         limits = RateLimits(
@@ -126,7 +134,10 @@ def create_app(
         flow = Flow(sessions, providers, guard, settings, clock, outbox=outbox, writer=writer)
         # Failed logins also counted in this process: the limit holds with Redis down.
         operators_local = RateLimits(
-            "memory://", key_prefix="operators", ipv6_prefix=settings.limit_ipv6_prefix, now=lambda: clock().timestamp(),
+            "memory://",
+            key_prefix="operators",
+            ipv6_prefix=settings.limit_ipv6_prefix,
+            now=lambda: clock().timestamp(),
         )
         oidc = Provider(settings, sessions, clock, limits, writer=writer) if handoff else None
         try:
@@ -146,7 +157,10 @@ def create_app(
                         "guard": guard,
                         "clock": clock,
                         "operators": Operators(
-                            settings.admin_user, admin_hash, limits, settings.limit_admin_failures,
+                            settings.admin_user,
+                            admin_hash,
+                            limits,
+                            settings.limit_admin_failures,
                             in_process=operators_local,
                         )
                         if admin_hash

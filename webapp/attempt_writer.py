@@ -44,10 +44,18 @@ log = logging.getLogger(__name__)
 #: Seconds within which identical refusals are folded into one row (ATTEMPTS_FOLD_SECONDS).
 FOLD_SECONDS = 60
 #: Outcomes that are never folded: each is a step someone took, not a refusal.
-UNFOLDED = frozenset({
-    "sent", "verified", "reused", "cancelled",
-    "handoff_started", "code_issued", "token_issued", "handoff_cancelled",
-})
+UNFOLDED = frozenset(
+    {
+        "sent",
+        "verified",
+        "reused",
+        "cancelled",
+        "handoff_started",
+        "code_issued",
+        "token_issued",
+        "handoff_cancelled",
+    }
+)
 #: Rows of one transaction at most; more wait for the next.
 MAX_BATCH = 500
 #: Fold keys remembered at most: a flood from very many addresses forgets the oldest first.
@@ -235,9 +243,20 @@ class AttemptWriter:
         if not self._window or row.outcome in UNFOLDED:
             return None
         return (
-            row.kind, row.outcome, limit_key(row.ip, self._ipv6_prefix), row.number, row.raw_input, row.region,
-            row.channel, row.verification_id, row.provider_ref, row.provider_latency_ms, row.client_id, row.reason,
-            row.provider, row.via,
+            row.kind,
+            row.outcome,
+            limit_key(row.ip, self._ipv6_prefix),
+            row.number,
+            row.raw_input,
+            row.region,
+            row.channel,
+            row.verification_id,
+            row.provider_ref,
+            row.provider_latency_ms,
+            row.client_id,
+            row.reason,
+            row.provider,
+            row.via,
         )
 
     def _within(self, first: datetime, then: datetime) -> bool:

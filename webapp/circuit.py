@@ -241,18 +241,21 @@ def _trip(country: str, scope: str, calls: list[Call]) -> Trip:
 async def _surging(session: AsyncSession, country: str, calls: list[Call], now: datetime, settings: Settings) -> bool:
     """The unanswered calls run well above the country's usual volume of calls (or it has none)."""
     oldest = min(call.created_at for call in calls)
-    usual = await session.scalar(
-        select(func.count())
-        .select_from(Verification)
-        .where(
-            Verification.country == country,
-            Verification.provider_ref.is_not(None),
-            Verification.status != "unplaced",
-            Verification.created_at >= oldest - timedelta(seconds=settings.circuit_history),
-            Verification.created_at < oldest,
-            _not_covered(),
+    usual = (
+        await session.scalar(
+            select(func.count())
+            .select_from(Verification)
+            .where(
+                Verification.country == country,
+                Verification.provider_ref.is_not(None),
+                Verification.status != "unplaced",
+                Verification.created_at >= oldest - timedelta(seconds=settings.circuit_history),
+                Verification.created_at < oldest,
+                _not_covered(),
+            )
         )
-    ) or 0
+        or 0
+    )
     unanswered = sum(not call.verified for call in calls)
     took = max(1.0, (now - oldest).total_seconds())
     expected = usual * took / settings.circuit_history
@@ -260,7 +263,11 @@ async def _surging(session: AsyncSession, country: str, calls: list[Call], now: 
     if not surging:
         log.info(
             "circuit breaker: %d unanswered calls to %s spread across the country, but at its usual volume "
-            "(%.1f calls in %.0f s): not stopping it", unanswered, country, expected, took,
+            "(%.1f calls in %.0f s): not stopping it",
+            unanswered,
+            country,
+            expected,
+            took,
         )
     return surging
 
@@ -295,6 +302,11 @@ async def _open(session: AsyncSession, trip: Trip, now: datetime, settings: Sett
     log.warning(
         "circuit breaker: calls to %s stopped until %s: %.0f %% of the last %d ended calls verified "
         "(threshold %.0f %%), the unanswered ones from %d networks to %d numbers",
-        what, opened.until.isoformat(), trip.verified_share * 100, trip.window,
-        settings.circuit_min_verified * 100, trip.networks, trip.numbers,
+        what,
+        opened.until.isoformat(),
+        trip.verified_share * 100,
+        trip.window,
+        settings.circuit_min_verified * 100,
+        trip.networks,
+        trip.numbers,
     )

@@ -10,7 +10,7 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import inspect
@@ -62,8 +62,9 @@ def serve(args: argparse.Namespace) -> int:
         # Made here, once, so that every worker accepts the same password.
         password, os.environ["ADMIN_PASSWORD_HASH"] = sandbox_password()
         print(f"operators' pages: {base}/admin/ as {settings.admin_user!r}, password {password}  ({GENERATED})")
-    server.run("webapp.asgi:app", settings, host=args.host, port=args.port, workers=args.workers,
-               log_level=args.log_level)
+    server.run(
+        "webapp.asgi:app", settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
+    )
     return 0
 
 
@@ -132,7 +133,7 @@ async def _deny(url: str, action: str, entry: denylist.Entry | None, reason: str
                 return 0
             described = f"{entry.kind} {entry.value}"
             if action == "add":
-                added = await denylist.add(session, entry, reason=reason, by=f"cli:{_os_user()}", now=datetime.now(timezone.utc))
+                added = await denylist.add(session, entry, reason=reason, by=f"cli:{_os_user()}", now=datetime.now(UTC))
                 print(f"denied {described}" if added else f"already denied: {described}")
                 return 0
             if await denylist.remove(session, entry):
@@ -162,7 +163,7 @@ def prune_log(args: argparse.Namespace) -> int:
 
 
 async def _prune(url: str, age: timedelta, *, dry_run: bool) -> int:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cutoff = now - age
     engine = create_engine(url)
     try:
@@ -174,12 +175,16 @@ async def _prune(url: str, age: timedelta, *, dry_run: bool) -> int:
     finally:
         await engine.dispose()
     what = f"{_rows(pruned.attempts, 'attempt')} and {_rows(pruned.verifications, 'verification')}"
-    expired = (f"{_rows(pruned.authorization_requests, 'authorization request')}, "
-               f"{_rows(pruned.authorization_codes, 'authorization code')}, "
-               f"{_rows(pruned.access_tokens, 'access token')} and "
-               f"{_rows(pruned.idempotency_keys, 'idempotency key')}")
-    print(f"{'would delete' if dry_run else 'deleted'} {what} from before {cutoff:%Y-%m-%d %H:%M} UTC, "
-          f"and {expired} that have expired")
+    expired = (
+        f"{_rows(pruned.authorization_requests, 'authorization request')}, "
+        f"{_rows(pruned.authorization_codes, 'authorization code')}, "
+        f"{_rows(pruned.access_tokens, 'access token')} and "
+        f"{_rows(pruned.idempotency_keys, 'idempotency key')}"
+    )
+    print(
+        f"{'would delete' if dry_run else 'deleted'} {what} from before {cutoff:%Y-%m-%d %H:%M} UTC, "
+        f"and {expired} that have expired"
+    )
     return 0
 
 
@@ -201,7 +206,10 @@ def _deny_table(rows: list[DenyEntry]) -> str:
         (row.kind, row.value, row.reason or "-", f"{row.created_at:%Y-%m-%d %H:%M:%S}", row.created_by) for row in rows
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1] for line in table)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1]
+        for line in table
+    )
 
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -221,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.set_defaults(handler=serve)
 
     hash_parser = commands.add_parser(
-        "hash-password", help="print a salted scrypt hash for ADMIN_PASSWORD_HASH (asks for the password, or reads stdin)"
+        "hash-password",
+        help="print a salted scrypt hash for ADMIN_PASSWORD_HASH (asks for the password, or reads stdin)",
     )
     hash_parser.set_defaults(handler=hash_password_command)
 
@@ -235,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     deny_parser = commands.add_parser("deny", help="the operators' deny list: numbers, prefixes, IP networks")
     actions = deny_parser.add_subparsers(dest="action", required=True)
     add_parser = actions.add_parser("add", help="deny a number (+31612345678), a prefix (+3197*) or an IP network")
-    add_parser.add_argument("value", metavar="VALUE", help="+31612345678, 0031612345678, +3197*, 203.0.113.7, 2001:db8::/32")
+    add_parser.add_argument(
+        "value", metavar="VALUE", help="+31612345678, 0031612345678, +3197*, 203.0.113.7, 2001:db8::/32"
+    )
     add_parser.add_argument("--reason", help="why, for the other operators")
     actions.add_parser("remove", help="take an entry off the deny list").add_argument("value", metavar="VALUE")
     actions.add_parser("list", help="show the deny list")
@@ -244,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     prune_parser = commands.add_parser(
         "prune",
         help=f"delete attempts and finished verifications older than an age (default {prune.RETENTION}), "
-             "and what the hand-off has that expired",
+        "and what the hand-off has that expired",
         description=(
             "Delete attempts, and verifications no longer in progress, older than --older-than "
             f"(default {prune.RETENTION}), a few thousand rows a transaction so that the app keeps "
@@ -255,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     prune_parser.add_argument(
-        "--older-than", default=prune.RETENTION, metavar="AGE",
+        "--older-than",
+        default=prune.RETENTION,
+        metavar="AGE",
         help=f"a whole number and a unit: 2w, 90d, 12h, 30m (m is minutes); default {prune.RETENTION}",
     )
     prune_parser.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")

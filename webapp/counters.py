@@ -37,7 +37,10 @@ class MemoryCounters(Storage, MovingWindowSupport, SlidingWindowCounterSupport, 
     STORAGE_SCHEME = [SCHEME]  # noqa: RUF012 - limits' registry reads this class attribute, as its own storages declare it
 
     def __init__(
-        self, uri: str | None = None, wrap_exceptions: bool = False, now: Callable[[], float] = time.time,
+        self,
+        uri: str | None = None,
+        wrap_exceptions: bool = False,
+        now: Callable[[], float] = time.time,
         **options: float | str | bool,
     ) -> None:
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)

@@ -77,8 +77,12 @@ class CrossOriginProtection:
         self.trusted = trusted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] == "http" and scope["method"] not in SAFE_METHODS and not _is_api(scope)
-                and is_cross_site(scope, self.trusted)):
+        if (
+            scope["type"] == "http"
+            and scope["method"] not in SAFE_METHODS
+            and not _is_api(scope)
+            and is_cross_site(scope, self.trusted)
+        ):
             response = PlainTextResponse("Cross-site form posts are refused.", status_code=403)
             await response(scope, receive, send)
             return

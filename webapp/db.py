@@ -36,7 +36,10 @@ from webapp.sqlite_writer import WRITE_WAIT, serialize_writes
 #: raises unwrapped while connecting (asyncpg: ConnectionRefusedError, or its own
 #: errors when the server ends the connection during SQLAlchemy's set-up of it).
 STORAGE_ERRORS: tuple[type[BaseException], ...] = (
-    SQLAlchemyError, OSError, asyncpg.InterfaceError, asyncpg.PostgresError,
+    SQLAlchemyError,
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresError,
 )
 
 

@@ -123,9 +123,11 @@ class DenyListCache:
     async def _reload(self) -> None:
         async with self._sessions() as session:
             self.checks += 1
-            row = (await session.execute(
-                select(func.count(DenyEntry.id), func.max(DenyEntry.id), func.max(DenyEntry.created_at))
-            )).one()
+            row = (
+                await session.execute(
+                    select(func.count(DenyEntry.id), func.max(DenyEntry.id), func.max(DenyEntry.created_at))
+                )
+            ).one()
             signature = tuple(row)
             if signature == self._signature:
                 return

@@ -47,7 +47,9 @@ def parse_entry(text: str) -> Entry:
             return Entry("number", parse_phone(number, "").e164)
         except InvalidNumber:
             # Never guess a prefix from a mistyped number: a range is asked for with "*".
-            raise ValueError(f"{text!r} is not a valid number; for a range of numbers write a prefix like +3197*") from None
+            raise ValueError(
+                f"{text!r} is not a valid number; for a range of numbers write a prefix like +3197*"
+            ) from None
     try:
         if "%" in text:  # a zone ("fe80::1%eth0") is no client's address, and may hold anything, NUL included
             raise ValueError(text)
@@ -69,8 +71,9 @@ async def remove(session: AsyncSession, entry: Entry) -> bool:
     return removed
 
 
-async def apply(session: AsyncSession, action: str, entry: Entry, *, operator: str, reason: str | None,
-                now: datetime) -> bool:
+async def apply(
+    session: AsyncSession, action: str, entry: Entry, *, operator: str, reason: str | None, now: datetime
+) -> bool:
     """An operator's deny or allow and its `admin_actions` row, in one transaction; False if nothing changed.
 
     Either both are written or neither: an entry never changes without its
@@ -81,18 +84,29 @@ async def apply(session: AsyncSession, action: str, entry: Entry, *, operator: s
     elif not await _delete(session, entry):
         await session.rollback()
         return False
-    session.add(AdminAction(at=now, operator=operator[:64], action=action, kind=entry.kind, value=entry.value,
-                            reason=(reason or None) and reason[:200]))
+    session.add(
+        AdminAction(
+            at=now,
+            operator=operator[:64],
+            action=action,
+            kind=entry.kind,
+            value=entry.value,
+            reason=(reason or None) and reason[:200],
+        )
+    )
     return await _commit_unless_there(session)
 
 
 def _entry_row(entry: Entry, *, reason: str | None, by: str, now: datetime) -> DenyEntry:
-    return DenyEntry(kind=entry.kind, value=entry.value, reason=(reason or None) and reason[:200], created_at=now,
-                     created_by=by[:64])
+    return DenyEntry(
+        kind=entry.kind, value=entry.value, reason=(reason or None) and reason[:200], created_at=now, created_by=by[:64]
+    )
 
 
 async def _delete(session: AsyncSession, entry: Entry) -> bool:
-    result = await session.execute(delete(DenyEntry).where(DenyEntry.kind == entry.kind, DenyEntry.value == entry.value))
+    result = await session.execute(
+        delete(DenyEntry).where(DenyEntry.kind == entry.kind, DenyEntry.value == entry.value)
+    )
     return bool(affected(result))
 
 
@@ -113,13 +127,18 @@ async def entries(session: AsyncSession) -> list[DenyEntry]:
 
 async def number_entries(session: AsyncSession, e164: str) -> list[DenyEntry]:
     """The entries that deny `e164`: the number itself, and prefixes of it."""
-    query = select(DenyEntry).where(
-        or_(
-            (DenyEntry.kind == "number") & (DenyEntry.value == e164),
-            # Not LIKE: a stored "_" or "%" would be a wildcard. substr/length mean the same on SQLite and PostgreSQL.
-            (DenyEntry.kind == "prefix") & (func.substr(literal(e164), 1, func.length(DenyEntry.value)) == DenyEntry.value),
+    query = (
+        select(DenyEntry)
+        .where(
+            or_(
+                (DenyEntry.kind == "number") & (DenyEntry.value == e164),
+                # Not LIKE: a stored "_" or "%" would be a wildcard. substr/length mean the same on SQLite and PostgreSQL.
+                (DenyEntry.kind == "prefix")
+                & (func.substr(literal(e164), 1, func.length(DenyEntry.value)) == DenyEntry.value),
+            )
         )
-    ).order_by(DenyEntry.kind, DenyEntry.value)
+        .order_by(DenyEntry.kind, DenyEntry.value)
+    )
     return list((await session.scalars(query)).all())
 
 

@@ -190,7 +190,9 @@ class Flow:
         placed = await self._create(number, ip, "resend", verification)
         return await self._placed("resend", verification, placed, ip)
 
-    async def confirm(self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None = None) -> Verified:
+    async def confirm(
+        self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None = None
+    ) -> Verified:
         """Check a code; Verified only when the provider says "verified" for the call it was typed for.
 
         `for_call` is the call the code form was showing (`Pending.call`): a code
@@ -240,7 +242,9 @@ class Flow:
             ) from None
         except ProviderError as exc:
             log.warning("code check failed at the provider: %s", exc)
-            await self._attempts.write("check", Outcome.PROVIDER_ERROR, ip, verification=verification, latency=_ms(started))
+            await self._attempts.write(
+                "check", Outcome.PROVIDER_ERROR, ip, verification=verification, latency=_ms(started)
+            )
             raise Refusal(Outcome.PROVIDER_ERROR, CHECK_FAILED, pending=self._pending(verification)) from None
         return await self._checked(verification, checked, ip, _ms(started))
 
@@ -303,7 +307,9 @@ class Flow:
                     verification_id, lambda row: self._attempts.row("cancel", Outcome.CANCELLED, ip, verification=row)
                 )
         except LeaseBusy:
-            raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=5, pending=await self.pending(verification_id)) from None
+            raise Refusal(
+                Outcome.VERIFICATION_BUSY, retry_after=5, pending=await self.pending(verification_id)
+            ) from None
         if cancelled is not None and cancelled.provider_ref:
             await self._cancel_quietly(cancelled.provider, cancelled.provider_ref)
 
@@ -318,8 +324,11 @@ class Flow:
             except LeaseBusy:
                 verification = await self._verifications.get(verification_id)
                 await self._attempts.write(kind, Outcome.VERIFICATION_BUSY, ip, verification=verification)
-                raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=5,
-                              pending=self._pending(verification) if verification else None) from None
+                raise Refusal(
+                    Outcome.VERIFICATION_BUSY,
+                    retry_after=5,
+                    pending=self._pending(verification) if verification else None,
+                ) from None
             yield
 
     async def _create(self, number: PhoneNumber, ip: str, kind: str, verification: Verification) -> Placed:
@@ -330,8 +339,15 @@ class Flow:
 
         async def failed_over(failure: Failure) -> None:
             log.warning("placing a call failed at %s, trying the next provider: %s", failure.provider, failure.error)
-            await self._attempts.write(kind, Outcome.PROVIDER_FAILOVER, ip, verification=verification,
-                                       provider=failure.provider, latency=failure.latency, reason=failure.reason)
+            await self._attempts.write(
+                kind,
+                Outcome.PROVIDER_FAILOVER,
+                ip,
+                verification=verification,
+                provider=failure.provider,
+                latency=failure.latency,
+                reason=failure.reason,
+            )
 
         only = verification.provider if kind == "resend" else None
         try:
@@ -341,16 +357,27 @@ class Flow:
             if not isinstance(exc, ProviderUnauthorized):
                 log.warning("placing a call failed at %s: %s", unplaced.provider or "no provider", exc)
             verification.provider = unplaced.provider or verification.provider
-            await self._close(verification, "unplaced", ip, kind=kind, outcome=Outcome.PROVIDER_ERROR,
-                              latency=unplaced.latency, reason=unplaced.reason)
+            await self._close(
+                verification,
+                "unplaced",
+                ip,
+                kind=kind,
+                outcome=Outcome.PROVIDER_ERROR,
+                latency=unplaced.latency,
+                reason=unplaced.reason,
+            )
             if isinstance(exc, InvalidParameter) and exc.parameter == "recipient":
                 raise Refusal(Outcome.RECIPIENT_REFUSED, field="phone") from None
             raise self._call_failed(kind, Outcome.PROVIDER_ERROR, verification, unplaced.retry_after) from None
         created = placed.verification
         if created.status != "sent":
-            log.warning("the provider could not place the call to %s: status %s", mask_number(number.e164), created.status)
+            log.warning(
+                "the provider could not place the call to %s: status %s", mask_number(number.e164), created.status
+            )
             verification.provider_ref, verification.provider = created.id, placed.provider
-            await self._close(verification, "unplaced", ip, kind=kind, outcome=Outcome.CALL_FAILED, latency=placed.latency)
+            await self._close(
+                verification, "unplaced", ip, kind=kind, outcome=Outcome.CALL_FAILED, latency=placed.latency
+            )
             raise self._call_failed(kind, Outcome.CALL_FAILED, verification)
         return placed
 
@@ -372,8 +399,17 @@ class Flow:
                     # A call closed in another tab while it was being placed is not brought back (and is
                     # cancelled below), but it was placed: its row names the provider reference.
                     outcome = Outcome.SENT if state == "recorded" else Outcome.NO_VERIFICATION
-                    session.add(self._attempts.row(kind, outcome, ip, verification=verification,
-                                                   provider_ref=created.id, latency=latency, at=now))
+                    session.add(
+                        self._attempts.row(
+                            kind,
+                            outcome,
+                            ip,
+                            verification=verification,
+                            provider_ref=created.id,
+                            latency=latency,
+                            at=now,
+                        )
+                    )
                 await session.commit()
             if state == "gone":
                 await self._cancel_quietly(placed.provider, created.id)
@@ -391,7 +427,9 @@ class Flow:
         pending = None if kind == "start" else self._pending(verification)
         return Refusal(outcome, retry_after=retry_after, pending=pending)
 
-    async def _checked(self, verification: Verification, checked: ProviderVerification, ip: str, latency: int) -> Verified:
+    async def _checked(
+        self, verification: Verification, checked: ProviderVerification, ip: str, latency: int
+    ) -> Verified:
         if checked.status == "verified" and checked.id == verification.provider_ref:
             return await self._verify(verification, ip, latency)
         if checked.status == "expired":
@@ -473,8 +511,14 @@ class Flow:
             await session.commit()
 
     async def _close_check(
-        self, verification: Verification, status: str, ip: str, message: str | None,
-        *, latency: int | None = None, outcome: Outcome | None = None,
+        self,
+        verification: Verification,
+        status: str,
+        ip: str,
+        message: str | None,
+        *,
+        latency: int | None = None,
+        outcome: Outcome | None = None,
     ) -> Refusal:
         """Close the call a check found over as `status`, and log it; the refusal for the person."""
         ref = verification.provider_ref

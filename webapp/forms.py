@@ -37,8 +37,9 @@ async def read_form(request: Request) -> dict[str, str]:
     if body and content_type != "application/x-www-form-urlencoded":
         raise BadForm("Send the form as application/x-www-form-urlencoded.", Outcome.FORM_NOT_URLENCODED)
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict",
-                          max_num_fields=20)
+        pairs = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=20
+        )
     except UnicodeDecodeError:
         raise BadForm("The form could not be read: it is not valid UTF-8.") from None
     except ValueError:

@@ -62,16 +62,21 @@ class Guard:
         if kind == "check":
             full = await self._hit(Counter(self.check_ip_limits, ("check-ip", key)))
             if full:
-                raise Refusal(Outcome.BLOCKED_IP, f"Too many tries. Please wait {wait_text(full.wait)} and try again.",
-                              retry_after=full.wait)
+                raise Refusal(
+                    Outcome.BLOCKED_IP,
+                    f"Too many tries. Please wait {wait_text(full.wait)} and try again.",
+                    retry_after=full.wait,
+                )
             return
         if await self.deny_list.ip_denied(ip):
             raise Refusal(Outcome.BLOCKED_DENYLIST)
         full = await self._hit(Counter(self.start_ip_limits, ("start-ip", key)))
         if full:
-            raise Refusal(Outcome.BLOCKED_IP,
-                          f"Too many calls requested from your network. Try again in {wait_text(full.wait)}.",
-                          retry_after=full.wait)
+            raise Refusal(
+                Outcome.BLOCKED_IP,
+                f"Too many calls requested from your network. Try again in {wait_text(full.wait)}.",
+                retry_after=full.wait,
+            )
 
     async def check_number(self, number: PhoneNumber) -> None:
         """Deny list, number policy and the circuit breaker (the number's range, its country): no counter spent."""
@@ -83,7 +88,10 @@ class Guard:
             ticket = self._judging.ticket(number.region)
             stopped = await circuit.open_break(session, number.region, number.e164, now)
             if stopped is None and await self._judging.judge(
-                number.region, now, ticket, lambda: circuit.trip_if_pumped(session, number.region, now, self._settings),
+                number.region,
+                now,
+                ticket,
+                lambda: circuit.trip_if_pumped(session, number.region, now, self._settings),
             ):
                 # Looked at again after a judging, whatever it found: a break another request
                 # opened meanwhile has taken its calls out of what was judged here.
@@ -128,7 +136,8 @@ class Guard:
             return await self._limits.hit_all(*counters)
         except LimiterUnavailable:
             if self._settings.ratelimit_fail_open:
-                log.warning("limiter storage down and RATELIMIT_FAIL_OPEN is set: admitting %s unlimited",
-                            counters[0].key[0])
+                log.warning(
+                    "limiter storage down and RATELIMIT_FAIL_OPEN is set: admitting %s unlimited", counters[0].key[0]
+                )
                 return None
             raise Refusal(Outcome.LIMITER_UNAVAILABLE) from None

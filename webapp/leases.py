@@ -95,8 +95,11 @@ class Leases:
                         Verification.id == verification_id,
                         # Ours already: a lease this process could not give back
                         # (the database was away); the lock above makes it safe to reuse.
-                        or_(Verification.busy_until.is_(None), Verification.busy_until <= now,
-                            Verification.busy_by == self.owner),
+                        or_(
+                            Verification.busy_until.is_(None),
+                            Verification.busy_until <= now,
+                            Verification.busy_by == self.owner,
+                        ),
                     )
                     .values(busy_until=now + self._duration, busy_by=self.owner)
                 )

@@ -118,7 +118,9 @@ class RateLimits:
                     storage_url.replace("redis+unix://", "unix://", 1), socket_connect_timeout=1.0, socket_timeout=1.0
                 )
                 storage: Any = RedisStorage(  # our own pool; limits types its options loosely
-                    "async+" + storage_url, implementation="redispy", connection_pool=self._pool,  # type: ignore[arg-type]  # limits types **options as scalars
+                    "async+" + storage_url,
+                    implementation="redispy",
+                    connection_pool=self._pool,  # type: ignore[arg-type]  # limits types **options as scalars
                 )
             else:
                 storage = storage_from_string("async+" + storage_url)
@@ -181,14 +183,18 @@ class RateLimits:
         """The exact moving window for a small limit, the sliding-window counter for a large one."""
         return self._moving if item.amount <= SMALL_LIMIT else self._sliding
 
-    async def _stats(self, items: Sequence[RateLimitItem], key: tuple[str, ...]) -> list[tuple[RateLimitItem, int, float]]:
+    async def _stats(
+        self, items: Sequence[RateLimitItem], key: tuple[str, ...]
+    ) -> list[tuple[RateLimitItem, int, float]]:
         found = []
         for item in items:
             if item.amount <= SMALL_LIMIT:
                 reset, remaining = await _value(self._moving.get_window_stats(item, self._prefix, *key))
             else:
                 # Not limits' get_window_stats: it reads time.time, and its reset is the next freed slot only.
-                window = await _value(self.storage.get_sliding_window(item.key_for(self._prefix, *key), item.get_expiry()))
+                window = await _value(
+                    self.storage.get_sliding_window(item.key_for(self._prefix, *key), item.get_expiry())
+                )
                 remaining, wait = sliding_room(item.amount, item.get_expiry(), *window)
                 reset = self._now() + wait
             found.append((item, remaining, reset))
@@ -241,5 +247,5 @@ def sliding_room(
 
 
 def parse(value: str) -> list[RateLimitItem]:
-    """"5/minute;20/hour" as limit items, strictest window first."""
+    """ "5/minute;20/hour" as limit items, strictest window first."""
     return sorted(parse_many(value), key=lambda item: item.get_expiry())

@@ -115,7 +115,11 @@ def serve_log_config(level: str) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "filters": {"mask": {"()": MaskingFilter}},
         "formatters": {
-            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s", "use_colors": None},
+            "default": {
+                "()": "uvicorn.logging.DefaultFormatter",
+                "fmt": "%(levelprefix)s %(message)s",
+                "use_colors": None,
+            },
             "access": {
                 "()": "uvicorn.logging.AccessFormatter",
                 "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
@@ -123,7 +127,12 @@ def serve_log_config(level: str) -> dict[str, Any]:
             "app": {"format": "%(levelname)s %(name)s: %(message)s"},
         },
         "handlers": {
-            "default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr", **masked},
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "stream": "ext://sys.stderr",
+                **masked,
+            },
             "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout", **masked},
             "app": {"class": "logging.StreamHandler", "formatter": "app", "stream": "ext://sys.stderr", **masked},
         },

@@ -56,8 +56,11 @@ class Outbox:
                 failure = exc
             if pause is not None:
                 await anyio.sleep(pause)
-        log.error("%s: not recorded, the database did not answer (%s); kept to record when it is back",
-                  what, type(failure).__name__)
+        log.error(
+            "%s: not recorded, the database did not answer (%s); kept to record when it is back",
+            what,
+            type(failure).__name__,
+        )
         self._kept.append((what, write))
         self._wake.set()
         return False

@@ -86,7 +86,11 @@ _MEMBERS = tuple(Outcome)
 LOGGED: tuple[Outcome, ...] = _MEMBERS[: _MEMBERS.index(Outcome.BLOCKED_CLIENT) + 1]
 #: The hand-off's own decisions: a site's request, its code, its tokens.
 HANDOFF: tuple[Outcome, ...] = (
-    Outcome.HANDOFF_STARTED, Outcome.CODE_ISSUED, Outcome.TOKEN_ISSUED, Outcome.HANDOFF_CANCELLED, Outcome.OIDC_ERROR,
+    Outcome.HANDOFF_STARTED,
+    Outcome.CODE_ISSUED,
+    Outcome.TOKEN_ISSUED,
+    Outcome.HANDOFF_CANCELLED,
+    Outcome.OIDC_ERROR,
 )
 
 
@@ -126,19 +130,29 @@ REFUSALS: dict[Outcome, Told] = {
     Outcome.BLOCKED_DENYLIST: Told(422, "Refused by the deny list", "We can't place this call."),
     Outcome.BLOCKED_COUNTRY: Told(422, "Country not served", "We can't call numbers in this country."),
     Outcome.BLOCKED_NUMBER_TYPE: Told(
-        422, "Number type not served", "We can't call this kind of number. Please use a mobile or landline number.",
+        422,
+        "Number type not served",
+        "We can't call this kind of number. Please use a mobile or landline number.",
     ),
     # the limits
     Outcome.BLOCKED_IP: Told(429, "Too many requests from this address"),  # each door names its own limit
-    Outcome.BLOCKED_NUMBER: Told(429, "Too many calls to this number", "Too many calls to this number. Try again in {wait}."),
+    Outcome.BLOCKED_NUMBER: Told(
+        429, "Too many calls to this number", "Too many calls to this number. Try again in {wait}."
+    ),
     Outcome.BLOCKED_PENDING: Told(
-        429, "A call to this number is in progress", "A call to this number is already in progress. Try again in {wait}.",
+        429,
+        "A call to this number is in progress",
+        "A call to this number is already in progress. Try again in {wait}.",
     ),
     Outcome.BLOCKED_GLOBAL: Told(
-        429, "Too many calls overall", "We're placing too many calls right now. Please try again in a few minutes.",
+        429,
+        "Too many calls overall",
+        "We're placing too many calls right now. Please try again in a few minutes.",
     ),
     Outcome.BLOCKED_CIRCUIT: Told(429, "Calls to this number are stopped"),  # the country, or the number's range
-    Outcome.BLOCKED_CLIENT: Told(429, "Too many calls for this client", "Too many calls for this client. Try again in {wait}."),
+    Outcome.BLOCKED_CLIENT: Told(
+        429, "Too many calls for this client", "Too many calls for this client. Try again in {wait}."
+    ),
     Outcome.RESEND_TOO_SOON: Told(429, "Too soon for a new call", "You can ask for a new call in {wait}."),
     Outcome.LIMITER_UNAVAILABLE: Told(503, "Limits can't be checked", LIMITER_DOWN),
     # the code, and the verification's state
@@ -148,17 +162,24 @@ REFUSALS: dict[Outcome, Told] = {
     Outcome.CLOSED: Told(422, "Verification closed", "This code can no longer be used. Ask for a new call."),
     Outcome.ALREADY_VERIFIED: Told(409, "Already verified", "This number is already verified.", Form.PHONE),
     Outcome.REPLAYED: Told(
-        409, "Already verified", "This number is already verified; a code can't be used for it again.", Form.RESULT,
+        409,
+        "Already verified",
+        "This number is already verified; a code can't be used for it again.",
+        Form.RESULT,
     ),
     Outcome.SUPERSEDED: Told(
-        409, "A newer call was placed", "A new call was placed since. Type the code from the newest call.",
+        409,
+        "A newer call was placed",
+        "A new call was placed since. Type the code from the newest call.",
     ),
     Outcome.NO_VERIFICATION: Told(409, "Verification ended", GONE, Form.PHONE),
     Outcome.VERIFICATION_BUSY: Told(503, "Verification busy", BUSY),
     # the provider
     Outcome.PROVIDER_ERROR: Told(503, "The provider failed", CALL_FAILED),
     Outcome.RECIPIENT_REFUSED: Told(
-        422, "The provider refused the number", "We can't call this number. Check it and try again.",
+        422,
+        "The provider refused the number",
+        "We can't call this number. Check it and try again.",
     ),
     Outcome.CALL_FAILED: Told(503, "The call failed", CALL_FAILED),
     # the API's own (each raise site says what is wrong)
@@ -171,11 +192,13 @@ REFUSALS: dict[Outcome, Told] = {
     Outcome.INVALID_REQUEST: Told(422, "Invalid request body"),
     Outcome.INVALID_IDEMPOTENCY_KEY: Told(400, "Invalid Idempotency-Key"),
     Outcome.IDEMPOTENCY_MISMATCH: Told(
-        422, "Idempotency-Key used with another body",
+        422,
+        "Idempotency-Key used with another body",
         "This Idempotency-Key was used with another body. Use a new key for a new request.",
     ),
     Outcome.IDEMPOTENCY_IN_PROGRESS: Told(
-        409, "Idempotency-Key in use",
+        409,
+        "Idempotency-Key in use",
         "A request with this Idempotency-Key is still being answered. Try again in a moment.",
     ),
     Outcome.STORAGE_UNAVAILABLE: Told(503, "Database unavailable", STORAGE_DOWN),

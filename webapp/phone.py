@@ -166,9 +166,7 @@ def parse_phone(raw: str, region: str) -> PhoneNumber:
     except NumberParseException as error:
         raise InvalidNumber(_parse_error_message(error)) from None
     if not phonenumbers.is_valid_number(number):
-        raise InvalidNumber(
-            f"That doesn't look like a valid number for {_where(number, known)}."
-        )
+        raise InvalidNumber(f"That doesn't look like a valid number for {_where(number, known)}.")
     region_of_number = phonenumbers.region_code_for_number(number)
     assert region_of_number is not None, "a valid number has a region (001 for the international networks)"
     return PhoneNumber(

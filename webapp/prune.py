@@ -84,8 +84,9 @@ def _old_verifications(cutoff: datetime, now: datetime) -> ColumnElement[bool]:
 EXPIRING = (OidcAuthorizationRequest, OidcAuthorizationCode, OidcAccessToken, ApiIdempotencyKey)
 
 
-def _expired(model: type[OidcAuthorizationRequest | OidcAuthorizationCode | OidcAccessToken | ApiIdempotencyKey],
-             now: datetime) -> ColumnElement[bool]:
+def _expired(
+    model: type[OidcAuthorizationRequest | OidcAuthorizationCode | OidcAccessToken | ApiIdempotencyKey], now: datetime
+) -> ColumnElement[bool]:
     return model.expires_at < now
 
 
@@ -96,8 +97,10 @@ async def count(sessions: async_sessionmaker[AsyncSession], cutoff: datetime, no
         verifications = await session.scalar(
             select(func.count()).select_from(Verification).where(_old_verifications(cutoff, now))
         )
-        expired = [await session.scalar(select(func.count()).select_from(model).where(_expired(model, now)))
-                   for model in EXPIRING]
+        expired = [
+            await session.scalar(select(func.count()).select_from(model).where(_expired(model, now)))
+            for model in EXPIRING
+        ]
     return Pruned(attempts or 0, verifications or 0, *(n or 0 for n in expired))
 
 
@@ -113,9 +116,12 @@ async def prune(
     # Attempts oldest first (ids grow with time, and the primary key finds them);
     # verification ids are random, so ordering by them would only cost a sort.
     attempts = await _delete_in_batches(sessions, Attempt, _old_attempts(cutoff), batch, ordered=True)
-    verifications = await _delete_in_batches(sessions, Verification, _old_verifications(cutoff, now), batch, ordered=False)
-    expired = [await _delete_in_batches(sessions, model, _expired(model, now), batch, ordered=False)
-               for model in EXPIRING]
+    verifications = await _delete_in_batches(
+        sessions, Verification, _old_verifications(cutoff, now), batch, ordered=False
+    )
+    expired = [
+        await _delete_in_batches(sessions, model, _expired(model, now), batch, ordered=False) for model in EXPIRING
+    ]
     return Pruned(attempts, verifications, *expired)
 
 

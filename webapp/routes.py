@@ -39,8 +39,10 @@ MESSAGES = {
     "verified": "{number} is verified.",
 }
 #: The call was placed, but the database was away when it was to be written down.
-UNRECORDED = ("We're calling {number}, but we're having trouble on our side: "
-              "if the code isn't accepted at first, wait a moment and try again.")
+UNRECORDED = (
+    "We're calling {number}, but we're having trouble on our side: "
+    "if the code isn't accepted at first, wait a moment and try again."
+)
 
 
 def _flow(request: Request) -> Flow:
@@ -123,19 +125,27 @@ async def page(request: Request) -> Response:
             result_id = request.session.get(RESULT_KEY)
             verified = await flow.verified_since(result_id if isinstance(result_id, str) else None, handoff.began)
             if verified is not None:
-                return _pages(request).render(request, "result", message=_flash(request, verified.international),
-                                              verified=verified, handoff_verified=True, **panel)
+                return _pages(request).render(
+                    request,
+                    "result",
+                    message=_flash(request, verified.international),
+                    verified=verified,
+                    handoff_verified=True,
+                    **panel,
+                )
         result_id = request.session.pop(RESULT_KEY, None)
         verified = None if handoff else await flow.result(result_id if isinstance(result_id, str) else None)
         if verified is not None:
             message = _flash(request, verified.international)
             return _pages(request).render(request, "result", message=message, verified=verified, **panel)
         request.session.pop("flash", None)
-        return _pages(request).render(request, "phone", message=notice, message_kind="error" if notice else "info",
-                                      **panel)
+        return _pages(request).render(
+            request, "phone", message=notice, message_kind="error" if notice else "info", **panel
+        )
     message = _flash(request, pending.international)
-    return _pages(request).render(request, "code", message=notice or message,
-                                  message_kind="error" if notice else "info", pending=pending, **panel)
+    return _pages(request).render(
+        request, "code", message=notice or message, message_kind="error" if notice else "info", pending=pending, **panel
+    )
 
 
 async def verify_start(request: Request) -> Response:
@@ -170,8 +180,9 @@ async def verify_confirm(request: Request) -> Response:
         return refused(request, refusal, keep_form=True)
     try:
         form = await read_form(request)
-        verified = await flow.confirm(_session_id(request), form.get("code", ""), _ip(request),
-                                      for_call=form.get("call"))
+        verified = await flow.confirm(
+            _session_id(request), form.get("code", ""), _ip(request), for_call=form.get("call")
+        )
     except Refusal as refusal:
         return refused(request, refusal)
     request.session.pop(SESSION_KEY, None)
@@ -215,8 +226,9 @@ async def verify_restart(request: Request) -> Response:
 def _unrecorded(request: Request, pending: Pending) -> Response:
     """The call is on its way but not written down yet (webapp.outbox): a 503 that still shows the code form."""
     message = UNRECORDED.format(number=pending.international)
-    return _pages(request).render(request, "code", status_code=503, headers={"Retry-After": "5"},
-                                  message=message, pending=pending)
+    return _pages(request).render(
+        request, "code", status_code=503, headers={"Retry-After": "5"}, message=message, pending=pending
+    )
 
 
 async def storage_unavailable(request: Request, exc: Exception) -> Response:
@@ -250,7 +262,9 @@ async def healthz(request: Request) -> Response:
 async def _session_refs(request: Request) -> frozenset[str]:
     """The provider ids of this session's calls: its verification in progress, else the last one it had."""
     last = request.session.get(SANDBOX_KEY)
-    return await provider_refs(request.state.sessions, _session_id(request) or (last if isinstance(last, str) else None))
+    return await provider_refs(
+        request.state.sessions, _session_id(request) or (last if isinstance(last, str) else None)
+    )
 
 
 async def _phone_panel(request: Request) -> dict[str, Any]:
@@ -291,4 +305,3 @@ def routes(*, sandbox: bool, handoff: bool = False) -> list[BaseRoute]:
         found.append(Route("/_sandbox/phone", sandbox_phone, methods=["GET"]))
         found.append(Route("/_sandbox/calls", sandbox_calls, methods=["GET"]))
     return found
-

@@ -133,10 +133,19 @@ class Verifications:
         ref = verification.provider_ref
         result = await session.execute(
             update(Verification)
-            .where(Verification.id == verification.id, Verification.status == "pending",
-                   or_(Verification.provider_ref.is_(None), Verification.provider_ref != ref))
-            .values(provider=verification.provider, provider_ref=ref, calls=verification.calls, code_attempts=verification.code_attempts,
-                    last_call_at=verification.last_call_at, expires_at=verification.expires_at)
+            .where(
+                Verification.id == verification.id,
+                Verification.status == "pending",
+                or_(Verification.provider_ref.is_(None), Verification.provider_ref != ref),
+            )
+            .values(
+                provider=verification.provider,
+                provider_ref=ref,
+                calls=verification.calls,
+                code_attempts=verification.code_attempts,
+                last_call_at=verification.last_call_at,
+                expires_at=verification.expires_at,
+            )
         )
         if affected(result):
             return "recorded"
@@ -157,8 +166,11 @@ class Verifications:
         """Set verified; True if this call did it (verified_at stays the first, never moves)."""
         result = await session.execute(
             update(Verification)
-            .where(Verification.id == verification.id, Verification.status == "pending",
-                   Verification.provider_ref == verification.provider_ref)
+            .where(
+                Verification.id == verification.id,
+                Verification.status == "pending",
+                Verification.provider_ref == verification.provider_ref,
+            )
             .values(status="verified", verified_at=now)
         )
         if affected(result):
@@ -190,8 +202,9 @@ class Verifications:
         ref = verification.provider_ref
         attempts = await session.scalar(
             update(Verification)
-            .where(Verification.id == verification.id, Verification.status == "pending",
-                   Verification.provider_ref == ref)
+            .where(
+                Verification.id == verification.id, Verification.status == "pending", Verification.provider_ref == ref
+            )
             .values(code_attempts=Verification.code_attempts + 1)
             .returning(Verification.code_attempts)
         )
@@ -220,15 +233,20 @@ async def _reread(session: AsyncSession, verification: Verification, default: st
     row = (
         await session.execute(
             select(
-                Verification.status, Verification.verified_at, Verification.provider_ref,
-                Verification.calls, Verification.code_attempts,
+                Verification.status,
+                Verification.verified_at,
+                Verification.provider_ref,
+                Verification.calls,
+                Verification.code_attempts,
             ).where(Verification.id == verification.id)
         )
     ).first()
     if row is not None:
         verification.status, verification.verified_at = row.status, row.verified_at
         verification.provider_ref, verification.calls, verification.code_attempts = (
-            row.provider_ref, row.calls, row.code_attempts,
+            row.provider_ref,
+            row.calls,
+            row.code_attempts,
         )
     elif default is not None:
         verification.status = default

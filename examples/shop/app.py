@@ -47,18 +47,23 @@ PAGE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
   </form>
 {% endif %}
 </main></body></html>""")
-CSS = ("body{font-family:system-ui,sans-serif;background:#fbf7f0;color:#2b2118}main{max-width:32rem;margin:3rem auto}"
-       "button{font:inherit;padding:.5rem 1rem;background:#8a4b16;color:#fff;border:0;border-radius:6px}"
-       ".welcome{font-size:1.2rem}.error{color:#a11}input{font:inherit;padding:.4rem}")
+CSS = (
+    "body{font-family:system-ui,sans-serif;background:#fbf7f0;color:#2b2118}main{max-width:32rem;margin:3rem auto}"
+    "button{font:inherit;padding:.5rem 1rem;background:#8a4b16;color:#fff;border:0;border-radius:6px}"
+    ".welcome{font-size:1.2rem}.error{color:#a11}input{font:inherit;padding:.4rem}"
+)
 CANCELLED = "You cancelled verifying your number, so no account was made."
 
 
-def create_shop(voice2fa_url: str, client_id: str, client_secret: str, shop_url: str,
-                secret_key: str | None = None) -> Starlette:
+def create_shop(
+    voice2fa_url: str, client_id: str, client_secret: str, shop_url: str, secret_key: str | None = None
+) -> Starlette:
     """The shop, signing up through voice2fa at `voice2fa_url` as the client `client_id`; it runs at `shop_url`."""
     oauth = OAuth()
     oauth.register(
-        "voice2fa", client_id=client_id, client_secret=client_secret,
+        "voice2fa",
+        client_id=client_id,
+        client_secret=client_secret,
         server_metadata_url=voice2fa_url.rstrip("/") + "/.well-known/openid-configuration",
         client_kwargs={"scope": "openid phone", "code_challenge_method": "S256"},
     )
@@ -101,15 +106,30 @@ def create_shop(voice2fa_url: str, client_id: str, client_secret: str, shop_url:
         return Response(CSS, media_type="text/css")
 
     return Starlette(
-        routes=[Route("/", home), Route("/signup", signup), Route("/callback", back),
-                Route("/logout", logout, methods=["POST"]), Route("/shop.css", css)],
+        routes=[
+            Route("/", home),
+            Route("/signup", signup),
+            Route("/callback", back),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/shop.css", css),
+        ],
         # Its own cookie name: a browser sends a host's cookies to every port of it.
-        middleware=[Middleware(SessionMiddleware, secret_key=secret_key or secrets.token_urlsafe(32),
-                               session_cookie="shop_session", same_site="lax")],
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=secret_key or secrets.token_urlsafe(32),
+                session_cookie="shop_session",
+                same_site="lax",
+            )
+        ],
     )
 
 
 def from_env() -> Starlette:
     """The shop configured from SHOP_CLIENT_ID, SHOP_CLIENT_SECRET, VOICE2FA_URL and SHOP_URL."""
-    return create_shop(os.environ.get("VOICE2FA_URL", "http://127.0.0.1:8000"), os.environ["SHOP_CLIENT_ID"],
-                       os.environ["SHOP_CLIENT_SECRET"], os.environ.get("SHOP_URL", "http://localhost:8002"))
+    return create_shop(
+        os.environ.get("VOICE2FA_URL", "http://127.0.0.1:8000"),
+        os.environ["SHOP_CLIENT_ID"],
+        os.environ["SHOP_CLIENT_SECRET"],
+        os.environ.get("SHOP_URL", "http://localhost:8002"),
+    )

@@ -46,25 +46,45 @@ def main() -> int:
     env.pop("MESSAGEBIRD_API_KEY", None)  # sandbox mode: no real calls, the codes on the page
     added = subprocess.run(
         [str(BIN / "voice2fa"), "client", "add", "--name", "Example shop", "--redirect-uri", shop_url + "/callback"],
-        env=env, check=True, capture_output=True, text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     credentials = dict(re.findall(r"^(client_id|client_secret): (\S+)$", added, re.MULTILINE))
     servers = [
         subprocess.Popen([str(BIN / "voice2fa"), "serve", "--port", str(voice2fa_port)], env=env),
         subprocess.Popen(
-            [str(BIN / "uvicorn"), "--factory", "examples.shop.app:from_env", "--host", "127.0.0.1",
-             "--port", str(shop_port), "--log-level", "warning"],
-            cwd=ROOT, env={**env, "VOICE2FA_URL": voice2fa_url, "SHOP_URL": shop_url,
-                           "SHOP_CLIENT_ID": credentials["client_id"],
-                           "SHOP_CLIENT_SECRET": credentials["client_secret"]},
+            [
+                str(BIN / "uvicorn"),
+                "--factory",
+                "examples.shop.app:from_env",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(shop_port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env={
+                **env,
+                "VOICE2FA_URL": voice2fa_url,
+                "SHOP_URL": shop_url,
+                "SHOP_CLIENT_ID": credentials["client_id"],
+                "SHOP_CLIENT_SECRET": credentials["client_secret"],
+            },
         ),
     ]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopped by a signal: stop both servers too
     try:
         _wait(voice2fa_url + "/healthz", servers[0])
         _wait(shop_url + "/", servers[1])
-        print(f"\n  The shop:  {shop_url}/\n  voice2fa:  {voice2fa_url}/  (operators: {voice2fa_url}/admin/)\n"
-              f"  Data:      {data}\n  Ctrl-C stops both.\n", flush=True)
+        print(
+            f"\n  The shop:  {shop_url}/\n  voice2fa:  {voice2fa_url}/  (operators: {voice2fa_url}/admin/)\n"
+            f"  Data:      {data}\n  Ctrl-C stops both.\n",
+            flush=True,
+        )
         while all(server.poll() is None for server in servers):
             time.sleep(0.5)
     except KeyboardInterrupt:

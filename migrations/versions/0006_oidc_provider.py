@@ -22,9 +22,16 @@ UTC = sa.DateTime(timezone=True)
 
 def _client_fk(table: str) -> sa.Column[str]:
     """The client a row belongs to; removing the client removes the row."""
-    return sa.Column("client_id", sa.String(length=32), sa.ForeignKey(
-        "oidc_clients.id", name=f"fk_{table}_client_id_oidc_clients", ondelete="CASCADE",
-    ), nullable=False)
+    return sa.Column(
+        "client_id",
+        sa.String(length=32),
+        sa.ForeignKey(
+            "oidc_clients.id",
+            name=f"fk_{table}_client_id_oidc_clients",
+            ondelete="CASCADE",
+        ),
+        nullable=False,
+    )
 
 
 def upgrade() -> None:
@@ -111,6 +118,12 @@ def downgrade() -> None:
 
     with op.batch_alter_table("oidc_access_tokens", schema=None) as batch_op:
         batch_op.drop_index("ix_oidc_access_tokens_code")
-    for table in ("oidc_access_tokens", "oidc_authorization_codes", "oidc_authorization_requests",
-                  "oidc_secrets", "oidc_signing_keys", "oidc_clients"):
+    for table in (
+        "oidc_access_tokens",
+        "oidc_authorization_codes",
+        "oidc_authorization_requests",
+        "oidc_secrets",
+        "oidc_signing_keys",
+        "oidc_clients",
+    ):
         op.drop_table(table)

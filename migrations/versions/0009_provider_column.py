@@ -31,8 +31,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_attempts_provider_created", ["provider", "created_at", "id"], unique=False)
     op.execute("UPDATE verifications SET provider = 'messagebird'")
     op.execute(
-        "UPDATE attempts SET provider = 'messagebird' "
-        "WHERE provider_ref IS NOT NULL OR provider_latency_ms IS NOT NULL"
+        "UPDATE attempts SET provider = 'messagebird' WHERE provider_ref IS NOT NULL OR provider_latency_ms IS NOT NULL"
     )
 
 

@@ -24,9 +24,16 @@ def upgrade() -> None:
     op.create_table(
         "api_idempotency_keys",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
-        sa.Column("client_id", sa.String(length=32), sa.ForeignKey(
-            "oidc_clients.id", name="fk_api_idempotency_keys_client_id_oidc_clients", ondelete="CASCADE",
-        ), nullable=False),
+        sa.Column(
+            "client_id",
+            sa.String(length=32),
+            sa.ForeignKey(
+                "oidc_clients.id",
+                name="fk_api_idempotency_keys_client_id_oidc_clients",
+                ondelete="CASCADE",
+            ),
+            nullable=False,
+        ),
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("body_hash", sa.String(length=64), nullable=False),
         sa.Column("status", sa.Integer(), nullable=True),

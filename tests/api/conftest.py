@@ -19,7 +19,7 @@ from tests.support import FakeClock
 
 @pytest.fixture
 async def shop(db: async_sessionmaker[AsyncSession], clock: FakeClock) -> Registered:
-    """"Example shop", a registered client."""
+    """ "Example shop", a registered client."""
     return await register(db, clock, "Example shop")
 
 

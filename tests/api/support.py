@@ -42,7 +42,6 @@ async def register(db: async_sessionmaker[AsyncSession], clock: FakeClock, name:
     return Registered(credentials.client_id, credentials.client_secret)
 
 
-
 async def create(api: httpx.AsyncClient, number: str = NUMBER, **body: Any) -> httpx.Response:
     """POST /api/v1/verifications."""
     headers = body.pop("headers", None)

@@ -36,22 +36,32 @@ def _calls(source: str, name: str) -> list[str]:
         while depth:
             depth += {"(": 1, ")": -1}.get(source[end], 0)
             end += 1
-        calls.append(source[match.start():end])
+        calls.append(source[match.start() : end])
     return calls
 
 
 def test_every_outcome_a_refusal_is_raised_with_is_in_the_table() -> None:
     raised = {Outcome[name] for name in RAISED.findall(_sources())}
-    assert {Outcome.INVALID_NUMBER, Outcome.INVALID_CODE, Outcome.BLOCKED_IP, Outcome.RESEND_TOO_SOON,
-            Outcome.UNAUTHORIZED, Outcome.RECIPIENT_REFUSED, Outcome.FORM_TOO_LARGE} <= raised
+    assert {
+        Outcome.INVALID_NUMBER,
+        Outcome.INVALID_CODE,
+        Outcome.BLOCKED_IP,
+        Outcome.RESEND_TOO_SOON,
+        Outcome.UNAUTHORIZED,
+        Outcome.RECIPIENT_REFUSED,
+        Outcome.FORM_TOO_LARGE,
+    } <= raised
     assert raised - set(REFUSALS) == set()
     assert set(REFUSALS) - set(API_OUTCOMES) == PAGE_ONLY
 
 
 def test_no_raise_site_names_a_status_or_a_form() -> None:
     """The status and the form are the table's: a refusal is made with its outcome, never with either."""
-    calls = [call for name in ("Refusal", "ApiRefusal", "BadForm", "InvalidCode", "InvalidNumber")
-             for call in _calls(_sources(), name)]
+    calls = [
+        call
+        for name in ("Refusal", "ApiRefusal", "BadForm", "InvalidCode", "InvalidNumber")
+        for call in _calls(_sources(), name)
+    ]
     assert len(calls) > 40, "raise sites not found"
     assert [call for call in calls if "status_code=" in call or "step=" in call] == []
 
@@ -72,7 +82,7 @@ def test_the_page_and_the_api_answer_a_refusal_with_the_tables_status() -> None:
 
 def _readme_codes() -> dict[str, tuple[int, str]]:
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## The JSON API"):]
+    section = readme[readme.index("## The JSON API") :]
     section = section[: section.index("\n## ", 1)]
     rows = re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \| ([^|]+?) \|", section, re.MULTILINE)
     return {code: (int(status), title) for code, status, title in rows}

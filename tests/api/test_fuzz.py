@@ -43,6 +43,8 @@ def flatmap_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrat
     if not creating or not isinstance(body, dict) or "phone_number" not in body:
         return st.just(body)
     return st.one_of(st.just(body), st.sampled_from(CALLABLE).map(lambda number: {**body, "phone_number": number}))
+
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 #: LIMIT_API_CALLS_PER_CLIENT during the fuzz: the most calls one operation's examples may place.
 CEILING = 10
@@ -60,9 +62,12 @@ def target(settings: Settings, clock: FakeClock, database_url: str) -> Iterator[
     client = register_now(database_url, clock, "Fuzz")
     # The fuzz sends wrong credentials on purpose, and most creates from this one address: those two limits
     # are raised so that it gets past them; the calls stay bounded by the client's ceiling.
-    fuzzing = settings.replace(limit_api_calls_per_client=f"{CEILING}/hour",
-                               limit_api_auth_failures_per_ip="1000/minute",
-                               limit_start_per_ip="1000/minute", limit_check_per_ip="1000/minute")
+    fuzzing = settings.replace(
+        limit_api_calls_per_client=f"{CEILING}/hour",
+        limit_api_auth_failures_per_ip="1000/minute",
+        limit_start_per_ip="1000/minute",
+        limit_check_per_ip="1000/minute",
+    )
     app = create_app(fuzzing, clock=clock)
     with served(app) as base_url, requests.Session() as session:
         session.auth = (client.client_id, client.secret)
@@ -72,9 +77,12 @@ def target(settings: Settings, clock: FakeClock, database_url: str) -> Iterator[
 
 
 @schema.parametrize()
-@hypothesis_settings(max_examples=30, deadline=None, derandomize=True,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                            HealthCheck.filter_too_much])
+@hypothesis_settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 def test_the_api_answers_as_its_document_says(case: schemathesis.Case, target: Target) -> None:
     response = case.call(base_url=target.base_url, session=target.session, timeout=10)
     case.validate_response(response, checks=CHECKS)
@@ -87,11 +95,21 @@ def test_sequences_of_calls_through_the_documents_links_answer_as_it_says(target
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
             return {"base_url": target.base_url, "session": target.session, "timeout": 10}
 
-        def validate_response(self, response: Any, case: schemathesis.Case,
-                              additional_checks: Any = None, **kwargs: Any) -> None:
+        def validate_response(
+            self, response: Any, case: schemathesis.Case, additional_checks: Any = None, **kwargs: Any
+        ) -> None:
             case.validate_response(response, checks=CHECKS)
 
-    Sequences.run(settings=hypothesis_settings(
-        max_examples=15, stateful_step_count=6, deadline=None, derandomize=True,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
-    ))
+    Sequences.run(
+        settings=hypothesis_settings(
+            max_examples=15,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=[
+                HealthCheck.function_scoped_fixture,
+                HealthCheck.too_slow,
+                HealthCheck.filter_too_much,
+            ],
+        )
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,7 +18,10 @@ from webapp import denylist
 
 
 async def test_a_number_that_cant_be_called_is_invalid_number(
-    api: httpx.AsyncClient, app: Starlette, db: async_sessionmaker[AsyncSession], shop: Registered,
+    api: httpx.AsyncClient,
+    app: Starlette,
+    db: async_sessionmaker[AsyncSession],
+    shop: Registered,
 ) -> None:
     body = assert_problem(await create(api, "12"), 422, "invalid_number")
     assert body["detail"]
@@ -40,17 +43,20 @@ async def test_a_premium_rate_number_is_blocked_number_type(api: httpx.AsyncClie
 
 @pytest.mark.parametrize("entry", [NUMBER, "203.0.113.0/24"])
 async def test_the_deny_list_is_blocked_denylist(
-    api: httpx.AsyncClient, app: Starlette, db: async_sessionmaker[AsyncSession], entry: str,
+    api: httpx.AsyncClient,
+    app: Starlette,
+    db: async_sessionmaker[AsyncSession],
+    entry: str,
 ) -> None:
     async with db() as session:
-        await denylist.add(session, denylist.parse_entry(entry), reason="test", by="test",
-                           now=datetime.now(timezone.utc))
+        await denylist.add(session, denylist.parse_entry(entry), reason="test", by="test", now=datetime.now(UTC))
     assert_problem(await create(api, client_ip="203.0.113.7"), 422, "blocked_denylist")
     assert calls_placed(app) == 0
 
 
 async def test_a_number_already_being_called_is_blocked_pending_with_retry_after(
-    api: httpx.AsyncClient, app: Starlette,
+    api: httpx.AsyncClient,
+    app: Starlette,
 ) -> None:
     assert (await create(api)).status_code == 201
     response = await create(api)
@@ -69,7 +75,9 @@ async def test_a_number_called_just_now_is_blocked_number(api: httpx.AsyncClient
 
 
 async def test_the_per_ip_limit_counts_client_ip(
-    api: httpx.AsyncClient, app: Starlette, db: async_sessionmaker[AsyncSession],
+    api: httpx.AsyncClient,
+    app: Starlette,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     for number in NL_MOBILES[:5]:
         assert (await create(api, number, client_ip="203.0.113.7")).status_code == 201
@@ -84,7 +92,10 @@ async def test_the_per_ip_limit_counts_client_ip(
 
 @pytest.mark.parametrize("settings_changes", [{"limit_api_calls_per_client": "3/minute"}])
 async def test_each_client_has_its_own_ceiling(
-    api: httpx.AsyncClient, api_for: Callable[..., httpx.AsyncClient], other: Registered, app: Starlette,
+    api: httpx.AsyncClient,
+    api_for: Callable[..., httpx.AsyncClient],
+    other: Registered,
+    app: Starlette,
     clock: FakeClock,
 ) -> None:
     for i, number in enumerate(NL_MOBILES[:3]):
@@ -101,7 +112,9 @@ async def test_each_client_has_its_own_ceiling(
 
 @pytest.mark.parametrize("settings_changes", [{"limit_api_calls_per_client": "2/10minutes"}])
 async def test_resends_count_against_the_clients_ceiling(
-    api: httpx.AsyncClient, app: Starlette, clock: FakeClock,
+    api: httpx.AsyncClient,
+    app: Starlette,
+    clock: FakeClock,
 ) -> None:
     verification = (await create(api)).json()
     clock.advance(31)
@@ -150,7 +163,9 @@ async def test_the_limiter_away_is_503_and_no_call(api: httpx.AsyncClient, app: 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_the_database_away_is_503_problem_details(
-    api: httpx.AsyncClient, app: Starlette, database_url: str,
+    api: httpx.AsyncClient,
+    app: Starlette,
+    database_url: str,
 ) -> None:
     path = Path(make_url(database_url).database or "")
     assert (await api.get("/healthz")).status_code == 200

@@ -42,8 +42,14 @@ CREATE = "/api/v1/verifications"
     ],
 )
 async def test_a_body_that_cant_be_used_is_a_4xx_problem_and_no_call(
-    api: httpx.AsyncClient, app: Starlette, db: async_sessionmaker[AsyncSession], shop: Registered,
-    content: bytes, content_type: str, status: int, code: str,
+    api: httpx.AsyncClient,
+    app: Starlette,
+    db: async_sessionmaker[AsyncSession],
+    shop: Registered,
+    content: bytes,
+    content_type: str,
+    status: int,
+    code: str,
 ) -> None:
     response = await api.post(CREATE, content=content, headers={"Content-Type": content_type})
     assert_problem(response, status, code)
@@ -65,20 +71,37 @@ async def test_a_check_with_a_number_for_a_code_is_invalid_request(api: httpx.As
     assert (await api.get(f"/api/v1/verifications/{verification['id']}")).json()["attempts_left"] == 3
 
 
-@pytest.mark.parametrize("path", ["/api/v1/", "/api/v1/nothing", "/api/v1/verifications/x/y/z",
-                                  "/api/v1/verifications/", "/api/v1/verifications/a%0Ab",
-                                  "/api/v1/verifications/a%0A/check"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/",
+        "/api/v1/nothing",
+        "/api/v1/verifications/x/y/z",
+        "/api/v1/verifications/",
+        "/api/v1/verifications/a%0Ab",
+        "/api/v1/verifications/a%0A/check",
+    ],
+)
 async def test_unknown_paths_under_the_api_are_404_problems(api: httpx.AsyncClient, path: str) -> None:
     assert_problem(await api.get(path), 404, "not_found")
 
 
-@pytest.mark.parametrize(("method", "path", "allow"), [
-    ("GET", CREATE, "POST"), ("PUT", CREATE + "/abc", "GET, DELETE, HEAD"),
-    ("GET", CREATE + "/abc/check", "POST"), ("DELETE", "/api/v1/openapi.json", "GET, HEAD"),
-    ("TRACE", CREATE, "POST"), ("QUERY", CREATE + "/abc", "GET, DELETE, HEAD"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", CREATE, "POST"),
+        ("PUT", CREATE + "/abc", "GET, DELETE, HEAD"),
+        ("GET", CREATE + "/abc/check", "POST"),
+        ("DELETE", "/api/v1/openapi.json", "GET, HEAD"),
+        ("TRACE", CREATE, "POST"),
+        ("QUERY", CREATE + "/abc", "GET, DELETE, HEAD"),
+    ],
+)
 async def test_a_method_a_path_does_not_take_is_405_with_allow(
-    api: httpx.AsyncClient, method: str, path: str, allow: str,
+    api: httpx.AsyncClient,
+    method: str,
+    path: str,
+    allow: str,
 ) -> None:
     response = await api.request(method, path)
     assert_problem(response, 405, "method_not_allowed")
@@ -86,15 +109,21 @@ async def test_a_method_a_path_does_not_take_is_405_with_allow(
 
 
 async def test_a_cross_site_looking_request_is_not_refused_by_the_pages_origin_check(
-    api: httpx.AsyncClient, app: Starlette,
+    api: httpx.AsyncClient,
+    app: Starlette,
 ) -> None:
-    response = await api.post(CREATE, json={"phone_number": NUMBER},
-                              headers={"Origin": "https://elsewhere.example", "Sec-Fetch-Site": "cross-site"})
+    response = await api.post(
+        CREATE,
+        json={"phone_number": NUMBER},
+        headers={"Origin": "https://elsewhere.example", "Sec-Fetch-Site": "cross-site"},
+    )
     assert response.status_code == 201
 
 
 async def test_no_credentials_is_401_with_a_challenge(
-    api_for: Callable[..., httpx.AsyncClient], app: Starlette, db: async_sessionmaker[AsyncSession],
+    api_for: Callable[..., httpx.AsyncClient],
+    app: Starlette,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     async with api_for(None) as anonymous:
         response = await create(anonymous)
@@ -105,10 +134,17 @@ async def test_no_credentials_is_401_with_a_challenge(
     assert (row.kind, row.outcome, row.ip, row.via) == ("auth", "unauthorized", "192.0.2.80", "api")
 
 
-@pytest.mark.parametrize("authorization", [
-    "Bearer abc", "Basic", "Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(),
-    "Basic " + base64.b64encode(b"\xff:\xfe").decode(), "Basic " + base64.b64encode(b":").decode(),
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer abc",
+        "Basic",
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "Basic " + base64.b64encode(b"\xff:\xfe").decode(),
+        "Basic " + base64.b64encode(b":").decode(),
+    ],
+)
 async def test_unreadable_credentials_are_401(api_for: Callable[..., httpx.AsyncClient], authorization: str) -> None:
     async with api_for(None) as anonymous:
         response = await anonymous.get("/api/v1/verifications/abc", headers={"Authorization": authorization})
@@ -116,7 +152,9 @@ async def test_unreadable_credentials_are_401(api_for: Callable[..., httpx.Async
 
 
 async def test_a_wrong_secret_is_401_naming_the_client_in_the_log(
-    api_for: Callable[..., httpx.AsyncClient], shop: Registered, db: async_sessionmaker[AsyncSession],
+    api_for: Callable[..., httpx.AsyncClient],
+    shop: Registered,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     async with api_for(None, auth=(shop.client_id, "wrong")) as guesser:
         assert_problem(await create(guesser), 401, "unauthorized")
@@ -126,7 +164,8 @@ async def test_a_wrong_secret_is_401_naming_the_client_in_the_log(
 
 @pytest.mark.parametrize("settings_changes", [{"limit_api_auth_failures_per_ip": "3/minute"}])
 async def test_failed_logins_are_limited_per_ip_before_any_secret_is_checked(
-    api_for: Callable[..., httpx.AsyncClient], shop: Registered,
+    api_for: Callable[..., httpx.AsyncClient],
+    shop: Registered,
 ) -> None:
     async with api_for(None, auth=(shop.client_id, "wrong")) as guesser:
         for _ in range(3):
@@ -141,7 +180,9 @@ async def test_failed_logins_are_limited_per_ip_before_any_secret_is_checked(
 
 
 async def test_a_removed_client_is_401_even_though_its_secret_was_verified(
-    api: httpx.AsyncClient, shop: Registered, db: async_sessionmaker[AsyncSession],
+    api: httpx.AsyncClient,
+    shop: Registered,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     assert_problem(await api.get("/api/v1/verifications/abc"), 404, "not_found")  # verified, and remembered
     from webapp.oidc import clients
@@ -160,7 +201,9 @@ async def test_api_answers_set_no_cookie_and_are_not_cached(api: httpx.AsyncClie
 
 @pytest.mark.parametrize("settings_changes", [{"limit_api_auth_failures_per_ip": "3/minute"}])
 async def test_guesses_sent_all_at_once_get_only_the_limits_number_of_verifications(
-    api_for: Callable[..., httpx.AsyncClient], shop: Registered, db: async_sessionmaker[AsyncSession],
+    api_for: Callable[..., httpx.AsyncClient],
+    shop: Registered,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     async with api_for(None, auth=(shop.client_id, "wrong")) as guesser:
         answers = await asyncio.gather(*(guesser.get("/api/v1/verifications/abc") for _ in range(12)))

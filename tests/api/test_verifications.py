@@ -24,7 +24,10 @@ def wrong(code: str) -> str:
 
 
 async def test_create_places_a_call_and_answers_the_verification(
-    api: httpx.AsyncClient, app: Starlette, clock: FakeClock, shop: Registered,
+    api: httpx.AsyncClient,
+    app: Starlette,
+    clock: FakeClock,
+    shop: Registered,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     response = await create(api, "06 12345678", country="NL", client_ip="203.0.113.7")
@@ -37,13 +40,19 @@ async def test_create_places_a_call_and_answers_the_verification(
     assert "verified_at" not in body
     assert calls_placed(app) == 1 and app.state.sandbox.calls()[0]["recipient"] == NUMBER.removeprefix("+")
     [row] = await attempts(db)
-    assert (row.kind, row.outcome, row.client_id, row.via, row.ip) == ("start", "sent", shop.client_id, "api",
-                                                                        "203.0.113.7")
+    assert (row.kind, row.outcome, row.client_id, row.via, row.ip) == (
+        "start",
+        "sent",
+        shop.client_id,
+        "api",
+        "203.0.113.7",
+    )
     assert "set-cookie" not in response.headers
 
 
 async def test_without_client_ip_the_limits_count_the_callers_own_address(
-    api: httpx.AsyncClient, db: async_sessionmaker[AsyncSession],
+    api: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     assert (await create(api)).status_code == 201
     [row] = await attempts(db)
@@ -51,7 +60,9 @@ async def test_without_client_ip_the_limits_count_the_callers_own_address(
 
 
 async def test_a_wrong_code_is_200_pending_with_fewer_attempts_and_the_right_one_verifies(
-    api: httpx.AsyncClient, app: Starlette, db: async_sessionmaker[AsyncSession],
+    api: httpx.AsyncClient,
+    app: Starlette,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     verification = (await create(api)).json()
     code = spoken_code(app)
@@ -86,7 +97,8 @@ async def test_a_code_past_its_expiry_is_expired(api: httpx.AsyncClient, app: St
 
 
 async def test_a_code_that_cant_be_right_is_invalid_code_and_never_reaches_the_provider(
-    api: httpx.AsyncClient, app: Starlette,
+    api: httpx.AsyncClient,
+    app: Starlette,
 ) -> None:
     verification = (await create(api)).json()
     response = await api.post(f"/api/v1/verifications/{verification['id']}/check", json={"code": "12ab"})
@@ -95,7 +107,9 @@ async def test_a_code_that_cant_be_right_is_invalid_code_and_never_reaches_the_p
 
 
 async def test_resend_waits_for_the_cooldown_then_calls_again(
-    api: httpx.AsyncClient, app: Starlette, clock: FakeClock,
+    api: httpx.AsyncClient,
+    app: Starlette,
+    clock: FakeClock,
 ) -> None:
     verification = (await create(api)).json()
     url = f"/api/v1/verifications/{verification['id']}/resend"
@@ -114,7 +128,9 @@ async def test_resend_waits_for_the_cooldown_then_calls_again(
 
 
 async def test_delete_cancels_and_the_verification_then_says_so(
-    api: httpx.AsyncClient, app: Starlette, db: async_sessionmaker[AsyncSession],
+    api: httpx.AsyncClient,
+    app: Starlette,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     verification = (await create(api)).json()
     url = f"/api/v1/verifications/{verification['id']}"
@@ -127,13 +143,20 @@ async def test_delete_cancels_and_the_verification_then_says_so(
 
 
 async def test_another_clients_verification_is_404_for_every_operation(
-    api: httpx.AsyncClient, api_for: Callable[..., httpx.AsyncClient], other: Registered, app: Starlette,
+    api: httpx.AsyncClient,
+    api_for: Callable[..., httpx.AsyncClient],
+    other: Registered,
+    app: Starlette,
 ) -> None:
     verification = (await create(api)).json()
     url = f"/api/v1/verifications/{verification['id']}"
     async with api_for(other) as intruder:
-        answers = [await intruder.get(url), await intruder.post(url + "/check", json={"code": spoken_code(app)}),
-                   await intruder.post(url + "/resend"), await intruder.delete(url)]
+        answers = [
+            await intruder.get(url),
+            await intruder.post(url + "/check", json={"code": spoken_code(app)}),
+            await intruder.post(url + "/resend"),
+            await intruder.delete(url),
+        ]
         never = await intruder.get("/api/v1/verifications/nosuchverification0")
     for response in answers:
         assert_problem(response, 404, "not_found")
@@ -143,7 +166,9 @@ async def test_another_clients_verification_is_404_for_every_operation(
 
 
 async def test_a_verification_of_the_page_is_no_clients(
-    api: httpx.AsyncClient, client: httpx.AsyncClient, db: async_sessionmaker[AsyncSession],
+    api: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     await client.post("/verify", data={"country": "NL", "phone": OTHER_NUMBER})
     async with db() as session:
@@ -153,14 +178,17 @@ async def test_a_verification_of_the_page_is_no_clients(
     assert_problem(await api.get(f"/api/v1/verifications/{page_id}"), 404, "not_found")
 
 
-@pytest.mark.parametrize("path", ["/api/v1/verifications/a%2Fb", "/api/v1/verifications/" + "x" * 65,
-                                  "/api/v1/verifications/%00"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/verifications/a%2Fb", "/api/v1/verifications/" + "x" * 65, "/api/v1/verifications/%00"]
+)
 async def test_ids_that_are_not_ours_are_404(api: httpx.AsyncClient, path: str) -> None:
     assert_problem(await api.get(path), 404, "not_found")
 
 
 async def test_the_operators_filter_by_client_shows_the_api_rows(
-    api: httpx.AsyncClient, client_for: Callable[..., httpx.AsyncClient], shop: Registered,
+    api: httpx.AsyncClient,
+    client_for: Callable[..., httpx.AsyncClient],
+    shop: Registered,
 ) -> None:
     await create(api)
     async with client_for("198.51.100.9") as browser:  # a call from the page, no client's
@@ -183,7 +211,10 @@ async def operator_csv(client_for: Callable[..., httpx.AsyncClient], client_id: 
 
 
 async def test_in_sandbox_mode_a_client_reads_its_verifications_calls(
-    api: httpx.AsyncClient, api_for: Callable[..., httpx.AsyncClient], other: Registered, app: Starlette,
+    api: httpx.AsyncClient,
+    api_for: Callable[..., httpx.AsyncClient],
+    other: Registered,
+    app: Starlette,
 ) -> None:
     verification = (await create(api)).json()
     url = f"/_sandbox/verifications/{verification['id']}/calls"

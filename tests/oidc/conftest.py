@@ -18,7 +18,7 @@ from webapp.settings import Settings
 
 @pytest.fixture
 async def shop(db: async_sessionmaker[AsyncSession], clock: FakeClock) -> Registered:
-    """"Example shop", registered with one https redirect URI."""
+    """ "Example shop", registered with one https redirect URI."""
     return await register(db, clock, "Example shop", SHOP_CALLBACK)
 
 
@@ -31,7 +31,12 @@ async def other_site(db: async_sessionmaker[AsyncSession], clock: FakeClock) -> 
 @pytest.fixture
 def provider(settings: Settings, db: async_sessionmaker[AsyncSession], clock: FakeClock) -> Provider:
     """A provider on the test's database, as another worker of the app would have it."""
-    return Provider(settings, db, clock, RateLimits("memory://", key_prefix=f"t{secrets.token_hex(4)}", now=lambda: clock().timestamp()))
+    return Provider(
+        settings,
+        db,
+        clock,
+        RateLimits("memory://", key_prefix=f"t{secrets.token_hex(4)}", now=lambda: clock().timestamp()),
+    )
 
 
 @pytest.fixture

@@ -61,9 +61,14 @@ async def register(db: async_sessionmaker[AsyncSession], clock: FakeClock, name:
 def query(client: Registered, pkce: Pkce | None = None, **changes: str | None) -> bytes:
     """An authorization request's query string; a change of None leaves that parameter out."""
     params: dict[str, str | None] = {
-        "response_type": "code", "client_id": client.client_id, "redirect_uri": client.redirect_uri,
-        "scope": "openid phone", "state": "af0ifjsldkj", "nonce": "n-0S6_WzA2Mj",
-        "code_challenge": (pkce or new_pkce()).challenge, "code_challenge_method": "S256",
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uri,
+        "scope": "openid phone",
+        "state": "af0ifjsldkj",
+        "nonce": "n-0S6_WzA2Mj",
+        "code_challenge": (pkce or new_pkce()).challenge,
+        "code_challenge_method": "S256",
     }
     params.update(changes)
     return urlencode({k: v for k, v in params.items() if v is not None}).encode()
@@ -81,27 +86,35 @@ class Issued:
     url: str
 
 
-async def issue_code(provider: Provider, client: Registered, clock: FakeClock, number: str = NUMBER,
-                     **changes: str | None) -> Issued:
+async def issue_code(
+    provider: Provider, client: Registered, clock: FakeClock, number: str = NUMBER, **changes: str | None
+) -> Issued:
     """An authorization request that passes, completed by a verification of `number`, as the page will."""
     pkce = new_pkce()
     accepted = await authorize.check(provider, query(client, pkce, **changes), issuer=ISSUER, ip="203.0.113.10")
     assert isinstance(accepted, authorize.Accepted), accepted
-    url = await authorize.complete(provider, accepted.request_id, number=number, verified_at=clock(),
-                                   issuer=ISSUER, ip="203.0.113.10")
+    url = await authorize.complete(
+        provider, accepted.request_id, number=number, verified_at=clock(), issuer=ISSUER, ip="203.0.113.10"
+    )
     [code] = redirect_params(url)["code"]
     return Issued(code, pkce, url)
 
 
 def token_form(client: Registered, issued: Issued, **changes: str) -> dict[str, str]:
-    return {"grant_type": "authorization_code", "code": issued.code, "redirect_uri": client.redirect_uri,
-            "code_verifier": issued.pkce.verifier, **changes}
+    return {
+        "grant_type": "authorization_code",
+        "code": issued.code,
+        "redirect_uri": client.redirect_uri,
+        "code_verifier": issued.pkce.verifier,
+        **changes,
+    }
 
 
 async def exchange(http: httpx.AsyncClient, client: Registered, issued: Issued, **changes: str) -> httpx.Response:
     """POST the token endpoint with client_secret_basic."""
-    return await http.post("/oidc/token", data=token_form(client, issued, **changes),
-                           auth=(client.client_id, client.secret))
+    return await http.post(
+        "/oidc/token", data=token_form(client, issued, **changes), auth=(client.client_id, client.secret)
+    )
 
 
 async def jwks(http: httpx.AsyncClient) -> KeySet:
@@ -115,9 +128,13 @@ async def verified_claims(http: httpx.AsyncClient, id_token: str, client: Regist
     """The ID token's claims after joserfc checked its signature against the JWKS and its registered claims."""
     token = jwt.decode(id_token, await jwks(http), algorithms=["RS256"])
     jwt.JWTClaimsRegistry(
-        now=int(clock().timestamp()), leeway=0,
-        iss={"essential": True, "value": ISSUER}, aud={"essential": True, "value": client.client_id},
-        sub={"essential": True}, exp={"essential": True}, iat={"essential": True},
+        now=int(clock().timestamp()),
+        leeway=0,
+        iss={"essential": True, "value": ISSUER},
+        aud={"essential": True, "value": client.client_id},
+        sub={"essential": True},
+        exp={"essential": True},
+        iat={"essential": True},
     ).validate(token.claims)
     return token.claims
 
@@ -125,8 +142,9 @@ async def verified_claims(http: httpx.AsyncClient, id_token: str, client: Regist
 # -- the hand-off through the page -------------------------------------------------------------
 
 
-async def begin_handoff(browser: httpx.AsyncClient, client: Registered, pkce: Pkce | None = None,
-                        **changes: str | None) -> Pkce:
+async def begin_handoff(
+    browser: httpx.AsyncClient, client: Registered, pkce: Pkce | None = None, **changes: str | None
+) -> Pkce:
     """The site sends `browser` to the authorization endpoint, which passes it on to the page."""
     pkce = pkce or new_pkce()
     response = await browser.get("/oidc/authorize?" + query(client, pkce, **changes).decode())

@@ -27,22 +27,29 @@ async def check(provider: Provider, raw: bytes) -> authorize.ErrorPage | authori
 
 @pytest.mark.parametrize("client_id", ["unknown-client", "", None])
 async def test_an_unknown_or_missing_client_gets_the_error_page(
-    provider: Provider, shop: Registered, client_id: str | None,
+    provider: Provider,
+    shop: Registered,
+    client_id: str | None,
 ) -> None:
     result = await check(provider, query(shop, client_id=client_id))
     assert isinstance(result, authorize.ErrorPage)
 
 
-@pytest.mark.parametrize("redirect_uri", [
-    "https://evil.example/callback",
-    SHOP_CALLBACK + "/more",       # no prefixes
-    SHOP_CALLBACK + "?x=1",        # no extra query
-    SHOP_CALLBACK.upper(),         # exact string comparison
-    "",
-    None,
-])
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "https://evil.example/callback",
+        SHOP_CALLBACK + "/more",  # no prefixes
+        SHOP_CALLBACK + "?x=1",  # no extra query
+        SHOP_CALLBACK.upper(),  # exact string comparison
+        "",
+        None,
+    ],
+)
 async def test_a_redirect_uri_not_registered_for_the_client_gets_the_error_page(
-    provider: Provider, shop: Registered, redirect_uri: str | None,
+    provider: Provider,
+    shop: Registered,
+    redirect_uri: str | None,
 ) -> None:
     result = await check(provider, query(shop, redirect_uri=redirect_uri))
     assert isinstance(result, authorize.ErrorPage)
@@ -50,7 +57,9 @@ async def test_a_redirect_uri_not_registered_for_the_client_gets_the_error_page(
 
 
 async def test_a_redirect_uri_of_another_client_gets_the_error_page(
-    provider: Provider, shop: Registered, other_site: Registered,
+    provider: Provider,
+    shop: Registered,
+    other_site: Registered,
 ) -> None:
     assert isinstance(await check(provider, query(shop, redirect_uri=other_site.redirect_uri)), authorize.ErrorPage)
 
@@ -72,22 +81,28 @@ async def test_the_error_page_over_http_redirects_nowhere(client: httpx.AsyncCli
     assert response.headers["cache-control"] == "no-store"
 
 
-@pytest.mark.parametrize(("changes", "error"), [
-    ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),
-    ({"code_challenge_method": None}, "invalid_request"),
-    ({"code_challenge_method": "plain"}, "invalid_request"),
-    ({"code_challenge": "short"}, "invalid_request"),
-    ({"scope": "phone"}, "invalid_scope"),
-    ({"scope": None}, "invalid_scope"),
-    ({"response_type": "token"}, "unsupported_response_type"),
-    ({"response_type": None}, "invalid_request"),
-    ({"response_mode": "fragment"}, "invalid_request"),
-    ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
-    ({"prompt": "none"}, "login_required"),
-    ({"prompt": "none login"}, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),
+        ({"code_challenge_method": None}, "invalid_request"),
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": "short"}, "invalid_request"),
+        ({"scope": "phone"}, "invalid_scope"),
+        ({"scope": None}, "invalid_scope"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"response_type": None}, "invalid_request"),
+        ({"response_mode": "fragment"}, "invalid_request"),
+        ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
+        ({"prompt": "none"}, "login_required"),
+        ({"prompt": "none login"}, "invalid_request"),
+    ],
+)
 async def test_errors_after_the_redirect_uri_is_trusted_go_back_to_it(
-    provider: Provider, shop: Registered, changes: dict[str, str | None], error: str,
+    provider: Provider,
+    shop: Registered,
+    changes: dict[str, str | None],
+    error: str,
 ) -> None:
     result = await check(provider, query(shop, **changes))
     assert isinstance(result, authorize.Redirect)
@@ -101,7 +116,8 @@ async def test_a_request_without_pkce_is_told_pkce_is_required(provider: Provide
     result = await check(provider, query(shop, code_challenge=None, code_challenge_method=None))
     assert isinstance(result, authorize.Redirect)
     assert redirect_params(result.url)["error_description"] == [
-        "PKCE is required: send code_challenge with code_challenge_method=S256."]
+        "PKCE is required: send code_challenge with code_challenge_method=S256."
+    ]
 
 
 async def test_a_repeated_parameter_goes_back_as_invalid_request(provider: Provider, shop: Registered) -> None:
@@ -111,7 +127,8 @@ async def test_a_repeated_parameter_goes_back_as_invalid_request(provider: Provi
 
 
 async def test_an_error_redirect_over_http_is_a_303_with_state_and_iss(
-    client: httpx.AsyncClient, shop: Registered,
+    client: httpx.AsyncClient,
+    shop: Registered,
 ) -> None:
     response = await client.get("/oidc/authorize?" + query(shop, prompt="none").decode())
     assert response.status_code == 303
@@ -142,7 +159,9 @@ async def test_an_empty_state_is_returned_empty(provider: Provider, shop: Regist
 
 
 async def test_a_registered_redirect_uri_keeps_its_own_query(
-    provider: Provider, db: async_sessionmaker[AsyncSession], clock: FakeClock,
+    provider: Provider,
+    db: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
 ) -> None:
     site = await register(db, clock, "Query site", "https://q.example/cb?tenant=7")
     issued = await issue_code(provider, site, clock)
@@ -152,7 +171,10 @@ async def test_a_registered_redirect_uri_keeps_its_own_query(
 
 
 async def test_a_valid_request_is_stored_with_its_parameters(
-    provider: Provider, shop: Registered, db: async_sessionmaker[AsyncSession], clock: FakeClock,
+    provider: Provider,
+    shop: Registered,
+    db: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
 ) -> None:
     result = await check(provider, query(shop, login_hint="+31 6 12345678"))
     assert isinstance(result, authorize.Accepted)
@@ -165,7 +187,9 @@ async def test_a_valid_request_is_stored_with_its_parameters(
 
 
 async def test_a_valid_request_over_http_goes_on_to_the_page_with_its_id_in_the_session(
-    client: httpx.AsyncClient, shop: Registered, db: async_sessionmaker[AsyncSession],
+    client: httpx.AsyncClient,
+    shop: Registered,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     response = await client.get("/oidc/authorize?" + query(shop).decode())
     assert response.status_code == 303 and urlsplit(response.headers["location"]).path == "/"
@@ -180,20 +204,24 @@ async def test_a_request_completes_once_only(provider: Provider, shop: Registere
     assert isinstance(accepted, authorize.Accepted)
     await authorize.complete(provider, accepted.request_id, number=NUMBER, verified_at=clock(), issuer=ISSUER, ip=IP)
     with pytest.raises(authorize.HandoffError):
-        await authorize.complete(provider, accepted.request_id, number=NUMBER, verified_at=clock(),
-                                 issuer=ISSUER, ip=IP)
+        await authorize.complete(
+            provider, accepted.request_id, number=NUMBER, verified_at=clock(), issuer=ISSUER, ip=IP
+        )
 
 
 async def test_a_verification_from_before_the_request_does_not_complete_it(
-    provider: Provider, shop: Registered, clock: FakeClock,
+    provider: Provider,
+    shop: Registered,
+    clock: FakeClock,
 ) -> None:
     verified_at = clock()
     clock.advance(5)
     accepted = await check(provider, query(shop))
     assert isinstance(accepted, authorize.Accepted)
     with pytest.raises(authorize.HandoffError):
-        await authorize.complete(provider, accepted.request_id, number=NUMBER, verified_at=verified_at,
-                                 issuer=ISSUER, ip=IP)
+        await authorize.complete(
+            provider, accepted.request_id, number=NUMBER, verified_at=verified_at, issuer=ISSUER, ip=IP
+        )
 
 
 async def test_an_expired_request_does_not_complete(provider: Provider, shop: Registered, clock: FakeClock) -> None:
@@ -201,8 +229,9 @@ async def test_an_expired_request_does_not_complete(provider: Provider, shop: Re
     assert isinstance(accepted, authorize.Accepted)
     clock.advance(1801)
     with pytest.raises(authorize.HandoffError):
-        await authorize.complete(provider, accepted.request_id, number=NUMBER, verified_at=clock(),
-                                 issuer=ISSUER, ip=IP)
+        await authorize.complete(
+            provider, accepted.request_id, number=NUMBER, verified_at=clock(), issuer=ISSUER, ip=IP
+        )
 
 
 async def test_an_unknown_request_does_not_complete(provider: Provider, clock: FakeClock) -> None:
@@ -220,19 +249,24 @@ async def test_cancel_goes_back_with_access_denied_state_and_iss(provider: Provi
 
 
 async def test_a_cancelled_request_can_neither_complete_nor_cancel_again(
-    provider: Provider, shop: Registered, clock: FakeClock,
+    provider: Provider,
+    shop: Registered,
+    clock: FakeClock,
 ) -> None:
     accepted = await check(provider, query(shop))
     assert isinstance(accepted, authorize.Accepted)
     await authorize.cancel(provider, accepted.request_id, issuer=ISSUER, ip=IP)
     with pytest.raises(authorize.HandoffError):
-        await authorize.complete(provider, accepted.request_id, number=NUMBER, verified_at=clock(),
-                                 issuer=ISSUER, ip=IP)
+        await authorize.complete(
+            provider, accepted.request_id, number=NUMBER, verified_at=clock(), issuer=ISSUER, ip=IP
+        )
     with pytest.raises(authorize.HandoffError):
         await authorize.cancel(provider, accepted.request_id, issuer=ISSUER, ip=IP)
 
 
-async def test_an_expired_request_can_still_be_cancelled(provider: Provider, shop: Registered, clock: FakeClock) -> None:
+async def test_an_expired_request_can_still_be_cancelled(
+    provider: Provider, shop: Registered, clock: FakeClock
+) -> None:
     """The site learns the person gave up, even after the request's time ran out."""
     accepted = await check(provider, query(shop))
     assert isinstance(accepted, authorize.Accepted)
@@ -242,7 +276,9 @@ async def test_an_expired_request_can_still_be_cancelled(provider: Provider, sho
 
 
 async def test_every_authorization_decision_is_logged_with_a_reason(
-    provider: Provider, shop: Registered, db: async_sessionmaker[AsyncSession],
+    provider: Provider,
+    shop: Registered,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     await check(provider, query(shop, client_id="nobody"))
     await check(provider, query(shop, redirect_uri="https://evil.example/cb"))
@@ -259,4 +295,3 @@ async def test_every_authorization_decision_is_logged_with_a_reason(
         ("handoff", "handoff_cancelled", shop.client_id, ""),
     ]
     assert all(a.ip == IP for a in await attempts(db))
-

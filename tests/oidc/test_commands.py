@@ -23,15 +23,26 @@ VOICE2FA = Path(sys.executable).with_name("voice2fa")
 def voice2fa(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the command with only DATABASE_URL of the voice2fa settings set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MESSAGEBIRD_", "DATABASE_URL", "OIDC_"))}
-    return subprocess.run([str(VOICE2FA), *args], env={**env, "DATABASE_URL": database_url},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(VOICE2FA), *args], env={**env, "DATABASE_URL": database_url}, capture_output=True, text=True, timeout=60
+    )
 
 
 async def test_client_add_prints_the_credentials_once_and_stores_only_a_hash(
-    database_url: str, db: async_sessionmaker[AsyncSession],
+    database_url: str,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
-    added = voice2fa(database_url, "client", "add", "--name", "Example shop",
-                     "--redirect-uri", "https://shop.example/callback", "--redirect-uri", "http://localhost:5000/cb")
+    added = voice2fa(
+        database_url,
+        "client",
+        "add",
+        "--name",
+        "Example shop",
+        "--redirect-uri",
+        "https://shop.example/callback",
+        "--redirect-uri",
+        "http://localhost:5000/cb",
+    )
     assert added.returncode == 0, added.stderr
     match = re.fullmatch(r"client_id: (\S+)\nclient_secret: (\S+)\n", added.stdout)
     assert match, added.stdout
@@ -87,7 +98,9 @@ def test_keys_rotate_list_and_retire(database_url: str) -> None:
     assert re.search(rf"^{re.escape(old)}\s.*retired", voice2fa(database_url, "keys", "list").stdout, re.MULTILINE)
 
 
-async def test_keys_rotate_adds_a_key_the_database_keeps(database_url: str, db: async_sessionmaker[AsyncSession]) -> None:
+async def test_keys_rotate_adds_a_key_the_database_keeps(
+    database_url: str, db: async_sessionmaker[AsyncSession]
+) -> None:
     kid = voice2fa(database_url, "keys", "rotate").stdout.split()[3]
     async with db() as session:
         [key] = await keys.active(session)

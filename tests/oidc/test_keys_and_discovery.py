@@ -72,7 +72,10 @@ async def test_the_jwks_holds_only_public_keys(client: httpx.AsyncClient) -> Non
 
 
 async def test_every_worker_signs_with_the_key_the_first_one_made(
-    provider: Provider, settings: Settings, db: async_sessionmaker[AsyncSession], clock: FakeClock,
+    provider: Provider,
+    settings: Settings,
+    db: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
 ) -> None:
     another = Provider(settings, db, clock, RateLimits("memory://"))
     assert (await provider.keys.signing_key()).kid == (await another.keys.signing_key()).kid
@@ -81,7 +84,10 @@ async def test_every_worker_signs_with_the_key_the_first_one_made(
 
 
 async def test_a_rotated_key_signs_while_the_old_one_still_verifies_until_retired(
-    provider: Provider, shop: Registered, clock: FakeClock, site_server: httpx.AsyncClient,
+    provider: Provider,
+    shop: Registered,
+    clock: FakeClock,
+    site_server: httpx.AsyncClient,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     old_token = (await exchange(site_server, shop, await issue_code(provider, shop, clock))).json()["id_token"]
@@ -104,8 +110,9 @@ async def test_a_rotated_key_signs_while_the_old_one_still_verifies_until_retire
     assert jwt.decode(new_token, published).header["kid"] == new_kid
 
 
-async def test_the_key_that_signs_cannot_be_retired(provider: Provider, db: async_sessionmaker[AsyncSession],
-                                                    clock: FakeClock) -> None:
+async def test_the_key_that_signs_cannot_be_retired(
+    provider: Provider, db: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     signing = await provider.keys.signing_key()
     async with db() as session:
         with pytest.raises(ValueError, match="rotate"):
@@ -128,8 +135,12 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 
 async def test_a_key_file_signs_and_is_published(
-    settings: Settings, db: async_sessionmaker[AsyncSession], clock: FakeClock, key_file: tuple[str, str],
-    shop: Registered, site_server: httpx.AsyncClient,
+    settings: Settings,
+    db: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    key_file: tuple[str, str],
+    shop: Registered,
+    site_server: httpx.AsyncClient,
 ) -> None:
     path, kid = key_file
     with_file = Provider(settings.replace(oidc_signing_key_file=path), db, clock, RateLimits("memory://"))
@@ -141,7 +152,9 @@ async def test_a_key_file_signs_and_is_published(
 
 
 async def test_a_key_file_without_a_private_key_stops_the_start(
-    settings: Settings, db: async_sessionmaker[AsyncSession], clock: FakeClock,
+    settings: Settings,
+    db: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     path = tmp_path_factory.mktemp("key") / "public.pem"
@@ -152,11 +165,15 @@ async def test_a_key_file_without_a_private_key_stops_the_start(
 
 
 async def test_a_token_signed_by_another_key_with_the_same_kid_is_rejected(
-    provider: Provider, shop: Registered, clock: FakeClock, site_server: httpx.AsyncClient,
+    provider: Provider,
+    shop: Registered,
+    clock: FakeClock,
+    site_server: httpx.AsyncClient,
 ) -> None:
     real = (await exchange(site_server, shop, await issue_code(provider, shop, clock))).json()["id_token"]
     kid = jwt.decode(real, await jwks(site_server)).header["kid"]
-    forged = jwt.encode({"alg": "RS256", "kid": kid}, {"iss": ISSUER, "aud": shop.client_id, "sub": "x"},
-                        RSAKey.generate_key(2048))
+    forged = jwt.encode(
+        {"alg": "RS256", "kid": kid}, {"iss": ISSUER, "aud": shop.client_id, "sub": "x"}, RSAKey.generate_key(2048)
+    )
     with pytest.raises(BadSignatureError):
         jwt.decode(forged, await jwks(site_server))

@@ -20,7 +20,10 @@ from webapp.oidc.provider import Provider
 
 
 async def test_the_attempts_table_filters_by_the_hand_off_outcomes_and_kinds(
-    provider: Provider, shop: Registered, clock: FakeClock, site_server: httpx.AsyncClient,
+    provider: Provider,
+    shop: Registered,
+    clock: FakeClock,
+    site_server: httpx.AsyncClient,
     client_for: Callable[..., httpx.AsyncClient],
 ) -> None:
     issued = await issue_code(provider, shop, clock)
@@ -42,13 +45,26 @@ def _table(response: httpx.Response) -> str:
 
 
 def _row(clock: FakeClock, outcome: str, client_id: str | None, kind: str = "start") -> Attempt:
-    return Attempt(created_at=clock.now - timedelta(minutes=5), kind=kind, number=NUMBER, region="NL",
-                   ip="198.51.100.1", channel="tts", outcome=outcome, client_id=client_id)
+    return Attempt(
+        created_at=clock.now - timedelta(minutes=5),
+        kind=kind,
+        number=NUMBER,
+        region="NL",
+        ip="198.51.100.1",
+        channel="tts",
+        outcome=outcome,
+        client_id=client_id,
+    )
 
 
 async def test_the_sites_page_lists_each_client_without_its_secret(
-    provider: Provider, shop: Registered, other_site: Registered, clock: FakeClock, site_server: httpx.AsyncClient,
-    operator: httpx.AsyncClient, db: async_sessionmaker[AsyncSession],
+    provider: Provider,
+    shop: Registered,
+    other_site: Registered,
+    clock: FakeClock,
+    site_server: httpx.AsyncClient,
+    operator: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     clock.advance(60)
     await exchange(site_server, shop, await issue_code(provider, shop, clock))
@@ -64,7 +80,9 @@ async def test_the_sites_page_lists_each_client_without_its_secret(
 
 
 async def test_a_sites_name_is_text_on_the_operators_pages(
-    operator: httpx.AsyncClient, db: async_sessionmaker[AsyncSession], clock: FakeClock,
+    operator: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
 ) -> None:
     site = await register(db, clock, '<img src=x hx-post="/admin/deny">', SHOP_CALLBACK)
     await seed(db, [_row(clock, "handoff_started", site.client_id, kind="handoff")])
@@ -74,11 +92,15 @@ async def test_a_sites_name_is_text_on_the_operators_pages(
 
 
 async def test_the_attempts_table_filters_by_site_and_names_it(
-    shop: Registered, other_site: Registered, operator: httpx.AsyncClient, db: async_sessionmaker[AsyncSession],
+    shop: Registered,
+    other_site: Registered,
+    operator: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
     clock: FakeClock,
 ) -> None:
-    await seed(db, [_row(clock, "sent", shop.client_id), _row(clock, "sent", other_site.client_id),
-                    _row(clock, "sent", None)])
+    await seed(
+        db, [_row(clock, "sent", shop.client_id), _row(clock, "sent", other_site.client_id), _row(clock, "sent", None)]
+    )
     response = await operator.get("/admin/", params={"client": shop.client_id})
     table = _table(response)
     assert response.status_code == 200 and _body(table).count("<tr>") == 1
@@ -89,14 +111,18 @@ async def test_the_attempts_table_filters_by_site_and_names_it(
 
 @pytest.mark.parametrize("client_id", ["nobody", "x" * 32, "'; DROP TABLE attempts; --", "\x00" * 32])
 async def test_a_site_filter_that_is_no_client_id_is_a_400_that_says_so(
-    operator: httpx.AsyncClient, client_id: str,
+    operator: httpx.AsyncClient,
+    client_id: str,
 ) -> None:
     response = await operator.get("/admin/", params={"client": client_id})
     assert response.status_code == 400 and "is not a site&#39;s client id" in response.text
 
 
 async def test_the_summary_shows_conversion_per_site(
-    shop: Registered, other_site: Registered, operator: httpx.AsyncClient, db: async_sessionmaker[AsyncSession],
+    shop: Registered,
+    other_site: Registered,
+    operator: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
     clock: FakeClock,
 ) -> None:
     rows = [_row(clock, "handoff_started", shop.client_id, "handoff") for _ in range(5)]
@@ -115,7 +141,10 @@ async def test_the_summary_shows_conversion_per_site(
 
 
 async def test_the_csv_names_the_site_and_the_reason(
-    shop: Registered, operator: httpx.AsyncClient, db: async_sessionmaker[AsyncSession], clock: FakeClock,
+    shop: Registered,
+    operator: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
 ) -> None:
     refused = _row(clock, "oidc_error", shop.client_id, "token")
     refused.reason = "invalid_grant: The code has expired."

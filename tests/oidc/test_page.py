@@ -45,8 +45,9 @@ async def stored_request(db: async_sessionmaker[AsyncSession]) -> OidcAuthorizat
 
 def form_action(response: httpx.Response) -> str:
     """The form-action directive of a response's CSP."""
-    [directive] = [d.strip() for d in response.headers["content-security-policy"].split(";")
-                   if d.strip().startswith("form-action")]
+    [directive] = [
+        d.strip() for d in response.headers["content-security-policy"].split(";") if d.strip().startswith("form-action")
+    ]
     return directive
 
 
@@ -54,7 +55,8 @@ def form_action(response: httpx.Response) -> str:
 
 
 async def test_the_page_says_whom_the_number_is_for_and_offers_to_cancel(
-    client: httpx.AsyncClient, shop: Registered,
+    client: httpx.AsyncClient,
+    shop: Registered,
 ) -> None:
     await begin_handoff(client, shop)
     page = await client.get("/")
@@ -70,7 +72,9 @@ async def test_the_login_hint_fills_in_the_number(client: httpx.AsyncClient, sho
 
 
 async def test_the_client_name_and_login_hint_are_text_on_the_page(
-    client: httpx.AsyncClient, db: async_sessionmaker[AsyncSession], clock: FakeClock,
+    client: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
 ) -> None:
     site = await register(db, clock, '<b hx-get="/x">Shop</b>', SHOP_CALLBACK)
     await begin_handoff(client, site, login_hint='"><script src=/static/app.js></script>')
@@ -80,7 +84,8 @@ async def test_the_client_name_and_login_hint_are_text_on_the_page(
 
 
 async def test_a_page_of_the_handoff_lets_its_forms_go_to_the_site_and_nowhere_else(
-    client: httpx.AsyncClient, shop: Registered,
+    client: httpx.AsyncClient,
+    shop: Registered,
 ) -> None:
     standalone = await client.get("/")
     assert form_action(standalone) == "form-action 'self'"
@@ -90,7 +95,8 @@ async def test_a_page_of_the_handoff_lets_its_forms_go_to_the_site_and_nowhere_e
 
 
 async def test_a_loopback_client_keeps_its_port_in_the_form_action(
-    client: httpx.AsyncClient, other_site: Registered,
+    client: httpx.AsyncClient,
+    other_site: Registered,
 ) -> None:
     await begin_handoff(client, other_site)
     assert form_action(await client.get("/")) == "form-action 'self' http://127.0.0.1:5000"
@@ -100,7 +106,11 @@ async def test_a_loopback_client_keeps_its_port_in_the_form_action(
 
 
 async def test_without_javascript_a_verification_goes_back_to_the_site_with_code_state_and_iss(
-    client: httpx.AsyncClient, app: Starlette, shop: Registered, clock: FakeClock, site_server: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    app: Starlette,
+    shop: Registered,
+    clock: FakeClock,
+    site_server: httpx.AsyncClient,
 ) -> None:
     pkce = await begin_handoff(client, shop)
     await call_me(client)
@@ -116,7 +126,9 @@ async def test_without_javascript_a_verification_goes_back_to_the_site_with_code
 
 
 async def test_with_htmx_a_verification_goes_back_to_the_site_by_hx_redirect(
-    htmx: httpx.AsyncClient, app: Starlette, shop: Registered,
+    htmx: httpx.AsyncClient,
+    app: Starlette,
+    shop: Registered,
 ) -> None:
     await begin_handoff(htmx, shop)
     await call_me(htmx)
@@ -128,7 +140,9 @@ async def test_with_htmx_a_verification_goes_back_to_the_site_by_hx_redirect(
 
 
 async def test_after_going_back_the_page_is_the_standalone_page_again(
-    client: httpx.AsyncClient, app: Starlette, shop: Registered,
+    client: httpx.AsyncClient,
+    app: Starlette,
+    shop: Registered,
 ) -> None:
     await begin_handoff(client, shop)
     await call_me(client)
@@ -139,7 +153,10 @@ async def test_after_going_back_the_page_is_the_standalone_page_again(
 
 
 async def test_the_handoffs_attempts_rows_name_the_site(
-    client_for: Callable[..., httpx.AsyncClient], app: Starlette, shop: Registered, clock: FakeClock,
+    client_for: Callable[..., httpx.AsyncClient],
+    app: Starlette,
+    shop: Registered,
+    clock: FakeClock,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     async with client_for("198.51.100.1") as standalone:
@@ -167,7 +184,9 @@ async def test_the_handoffs_attempts_rows_name_the_site(
 
 
 async def test_cancel_goes_back_with_access_denied_state_and_iss_and_ends_the_call(
-    client: httpx.AsyncClient, shop: Registered, db: async_sessionmaker[AsyncSession],
+    client: httpx.AsyncClient,
+    shop: Registered,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     await begin_handoff(client, shop)
     await call_me(client)
@@ -180,12 +199,15 @@ async def test_cancel_goes_back_with_access_denied_state_and_iss_and_ends_the_ca
     [verification] = await verifications(db)
     assert verification.status == "cancelled"
     assert "Example shop" not in (await client.get("/")).text
-    assert ("handoff", "handoff_cancelled", shop.client_id) in [(a.kind, a.outcome, a.client_id)
-                                                                 for a in await attempts(db)]
+    assert ("handoff", "handoff_cancelled", shop.client_id) in [
+        (a.kind, a.outcome, a.client_id) for a in await attempts(db)
+    ]
 
 
 async def test_cancel_from_a_page_rendered_for_another_handoff_shows_this_ones_page(
-    client: httpx.AsyncClient, shop: Registered, db: async_sessionmaker[AsyncSession],
+    client: httpx.AsyncClient,
+    shop: Registered,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     await begin_handoff(client, shop)
     response = await client.post("/oidc/cancel", data={"handoff": "0" * 16})
@@ -202,7 +224,10 @@ async def test_cancel_without_a_handoff_says_there_is_nothing_to_go_back_to(clie
 
 
 async def test_a_verification_from_before_the_request_began_does_not_complete_it(
-    client_for: Callable[..., httpx.AsyncClient], app: Starlette, shop: Registered, clock: FakeClock,
+    client_for: Callable[..., httpx.AsyncClient],
+    app: Starlette,
+    shop: Registered,
+    clock: FakeClock,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     async with client_for() as person:
@@ -220,11 +245,15 @@ async def test_a_verification_from_before_the_request_began_does_not_complete_it
     assert "Verify your number again to continue." in text_of(forced.text)
     assert await codes_issued(db) == 0 and (await stored_request(db)).finished_at is None
     assert [(a.outcome, a.reason) for a in await attempts(db)][-1] == (
-        "oidc_error", "access_denied: verified before the request began")
+        "oidc_error",
+        "access_denied: verified before the request began",
+    )
 
 
 async def test_a_replayed_cookie_of_a_finished_verification_never_completes_a_handoff(
-    client_for: Callable[..., httpx.AsyncClient], app: Starlette, shop: Registered,
+    client_for: Callable[..., httpx.AsyncClient],
+    app: Starlette,
+    shop: Registered,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     """Issue 7, item 11: an old cookie that once verified a number is no proof for a new hand-off."""
@@ -244,8 +273,9 @@ async def test_a_replayed_cookie_of_a_finished_verification_never_completes_a_ha
     both = authorized.cookies["voice2fa_session"]  # the old verification and the new request
     tag = page_tag((await replay(both, "GET", "/")).text)
     for code, headers in (("000000", {}), ("", {}), (spoken_code(app), {}), (spoken_code(app), {"HX-Request": "true"})):
-        response = await replay(both, "POST", "/confirm", data={"code": code, "call": "1", "handoff": tag},
-                                headers=headers)
+        response = await replay(
+            both, "POST", "/confirm", data={"code": code, "call": "1", "handoff": tag}, headers=headers
+        )
         assert response.status_code == 409 and "location" not in response.headers
         assert "hx-redirect" not in response.headers
         assert "To continue to Example shop, verify your number again." in text_of(response.text)
@@ -256,7 +286,10 @@ async def test_a_replayed_cookie_of_a_finished_verification_never_completes_a_ha
 
 @pytest.mark.parametrize("settings_changes", [{"oidc_request_lifetime": 60}])
 async def test_a_request_that_expired_is_not_completed_and_the_page_says_what_to_do(
-    client: httpx.AsyncClient, app: Starlette, shop: Registered, clock: FakeClock,
+    client: httpx.AsyncClient,
+    app: Starlette,
+    shop: Registered,
+    clock: FakeClock,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     await begin_handoff(client, shop)
@@ -273,7 +306,9 @@ async def test_a_request_that_expired_is_not_completed_and_the_page_says_what_to
 
 
 async def test_a_request_used_in_another_tab_is_not_completed_twice(
-    client_for: Callable[..., httpx.AsyncClient], app: Starlette, shop: Registered,
+    client_for: Callable[..., httpx.AsyncClient],
+    app: Starlette,
+    shop: Registered,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     async with client_for() as tab:
@@ -292,7 +327,10 @@ async def test_a_request_used_in_another_tab_is_not_completed_twice(
 
 
 async def test_a_code_form_rendered_before_the_handoff_gets_continue_instead_of_a_redirect(
-    client: httpx.AsyncClient, app: Starlette, shop: Registered, db: async_sessionmaker[AsyncSession],
+    client: httpx.AsyncClient,
+    app: Starlette,
+    shop: Registered,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     await call_me(client)  # this tab's code form has no hand-off tag: its CSP would stop a 303 to the site
     await begin_handoff(client, shop)
@@ -312,7 +350,10 @@ async def test_a_code_form_rendered_before_the_handoff_gets_continue_instead_of_
 
 @pytest.mark.parametrize("settings_changes", [{"limit_start_per_ip": "2/minute"}])
 async def test_the_per_ip_limit_holds_during_a_handoff(
-    htmx: httpx.AsyncClient, app: Starlette, shop: Registered, db: async_sessionmaker[AsyncSession],
+    htmx: httpx.AsyncClient,
+    app: Starlette,
+    shop: Registered,
+    db: async_sessionmaker[AsyncSession],
 ) -> None:
     await begin_handoff(htmx, shop)
     assert (await call_me(htmx, "06 12345678")).status_code == 200
@@ -325,7 +366,10 @@ async def test_the_per_ip_limit_holds_during_a_handoff(
 
 @pytest.mark.parametrize("settings_changes", [{"limit_start_per_number": "1/10minutes"}])
 async def test_the_per_number_limit_holds_across_handoffs(
-    client_for: Callable[..., httpx.AsyncClient], app: Starlette, shop: Registered, other_site: Registered,
+    client_for: Callable[..., httpx.AsyncClient],
+    app: Starlette,
+    shop: Registered,
+    other_site: Registered,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     async with client_for("198.51.100.1") as first:
@@ -342,7 +386,9 @@ async def test_the_per_number_limit_holds_across_handoffs(
 
 @pytest.mark.parametrize("settings_changes", [{"limit_authorize_per_ip": "3/minute"}])
 async def test_the_authorization_endpoint_stores_a_limited_number_of_requests_per_ip(
-    client_for: Callable[..., httpx.AsyncClient], shop: Registered, clock: FakeClock,
+    client_for: Callable[..., httpx.AsyncClient],
+    shop: Registered,
+    clock: FakeClock,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     async with client_for("198.51.100.7") as bot:
@@ -362,7 +408,8 @@ async def test_the_authorization_endpoint_stores_a_limited_number_of_requests_pe
 
 @pytest.mark.parametrize("settings_changes", [{"limit_authorize_per_ip": "1/minute"}])
 async def test_the_authorization_limit_counts_an_ipv6_client_by_its_network(
-    client_for: Callable[..., httpx.AsyncClient], shop: Registered,
+    client_for: Callable[..., httpx.AsyncClient],
+    shop: Registered,
 ) -> None:
     async with client_for("2001:db8:1:2::10") as first:
         await begin_handoff(first, shop)
@@ -371,7 +418,8 @@ async def test_the_authorization_limit_counts_an_ipv6_client_by_its_network(
 
 
 async def test_continue_without_a_handoff_changes_nothing(
-    client: httpx.AsyncClient, app: Starlette,
+    client: httpx.AsyncClient,
+    app: Starlette,
 ) -> None:
     await call_me(client)
     response = await client.post("/oidc/continue", data={})

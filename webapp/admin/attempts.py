@@ -56,7 +56,10 @@ async def attempts_csv(request: Request) -> Response:
     filters = read_filters(request)
     if filters.errors:
         return app_state(request)["admin_pages"].problem(
-            request, status_code=400, title="Fix the filters first", messages=filters.errors,
+            request,
+            status_code=400,
+            title="Fix the filters first",
+            messages=filters.errors,
             back="/admin/?" + filters.query,
         )
     stamp = now(request).strftime("%Y%m%d-%H%M%S")

@@ -188,7 +188,9 @@ def _basic(header: str) -> tuple[str, str] | None:
 
 
 def _too_many(wait: int) -> Response:
-    return _no_store(PlainTextResponse("Too many failed logins. Try again later.", 429, headers={"Retry-After": str(wait)}))
+    return _no_store(
+        PlainTextResponse("Too many failed logins. Try again later.", 429, headers={"Retry-After": str(wait)})
+    )
 
 
 def _challenge(message: str) -> Response:

@@ -15,8 +15,14 @@ from markupsafe import Markup
 
 #: Bottom to top, with the CSS class each group's bars take.
 GROUPS = ("verified", "placed", "person", "blocked", "system", "handoff")
-LABELS = {"verified": "verified", "placed": "calls placed", "person": "mistakes", "blocked": "blocked",
-          "system": "provider / system", "handoff": "hand-off"}
+LABELS = {
+    "verified": "verified",
+    "placed": "calls placed",
+    "person": "mistakes",
+    "blocked": "blocked",
+    "system": "provider / system",
+    "handoff": "hand-off",
+}
 
 WIDTH, HEIGHT = 720, 180
 LEFT, BOTTOM, TOP = 40, 22, 8
@@ -54,11 +60,15 @@ def stacked_bars(series: list[tuple[datetime, Counter[str]]], bucket: timedelta)
             if counts[name]:
                 height = plot_h * counts[name] / scale
                 y -= height
-                parts.append(f'<rect class="bar {name}" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{height:.1f}"/>')
+                parts.append(
+                    f'<rect class="bar {name}" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{height:.1f}"/>'
+                )
         parts.append("</g>")
         if index % label_every == 0:
             label = f"{start:%H:%M}" if bucket < timedelta(days=1) else f"{start:%d %b}"
-            parts.append(f'<text class="axis" x="{x + bar_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">{label}</text>')
+            parts.append(
+                f'<text class="axis" x="{x + bar_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">{label}</text>'
+            )
     parts.append("</svg>")
     legend = "".join(f'<li><span class="swatch {name}"></span>{LABELS[name]}</li>' for name in GROUPS)
     legend += "<li>times in UTC</li>"

@@ -60,8 +60,14 @@ class DenyForm:
     def page(self, request: Request) -> Response:
         """The confirmation page for these fields (400 with the error when they can't be used)."""
         return render(
-            request, "admin_deny.html", status_code=400 if self.error else 200, action=self.action,
-            value=self.value, entry=self.entry, error=self.error, back=self.back,
+            request,
+            "admin_deny.html",
+            status_code=400 if self.error else 200,
+            action=self.action,
+            value=self.value,
+            entry=self.entry,
+            error=self.error,
+            back=self.back,
         )
 
 
@@ -90,8 +96,9 @@ async def deny_apply(request: Request) -> Response:
     state = app_state(request)
     operator: str = request.state.operator
     async with state["sessions"]() as session:
-        changed = await denylist.apply(session, form.action, form.entry, operator=operator, reason=form.reason,
-                                       now=now(request))
+        changed = await denylist.apply(
+            session, form.action, form.entry, operator=operator, reason=form.reason, now=now(request)
+        )
     if changed:
         state["guard"].deny_list.changed()  # this process at once; the others within a second
     if form.action == "deny":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from limits import RateLimitItem
@@ -29,8 +29,11 @@ from webapp.state import app_state
 from webapp.waits import wait_text
 
 #: The guard's counter keys an operator sees, and what each counts.
-LIMIT_NAMES = {"number": "Calls to this number", "start-ip": "Calls asked from this address",
-               "check-ip": "Code checks from this address"}
+LIMIT_NAMES = {
+    "number": "Calls to this number",
+    "start-ip": "Calls asked from this address",
+    "check-ip": "Code checks from this address",
+}
 #: Verification ids are `secrets.token_urlsafe(16)`; anything else is no verification's.
 _VERIFICATION_ID = re.compile(r"[A-Za-z0-9_-]{1,32}", re.ASCII)
 
@@ -51,8 +54,16 @@ async def number_detail(request: Request) -> Response:
         sites = await clients.names(session)
     limits = await _limit_state(request, state["guard"].number_limits, "number", e164)
     return render(
-        request, "admin_number.html", number=e164, international=format_international(e164), page=page,
-        verifications=found, entries=entries, limits=limits, now=now(request), sites=sites,
+        request,
+        "admin_number.html",
+        number=e164,
+        international=format_international(e164),
+        page=page,
+        verifications=found,
+        entries=entries,
+        limits=limits,
+        now=now(request),
+        sites=sites,
     )
 
 
@@ -77,7 +88,14 @@ async def ip_detail(request: Request) -> Response:
     checks = await _limit_state(request, guard.check_ip_limits, "check-ip", key)
     limits = None if starts is None or checks is None else starts + checks
     return render(
-        request, "admin_ip.html", ip=ip, limit_key=key, page=page, entries=entries, limits=limits, now=now(request),
+        request,
+        "admin_ip.html",
+        ip=ip,
+        limit_key=key,
+        page=page,
+        entries=entries,
+        limits=limits,
+        now=now(request),
         sites=sites,
     )
 
@@ -97,8 +115,13 @@ async def verification_detail(request: Request) -> Response:
     if verification is None:
         return state["admin_pages"].missing(request, "No such verification.")
     return render(
-        request, "admin_verification.html", verification=verification, rows=rows,
-        international=format_international(verification.number), now=now(request), sites=sites,
+        request,
+        "admin_verification.html",
+        verification=verification,
+        rows=rows,
+        international=format_international(verification.number),
+        now=now(request),
+        sites=sites,
     )
 
 
@@ -124,7 +147,7 @@ async def _limit_state(
             "label": f"{LIMIT_NAMES[name]}, {item.amount} per {wait_text(item.get_expiry())}",
             "remaining": remaining,
             "amount": item.amount,
-            "reset": datetime.fromtimestamp(reset, timezone.utc) if remaining < item.amount else None,
+            "reset": datetime.fromtimestamp(reset, UTC) if remaining < item.amount else None,
         }
         for item, remaining, reset in found
     ]

@@ -31,9 +31,24 @@ from webapp import reports
 from webapp.models import Attempt
 from webapp.reports import AttemptFilter
 
-COLUMNS = ("time_utc", "kind", "number", "raw_input", "region", "ip", "channel", "outcome",
-           "verification_id", "provider_ref", "provider_latency_ms", "client_id", "reason", "count", "provider",
-           "via")
+COLUMNS = (
+    "time_utc",
+    "kind",
+    "number",
+    "raw_input",
+    "region",
+    "ip",
+    "channel",
+    "outcome",
+    "verification_id",
+    "provider_ref",
+    "provider_latency_ms",
+    "client_id",
+    "reason",
+    "count",
+    "provider",
+    "via",
+)
 #: What makes a spreadsheet read a cell as a formula, once blanks are skipped.
 TRIGGERS = frozenset("=+-@|")
 #: Control characters a spreadsheet acts on even at the very start of a cell.
@@ -69,11 +84,27 @@ def _runs(piece: str) -> bool:
 
 def csv_row(row: Attempt) -> list[str]:
     """One attempt's cells, in COLUMNS order."""
-    return [cell(value) for value in (
-        row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), row.kind, row.number, row.raw_input, row.region,
-        row.ip, row.channel, row.outcome, row.verification_id, row.provider_ref, row.provider_latency_ms,
-        row.client_id, row.reason, row.count, row.provider, row.via,
-    )]
+    return [
+        cell(value)
+        for value in (
+            row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            row.kind,
+            row.number,
+            row.raw_input,
+            row.region,
+            row.ip,
+            row.channel,
+            row.outcome,
+            row.verification_id,
+            row.provider_ref,
+            row.provider_latency_ms,
+            row.client_id,
+            row.reason,
+            row.count,
+            row.provider,
+            row.via,
+        )
+    ]
 
 
 async def rows(sessions: async_sessionmaker[AsyncSession], where: AttemptFilter) -> AsyncIterator[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -80,7 +80,9 @@ def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
             raise ValueError(text)
         network = ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
-        raise FilterError(f"“{text[:60]}” is not an IP address or network (like 203.0.113.7 or 203.0.113.0/24).") from None
+        raise FilterError(
+            f"“{text[:60]}” is not an IP address or network (like 203.0.113.7 or 203.0.113.0/24)."
+        ) from None
     if network.version == 4 and network.prefixlen < 8:
         raise FilterError("IPv4 networks wider than /8 can't be filtered.")
     if network.version == 6 and network.num_addresses > 256:
@@ -92,7 +94,7 @@ def parse_time(text: str, name: str) -> datetime:
     """A `datetime-local` value (or one with an offset), as UTC."""
     try:
         moment = datetime.fromisoformat(text.strip())
-        moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):
         raise FilterError(f"“{text[:40]}” is not a time for “{name}” (like 2026-11-26T14:00).") from None
     if not EARLIEST <= moment < LATEST:
@@ -175,6 +177,11 @@ def read(params: QueryParams, default_region: str, now: datetime) -> tuple[Attem
 
 def query(form: dict[str, Any], **extra: str) -> str:
     """The form's values (and `extra`) as a query string, for the page's links."""
-    pairs = [(key, value) for key, values in form.items() for value in (values if isinstance(values, list) else [values]) if value]
+    pairs = [
+        (key, value)
+        for key, values in form.items()
+        for value in (values if isinstance(values, list) else [values])
+        if value
+    ]
     pairs += [(key, value) for key, value in extra.items() if value]
     return urlencode(pairs)

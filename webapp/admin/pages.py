@@ -60,8 +60,9 @@ class AdminPages:
         self, request: Request, *, status_code: int, title: str, messages: list[str], back: str = "/admin/"
     ) -> HTMLResponse:
         """A page saying what was wrong and what to do, for a request that can't be served."""
-        return self.render(request, "admin_problem.html", status_code=status_code, title=title, messages=messages,
-                           back=back)
+        return self.render(
+            request, "admin_problem.html", status_code=status_code, title=title, messages=messages, back=back
+        )
 
     def missing(self, request: Request, what: str) -> HTMLResponse:
         """The 404 page for a path that names nothing: not a number, no such verification."""

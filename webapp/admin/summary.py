@@ -28,5 +28,13 @@ async def attempts_summary(request: Request) -> Response:
         summary = await reports.summary(session, filters.where, now(request))
         sites = await clients.names(session)
     chart = stacked_bars(summary.series, summary.bucket)
-    return render(request, "admin_summary.html", status_code=filters.status_code, summary=summary, sites=sites,
-                  chart=chart, alert=settings.conversion_alert, **filters.context())
+    return render(
+        request,
+        "admin_summary.html",
+        status_code=filters.status_code,
+        summary=summary,
+        sites=sites,
+        chart=chart,
+        alert=settings.conversion_alert,
+        **filters.context(),
+    )

@@ -58,8 +58,9 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
 class ClientAuth:
     """Checks a request's Basic credentials against the registered clients."""
 
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], limits: RateLimits,
-                 log: AttemptLog) -> None:
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], limits: RateLimits, log: AttemptLog
+    ) -> None:
         self._sessions = sessions
         self._limits = limits
         self._log = log
@@ -82,8 +83,9 @@ class ClientAuth:
             client = await clients.get(session, client_id)
         if client is None:
             await self._failed(key, peer, None, "Unknown client or wrong secret.")
-        token = hmac.new(self._key, f"{client.id}\0{client.secret_hash}\0{secret}".encode("utf-8", "surrogatepass"),
-                         hashlib.sha256).digest()
+        token = hmac.new(
+            self._key, f"{client.id}\0{client.secret_hash}\0{secret}".encode("utf-8", "surrogatepass"), hashlib.sha256
+        ).digest()
         if token in self._verified:
             return client
         async with self._turn(key):
@@ -109,11 +111,16 @@ class ClientAuth:
             if self._fail_open:
                 return
             await self._log.write("auth", Outcome.LIMITER_UNAVAILABLE, peer)
-            raise ApiRefusal(Outcome.LIMITER_UNAVAILABLE, "We can't check credentials right now. Please try again.") from None
+            raise ApiRefusal(
+                Outcome.LIMITER_UNAVAILABLE, "We can't check credentials right now. Please try again."
+            ) from None
         if wait:
             await self._log.write("auth", Outcome.BLOCKED_IP, peer)
-            raise ApiRefusal(Outcome.BLOCKED_IP, f"Too many failed logins from this address. Try again in {wait_text(wait)}.",
-                             retry_after=wait)
+            raise ApiRefusal(
+                Outcome.BLOCKED_IP,
+                f"Too many failed logins from this address. Try again in {wait_text(wait)}.",
+                retry_after=wait,
+            )
 
     async def _failed(self, key: tuple[str, ...], peer: str, client_id: str | None, message: str) -> NoReturn:
         await self._log.write("auth", Outcome.UNAUTHORIZED, peer, client_id=client_id)
@@ -122,4 +129,3 @@ class ClientAuth:
         except LimiterUnavailable:
             pass  # refused anyway; the next request meets the limiter's state again
         raise ApiRefusal(Outcome.UNAUTHORIZED, message, headers=dict(CHALLENGE))
-

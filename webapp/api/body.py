@@ -81,8 +81,7 @@ def parse_json(request: Request, body: bytes) -> Any:
     if _too_deep(body):
         raise ApiRefusal(Outcome.INVALID_BODY, f"The JSON is nested more than {MAX_DEPTH} levels deep.")
     try:
-        return json.loads(body.decode("utf-8"), object_pairs_hook=_no_repeats,
-                          parse_constant=_refuse_constant)
+        return json.loads(body.decode("utf-8"), object_pairs_hook=_no_repeats, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise ApiRefusal(Outcome.INVALID_BODY, "The body is not valid UTF-8.") from None
     except ValueError as exc:  # JSONDecodeError, a repeated field, NaN or Infinity
@@ -98,8 +97,10 @@ def validate(model: type[Model], value: Any) -> Model:
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        errors = [FieldError(field=".".join(str(part) for part in error["loc"]) or "(body)",
-                             message=_message(error)) for error in exc.errors()[:10]]
+        errors = [
+            FieldError(field=".".join(str(part) for part in error["loc"]) or "(body)", message=_message(error))
+            for error in exc.errors()[:10]
+        ]
         summary = "; ".join(f"{error.field}: {error.message}" for error in errors)
         raise ApiRefusal(Outcome.INVALID_REQUEST, f"The request body is not right: {summary}.", errors=errors) from None
 

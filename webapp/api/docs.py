@@ -13,12 +13,19 @@ def page(request: Request) -> HTMLResponse:
     """GET /api/v1/docs; each error code has its anchor, which is its problem `type`."""
     document = openapi.document()
     operations = [
-        {"method": method, "path": path, "summary": operation["summary"],
-         "responses": [(status, response["description"]) for status, response in operation["responses"].items()]}
-        for path, item in document["paths"].items() for method, operation in item.items()
+        {
+            "method": method,
+            "path": path,
+            "summary": operation["summary"],
+            "responses": [(status, response["description"]) for status, response in operation["responses"].items()],
+        }
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
     ]
     html = request.state.pages.env.get_template("api_docs.html").render(
-        info=document["info"], operations=operations, outcomes=list(API_OUTCOMES.items()),
+        info=document["info"],
+        operations=operations,
+        outcomes=list(API_OUTCOMES.items()),
         root=request.scope.get("root_path", ""),
     )
     return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})

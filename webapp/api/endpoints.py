@@ -60,8 +60,14 @@ def _peer(request: Request) -> str:
 
 
 #: The flow's statuses as the API names them: "unplaced" (the provider placed no call) is failed.
-STATUSES: dict[str, Status] = {"pending": "pending", "verified": "verified", "failed": "failed",
-                               "expired": "expired", "cancelled": "cancelled", "unplaced": "failed"}
+STATUSES: dict[str, Status] = {
+    "pending": "pending",
+    "verified": "verified",
+    "failed": "failed",
+    "expired": "expired",
+    "cancelled": "cancelled",
+    "unplaced": "failed",
+}
 
 
 def status_of(pending: Pending, now: datetime) -> Status:
@@ -75,8 +81,13 @@ def view(pending: Pending, now: datetime) -> dict[str, object]:
     """The verification object, as JSON."""
     status = status_of(pending, now)
     return VerificationOut(
-        id=pending.id, status=status, phone_number=pending.number, channel="call",
-        attempts_left=pending.attempts_left, resend_in=pending.resend_in, expires_at=pending.expires_at,
+        id=pending.id,
+        status=status,
+        phone_number=pending.number,
+        channel="call",
+        attempts_left=pending.attempts_left,
+        resend_in=pending.resend_in,
+        expires_at=pending.expires_at,
         verified_at=pending.verified_at if status == "verified" else None,
     ).model_dump(mode="json", exclude_none=True)
 
@@ -97,8 +108,9 @@ def endpoint(kind: str) -> Callable[[Handler], Handler]:
             except Refusal as refusal:  # the flow's: it wrote its attempts row
                 response = problem(refusal)
             except STORAGE_ERRORS as exc:
-                log.error("%s %s: the database did not answer: %s", request.method, request.url.path,
-                          type(exc).__name__)
+                log.error(
+                    "%s %s: the database did not answer: %s", request.method, request.url.path, type(exc).__name__
+                )
                 response = problem(ApiRefusal(Outcome.STORAGE_UNAVAILABLE, retry_after=30))
             response.headers.setdefault("Cache-Control", "no-store")
             return response
@@ -149,10 +161,15 @@ async def create_verification(request: Request) -> Response:
     if key is not None:
         replay = await api.keys.claim(client_id, key, fingerprint(raw))
         if replay is not None:
-            await api.log_for(client_id).write("start", Outcome.IDEMPOTENT_REPLAY, ip,
-                                               number=str(replay.body.get("phone_number") or "") or None)
-            return JSONResponse(replay.body, status_code=replay.status, headers={"Idempotent-Replayed": "true"},
-                                media_type=MEDIA_TYPE if replay.status >= 400 else None)
+            await api.log_for(client_id).write(
+                "start", Outcome.IDEMPOTENT_REPLAY, ip, number=str(replay.body.get("phone_number") or "") or None
+            )
+            return JSONResponse(
+                replay.body,
+                status_code=replay.status,
+                headers={"Idempotent-Replayed": "true"},
+                media_type=MEDIA_TYPE if replay.status >= 400 else None,
+            )
     try:
         await flow.admit("start", ip)
         pending = await flow.start(body.phone_number, body.country or api.settings.default_region, ip)
@@ -262,8 +279,11 @@ class _ByMethod:
     async def _dispatch(self, request: Request) -> Response:
         handler = self._handlers.get(request.method)
         if handler is None:
-            refusal = ApiRefusal(Outcome.METHOD_NOT_ALLOWED, f"{request.method[:20]} is not allowed here.",
-                                 headers={"Allow": ", ".join(self._handlers)})
+            refusal = ApiRefusal(
+                Outcome.METHOD_NOT_ALLOWED,
+                f"{request.method[:20]} is not allowed here.",
+                headers={"Allow": ", ".join(self._handlers)},
+            )
             return problem(refusal)
         return await handler(request)
 

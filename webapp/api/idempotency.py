@@ -55,8 +55,10 @@ def read_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not 1 <= len(value) <= MAX_KEY or not all("\x21" <= ch <= "\x7e" for ch in value):
-        raise ApiRefusal(Outcome.INVALID_IDEMPOTENCY_KEY,
-                         f"An Idempotency-Key is 1 to {MAX_KEY} visible ASCII characters, e.g. a UUID.")
+        raise ApiRefusal(
+            Outcome.INVALID_IDEMPOTENCY_KEY,
+            f"An Idempotency-Key is 1 to {MAX_KEY} visible ASCII characters, e.g. a UUID.",
+        )
     return value
 
 
@@ -72,20 +74,29 @@ class IdempotencyKeys:
         now = self._clock()
         for _ in range(2):  # a second time only after deleting an expired row
             async with self._sessions() as session:
-                session.add(ApiIdempotencyKey(client_id=client_id, key=key, body_hash=body_hash,
-                                              created_at=now, expires_at=now + LIFETIME))
+                session.add(
+                    ApiIdempotencyKey(
+                        client_id=client_id, key=key, body_hash=body_hash, created_at=now, expires_at=now + LIFETIME
+                    )
+                )
                 try:
                     await session.commit()
                     return None
                 except IntegrityError:
                     await session.rollback()
-                row = await session.scalar(select(ApiIdempotencyKey).where(
-                    ApiIdempotencyKey.client_id == client_id, ApiIdempotencyKey.key == key))
+                row = await session.scalar(
+                    select(ApiIdempotencyKey).where(
+                        ApiIdempotencyKey.client_id == client_id, ApiIdempotencyKey.key == key
+                    )
+                )
                 if row is None:
                     continue  # released meanwhile: claim it now
                 if row.expires_at <= now:
-                    await session.execute(delete(ApiIdempotencyKey).where(
-                        ApiIdempotencyKey.id == row.id, ApiIdempotencyKey.expires_at <= now))
+                    await session.execute(
+                        delete(ApiIdempotencyKey).where(
+                            ApiIdempotencyKey.id == row.id, ApiIdempotencyKey.expires_at <= now
+                        )
+                    )
                     await session.commit()
                     continue
                 if row.body_hash != body_hash:
@@ -108,7 +119,11 @@ class IdempotencyKeys:
     async def release(self, client_id: str, key: str) -> None:
         """Give a claimed key back: no call was placed, so a retry may try again."""
         async with self._sessions() as session:
-            await session.execute(delete(ApiIdempotencyKey).where(
-                ApiIdempotencyKey.client_id == client_id, ApiIdempotencyKey.key == key,
-                ApiIdempotencyKey.status.is_(None)))
+            await session.execute(
+                delete(ApiIdempotencyKey).where(
+                    ApiIdempotencyKey.client_id == client_id,
+                    ApiIdempotencyKey.key == key,
+                    ApiIdempotencyKey.status.is_(None),
+                )
+            )
             await session.commit()

@@ -23,8 +23,15 @@ TYPE_BASE = "/api/v1/docs#"
 class ApiRefusal(Refusal):
     """A refusal of the API's own (credentials, body, path, idempotency), before or beside the flow."""
 
-    def __init__(self, outcome: Outcome, message: str | None = None, *, retry_after: int | None = None,
-                 errors: list[FieldError] | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        outcome: Outcome,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(outcome, message, retry_after=retry_after)
         self.errors = errors
         self.headers = headers or {}
@@ -34,8 +41,12 @@ def problem_body(refusal: Refusal) -> dict[str, object]:
     """The problem details of a refusal: status and title from the table, the message as detail."""
     told = refusal.told
     return Problem(
-        type=TYPE_BASE + refusal.outcome, title=told.title or "Refused", status=told.status, detail=refusal.message,
-        code=refusal.outcome, errors=getattr(refusal, "errors", None),
+        type=TYPE_BASE + refusal.outcome,
+        title=told.title or "Refused",
+        status=told.status,
+        detail=refusal.message,
+        code=refusal.outcome,
+        errors=getattr(refusal, "errors", None),
     ).model_dump(exclude_none=True)
 
 

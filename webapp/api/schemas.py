@@ -30,20 +30,30 @@ class CreateVerification(_Request):
     """POST /api/v1/verifications."""
 
     phone_number: str = Field(
-        min_length=1, max_length=64, examples=["+31612345678"],
+        min_length=1,
+        max_length=64,
+        examples=["+31612345678"],
         description="E.164 (`+31612345678`), or a national number with `country`.",
     )
     country: str | None = Field(
-        default=None, min_length=2, max_length=3, examples=["NL"],
+        default=None,
+        min_length=2,
+        max_length=3,
+        examples=["NL"],
         description="ISO 3166 region a national `phone_number` is read in; defaults to DEFAULT_REGION.",
     )
     client_ip: str | None = Field(
-        default=None, max_length=45, examples=["203.0.113.7"],
+        default=None,
+        max_length=45,
+        examples=["203.0.113.7"],
         description="The person's IP address, which the per-IP limits count. "
         "Absent: the caller's own address, so all of its users share one budget.",
     )
     locale: str | None = Field(
-        default=None, min_length=2, max_length=12, examples=["nl-nl"],
+        default=None,
+        min_length=2,
+        max_length=12,
+        examples=["nl-nl"],
         description="The voice's language for this call, as VERIFY_LANGUAGE (`en-gb`, `nl-nl`); "
         "absent: VERIFY_LANGUAGE.",
     )

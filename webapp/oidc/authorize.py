@@ -123,36 +123,66 @@ async def check(provider: Provider, query: bytes, *, issuer: str, ip: str) -> Er
         return refused
     params = _parse(query)
     if params is None:
-        return await _page(provider, ip, None, "invalid_request", "the query is not UTF-8 or has too many fields",
-                           "This sign-in link is damaged. Go back to the site you came from and try again.")
+        return await _page(
+            provider,
+            ip,
+            None,
+            "invalid_request",
+            "the query is not UTF-8 or has too many fields",
+            "This sign-in link is damaged. Go back to the site you came from and try again.",
+        )
     client_ids = params.get("client_id", [])
     if len(client_ids) != 1:
-        return await _page(provider, ip, None, "invalid_request", "client_id missing or repeated",
-                           "This sign-in link does not say which site sent you. Go back and try again.")
+        return await _page(
+            provider,
+            ip,
+            None,
+            "invalid_request",
+            "client_id missing or repeated",
+            "This sign-in link does not say which site sent you. Go back and try again.",
+        )
     async with provider.sessions() as session:
         client = await clients.get(session, client_ids[0])
     if client is None:
-        return await _page(provider, ip, None, "invalid_client", f"unknown client_id {printable(client_ids[0], 40)!r}",
-                           "The site that sent you here is not registered with voice2fa.")
+        return await _page(
+            provider,
+            ip,
+            None,
+            "invalid_client",
+            f"unknown client_id {printable(client_ids[0], 40)!r}",
+            "The site that sent you here is not registered with voice2fa.",
+        )
     redirect_uris = params.get("redirect_uri", [])
     if len(redirect_uris) != 1 or redirect_uris[0] not in client.redirect_uris:
-        return await _page(provider, ip, client.id, "invalid_request", "redirect_uri missing, repeated or not registered",
-                           f"{client.name} asked to send you back to an address it has not registered with voice2fa, "
-                           "so you are not sent there.")
+        return await _page(
+            provider,
+            ip,
+            client.id,
+            "invalid_request",
+            "redirect_uri missing, repeated or not registered",
+            f"{client.name} asked to send you back to an address it has not registered with voice2fa, "
+            "so you are not sent there.",
+        )
     redirect_uri = redirect_uris[0]
     states = params.get("state")
     state = states[0] if states else None
     try:
         request = _validated(params, client, redirect_uri)
     except OAuth2Error as error:
-        await provider.log.write(KIND, Outcome.OIDC_ERROR, ip, client_id=client.id,
-                                 reason=_reason(str(error.error), str(error.description)))
+        await provider.log.write(
+            KIND, Outcome.OIDC_ERROR, ip, client_id=client.id, reason=_reason(str(error.error), str(error.description))
+        )
         return Redirect(redirect_url(redirect_uri, _error_params(error), state, issuer))
     now = provider.clock()
     async with provider.sessions() as session:
         stored = OidcAuthorizationRequest(
-            id=secrets.token_urlsafe(32), client_id=client.id, redirect_uri=redirect_uri, state=state,
-            created_at=now, expires_at=now + timedelta(seconds=provider.settings.oidc_request_lifetime), **request,
+            id=secrets.token_urlsafe(32),
+            client_id=client.id,
+            redirect_uri=redirect_uri,
+            state=state,
+            created_at=now,
+            expires_at=now + timedelta(seconds=provider.settings.oidc_request_lifetime),
+            **request,
         )
         session.add(stored)
         session.add(provider.log.row(KIND, Outcome.HANDOFF_STARTED, ip, client_id=client.id))
@@ -168,23 +198,32 @@ async def _over_limit(provider: Provider, ip: str) -> ErrorPage | None:
         if provider.settings.ratelimit_fail_open:
             return None
         await provider.log.write(KIND, Outcome.LIMITER_UNAVAILABLE, ip)
-        return ErrorPage("temporarily_unavailable",
-                         "We can't take sign-ins right now. Please try again in a few minutes.", status=503,
-                         retry_after=60)
+        return ErrorPage(
+            "temporarily_unavailable",
+            "We can't take sign-ins right now. Please try again in a few minutes.",
+            status=503,
+            retry_after=60,
+        )
     if wait is None:
         return None
     await provider.log.write(KIND, Outcome.BLOCKED_IP, ip)
-    return ErrorPage("temporarily_unavailable",
-                     f"Too many sign-ins were started from your network. Try again in {wait_text(wait)}.",
-                     status=429, retry_after=wait)
+    return ErrorPage(
+        "temporarily_unavailable",
+        f"Too many sign-ins were started from your network. Try again in {wait_text(wait)}.",
+        status=429,
+        retry_after=wait,
+    )
 
 
 def _validated(params: dict[str, list[str]], client: OidcClient, redirect_uri: str) -> dict[str, str | None]:
     """The request's checks after client and redirect URI: its stored fields, or the OAuth2Error to send back."""
     for name, values in params.items():
         if len(values) > 1:
-            raise InvalidRequestError(f"The parameter {printable(name, 40)!r} is given more than once."
-                                      if _describable(name) else "A parameter is given more than once.")
+            raise InvalidRequestError(
+                f"The parameter {printable(name, 40)!r} is given more than once."
+                if _describable(name)
+                else "A parameter is given more than once."
+            )
     value = {name: values[0] for name, values in params.items()}
     if "request" in value:
         raise RequestNotSupportedError("Request objects are not supported.")
@@ -251,7 +290,13 @@ async def _finish(session: AsyncSession, request: OidcAuthorizationRequest, now:
 
 
 async def complete(
-    provider: Provider, request_id: str, *, number: str, verified_at: datetime, issuer: str, ip: str,
+    provider: Provider,
+    request_id: str,
+    *,
+    number: str,
+    verified_at: datetime,
+    issuer: str,
+    ip: str,
 ) -> str:
     """Issue a code for the pending request, now that `number` (E.164) was verified at `verified_at`.
 
@@ -264,26 +309,36 @@ async def complete(
     async with provider.sessions() as session:
         request = await _open_request(session, request_id)
         if request is None:
-            failure = "unknown or removed request", "This sign-in is no longer waiting. Go back to the site and start again."
+            failure = (
+                "unknown or removed request",
+                "This sign-in is no longer waiting. Go back to the site and start again.",
+            )
         elif verified_at < request.created_at:
             failure = "verified before the request began", "Verify your number again to continue."
         elif not await _finish(session, request, now, unexpired=True):
             failure = "request finished or expired", "This sign-in has ended. Go back to the site and start again."
         else:
-            code = codes.issue_code(session, request, number=number, auth_time=verified_at, now=now,
-                                    lifetime=provider.settings.oidc_code_lifetime)
+            code = codes.issue_code(
+                session,
+                request,
+                number=number,
+                auth_time=verified_at,
+                now=now,
+                lifetime=provider.settings.oidc_code_lifetime,
+            )
             session.add(provider.log.row(KIND, Outcome.CODE_ISSUED, ip, number=number, client_id=request.client_id))
             await session.commit()
             return redirect_url(request.redirect_uri, [("code", code)], request.state, issuer)
         client_id = request.client_id if request else None
         await session.rollback()
-    await provider.log.write(KIND, Outcome.OIDC_ERROR, ip, number=number, client_id=client_id,
-                             reason=_reason("access_denied", failure[0]))
+    await provider.log.write(
+        KIND, Outcome.OIDC_ERROR, ip, number=number, client_id=client_id, reason=_reason("access_denied", failure[0])
+    )
     raise HandoffError(failure[1])
 
 
 async def cancel(provider: Provider, request_id: str, *, issuer: str, ip: str) -> str:
-    """"Cancel and go back": the URL that tells the client `access_denied`; HandoffError if there is none."""
+    """ "Cancel and go back": the URL that tells the client `access_denied`; HandoffError if there is none."""
     now = provider.clock()
     async with provider.sessions() as session:
         request = await _open_request(session, request_id)

@@ -77,10 +77,15 @@ async def add(session: AsyncSession, name: str, redirect_uris: list[str], now: d
     # Hex ids: a base64url id may begin with "-", which a command line takes for an option.
     credentials = Credentials(client_id=secrets.token_hex(16), client_secret=secrets.token_urlsafe(32))
     secret_hash = await anyio.to_thread.run_sync(hash_password, credentials.client_secret)
-    session.add(OidcClient(
-        id=credentials.client_id, name=name, secret_hash=secret_hash,
-        redirect_uris=list(dict.fromkeys(uris)), created_at=now,
-    ))
+    session.add(
+        OidcClient(
+            id=credentials.client_id,
+            name=name,
+            secret_hash=secret_hash,
+            redirect_uris=list(dict.fromkeys(uris)),
+            created_at=now,
+        )
+    )
     await session.commit()
     return credentials
 

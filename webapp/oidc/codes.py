@@ -29,16 +29,30 @@ def digest(secret: str) -> str:
 
 
 def issue_code(
-    session: AsyncSession, request: OidcAuthorizationRequest, *, number: str, auth_time: datetime,
-    now: datetime, lifetime: int,
+    session: AsyncSession,
+    request: OidcAuthorizationRequest,
+    *,
+    number: str,
+    auth_time: datetime,
+    now: datetime,
+    lifetime: int,
 ) -> str:
     """Add a code for `request` to the session (the caller commits); the code."""
     code = secrets.token_urlsafe(32)
-    session.add(OidcAuthorizationCode(
-        code_hash=digest(code), client_id=request.client_id, redirect_uri=request.redirect_uri,
-        scope=request.scope, nonce=request.nonce, code_challenge=request.code_challenge,
-        number=number, auth_time=auth_time, created_at=now, expires_at=now + timedelta(seconds=lifetime),
-    ))
+    session.add(
+        OidcAuthorizationCode(
+            code_hash=digest(code),
+            client_id=request.client_id,
+            redirect_uri=request.redirect_uri,
+            scope=request.scope,
+            nonce=request.nonce,
+            code_challenge=request.code_challenge,
+            number=number,
+            auth_time=auth_time,
+            created_at=now,
+            expires_at=now + timedelta(seconds=lifetime),
+        )
+    )
     return code
 
 
@@ -68,10 +82,17 @@ async def spend(session: AsyncSession, code: str, now: datetime) -> Spent:
 def issue_access_token(session: AsyncSession, code: OidcAuthorizationCode, *, now: datetime, lifetime: int) -> str:
     """Add an access token for what `code` proved to the session (the caller commits); the token."""
     token = secrets.token_urlsafe(32)
-    session.add(OidcAccessToken(
-        token_hash=digest(token), client_id=code.client_id, code_hash=code.code_hash, number=code.number,
-        scope=code.scope, created_at=now, expires_at=now + timedelta(seconds=lifetime),
-    ))
+    session.add(
+        OidcAccessToken(
+            token_hash=digest(token),
+            client_id=code.client_id,
+            code_hash=code.code_hash,
+            number=code.number,
+            scope=code.scope,
+            created_at=now,
+            expires_at=now + timedelta(seconds=lifetime),
+        )
+    )
     return token
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,7 @@ Work = Callable[[AsyncSession], Coroutine[Any, Any, int]]
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _in_session(work: Work) -> Callable[[str], Coroutine[Any, Any, int]]:
@@ -37,7 +37,9 @@ def _in_session(work: Work) -> Callable[[str], Coroutine[Any, Any, int]]:
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows
+    )
 
 
 def _when(moment: datetime | None) -> str:
@@ -105,9 +107,18 @@ def keys_command(args: argparse.Namespace, on_database: OnDatabase) -> int:
             return 0
         signing = next((key.kid for key in found if key.retired_at is None), None)
         rows = [("kid", "created (UTC)", "state")]
-        rows += [(key.kid, _when(key.created_at),
-                  "signing" if key.kid == signing else f"retired {_when(key.retired_at)}" if key.retired_at
-                  else "published") for key in found]
+        rows += [
+            (
+                key.kid,
+                _when(key.created_at),
+                "signing"
+                if key.kid == signing
+                else f"retired {_when(key.retired_at)}"
+                if key.retired_at
+                else "published",
+            )
+            for key in found
+        ]
         print(_table(rows))
         return 0
 
@@ -121,8 +132,13 @@ def add_parsers(commands: Any, on_database: OnDatabase) -> None:
     actions = client_parser.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", help="register a site; prints its client_id and client_secret, once")
     add.add_argument("--name", required=True, help='shown to the person: "Verify your phone number for NAME"')
-    add.add_argument("--redirect-uri", required=True, action="append", metavar="URI",
-                     help="https://…, or http://localhost[:port] / http://127.0.0.1[:port]; repeat for several")
+    add.add_argument(
+        "--redirect-uri",
+        required=True,
+        action="append",
+        metavar="URI",
+        help="https://…, or http://localhost[:port] / http://127.0.0.1[:port]; repeat for several",
+    )
     actions.add_parser("list", help="the registered sites (never their secrets)")
     actions.add_parser("remove", help="remove a site, its pending requests, codes and tokens").add_argument("client_id")
     client_parser.set_defaults(handler=lambda args: client_command(args, on_database))

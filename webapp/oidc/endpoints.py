@@ -22,8 +22,19 @@ from webapp.state import app_state
 MAX_FORM_BYTES = 16 * 1024
 
 AUTHORIZE, TOKEN, USERINFO, JWKS = "/oidc/authorize", "/oidc/token", "/oidc/userinfo", "/oidc/jwks"
-CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash",
-          "phone_number", "phone_number_verified")
+CLAIMS = (
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "amr",
+    "at_hash",
+    "phone_number",
+    "phone_number_verified",
+)
 
 
 def _provider(request: Request) -> Provider:
@@ -75,11 +86,13 @@ async def jwks(request: Request) -> Response:
 
 async def authorization(request: Request) -> Response:
     """GET the authorization endpoint: an error page, an error redirect, or on to the verification page."""
-    result = await authorize.check(_provider(request), request.scope.get("query_string", b""),
-                                   issuer=_issuer(request), ip=_ip(request))
+    result = await authorize.check(
+        _provider(request), request.scope.get("query_string", b""), issuer=_issuer(request), ip=_ip(request)
+    )
     if isinstance(result, authorize.ErrorPage):
         html = request.state.pages.env.get_template("oidc_error.html").render(
-            error=result.error, message=result.message, root=request.scope.get("root_path", ""))
+            error=result.error, message=result.message, root=request.scope.get("root_path", "")
+        )
         headers = {"Cache-Control": "no-store"}
         if result.retry_after:
             headers["Retry-After"] = str(result.retry_after)
@@ -87,8 +100,9 @@ async def authorization(request: Request) -> Response:
     if isinstance(result, authorize.Redirect):
         return RedirectResponse(result.url, status_code=303, headers={"Cache-Control": "no-store"})
     request.session[SESSION_KEY] = result.request_id
-    return RedirectResponse(request.scope.get("root_path", "") + "/", status_code=303,
-                            headers={"Cache-Control": "no-store"})
+    return RedirectResponse(
+        request.scope.get("root_path", "") + "/", status_code=303, headers={"Cache-Control": "no-store"}
+    )
 
 
 async def _form_pairs(request: Request) -> list[tuple[str, str]] | None:
@@ -113,8 +127,13 @@ def _json(answer: tokens.Answer) -> Response:
 
 async def token(request: Request) -> Response:
     """POST the token endpoint: a code (and its PKCE verifier) for an ID token and an access token."""
-    answer = await tokens.exchange(_provider(request), await _form_pairs(request), request.headers.get("authorization"),
-                                   issuer=_issuer(request), ip=_ip(request))
+    answer = await tokens.exchange(
+        _provider(request),
+        await _form_pairs(request),
+        request.headers.get("authorization"),
+        issuer=_issuer(request),
+        ip=_ip(request),
+    )
     return _json(answer)
 
 

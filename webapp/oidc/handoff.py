@@ -47,7 +47,7 @@ class Handoff:
 
     @property
     def cancellable(self) -> bool:
-        """"Cancel and go back" still tells the site (also after the request's time ran out)."""
+        """ "Cancel and go back" still tells the site (also after the request's time ran out)."""
         return self.state != "finished"
 
     @property
@@ -76,14 +76,23 @@ async def load(provider: Provider, request_id: str, now: datetime) -> Handoff | 
     if not request_id or len(request_id) > max_length(OidcAuthorizationRequest.__table__.c.id):
         return None
     async with provider.sessions() as session:
-        found = (await session.execute(
-            select(OidcAuthorizationRequest, OidcClient.name)
-            .join(OidcClient, OidcClient.id == OidcAuthorizationRequest.client_id)
-            .where(OidcAuthorizationRequest.id == request_id)
-        )).first()
+        found = (
+            await session.execute(
+                select(OidcAuthorizationRequest, OidcClient.name)
+                .join(OidcClient, OidcClient.id == OidcAuthorizationRequest.client_id)
+                .where(OidcAuthorizationRequest.id == request_id)
+            )
+        ).first()
     if found is None:
         return None
     request, name = found
     state: State = "finished" if request.finished_at is not None else "expired" if request.expires_at <= now else "open"
-    return Handoff(request.id, request.client_id, name, redirect_origin(request.redirect_uri), request.login_hint,
-                   request.created_at, state)
+    return Handoff(
+        request.id,
+        request.client_id,
+        name,
+        redirect_origin(request.redirect_uri),
+        request.login_hint,
+        request.created_at,
+        state,
+    )

@@ -102,8 +102,14 @@ async def hand_back(request: Request, handoff: Handoff, verified: Verified, tag:
     if not is_htmx(request) and tag != handoff.tag:
         return None
     try:
-        url = await authorize.complete(_provider(request), handoff.request_id, number=verified.number,
-                                       verified_at=verified.verified_at, issuer=_issuer(request), ip=_ip(request))
+        url = await authorize.complete(
+            _provider(request),
+            handoff.request_id,
+            number=verified.number,
+            verified_at=verified.verified_at,
+            issuer=_issuer(request),
+            ip=_ip(request),
+        )
     except HandoffError as error:
         request.session.pop(page_session.RESULT, None)
         reloaded = await load(_provider(request), handoff.request_id, _provider(request).clock())

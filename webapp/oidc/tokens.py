@@ -97,7 +97,12 @@ def _form(pairs: list[tuple[str, str]]) -> dict[str, str]:
 
 
 async def exchange(
-    provider: Provider, pairs: list[tuple[str, str]] | None, authorization: str | None, *, issuer: str, ip: str,
+    provider: Provider,
+    pairs: list[tuple[str, str]] | None,
+    authorization: str | None,
+    *,
+    issuer: str,
+    ip: str,
 ) -> Answer:
     """Answer a token request: the form's pairs (None: not a form) and the Authorization header, if any."""
     client: OidcClient | None = None
@@ -121,15 +126,23 @@ async def exchange(
     except Blocked as blocked:
         client = blocked.client or client
         await provider.log.write("token", blocked.outcome, ip, client_id=client.id if client else None)
-        return Answer(429, {"error": "invalid_request", "error_description": "Too many failed token requests."},
-                      {"Retry-After": str(blocked.retry_after), **NO_STORE})
+        return Answer(
+            429,
+            {"error": "invalid_request", "error_description": "Too many failed token requests."},
+            {"Retry-After": str(blocked.retry_after), **NO_STORE},
+        )
     except LimiterUnavailable:
         await provider.log.write("token", Outcome.LIMITER_UNAVAILABLE, ip, client_id=client.id if client else None)
         return Answer(503, {"error": "temporarily_unavailable", "error_description": "Try again later."}, NO_STORE)
     except OAuth2Error as error:
         client = error.client if isinstance(error, WrongSecret) else client
-        await provider.log.write("token", Outcome.OIDC_ERROR, ip, client_id=client.id if client else None,
-                                 reason=f"{error.error}: {error.get_error_description()}")
+        await provider.log.write(
+            "token",
+            Outcome.OIDC_ERROR,
+            ip,
+            client_id=client.id if client else None,
+            reason=f"{error.error}: {error.get_error_description()}",
+        )
         await _count_failure(provider, ip, client)
         return _oauth_error(error)
 
@@ -165,7 +178,9 @@ async def _authenticated_client(provider: Provider, form: dict[str, str], author
         raise InvalidRequestError("Use one way of authenticating the client, not two.")
     client_id, secret = basic or (form.get("client_id", ""), form.get("client_secret", ""))
     if not client_id or not secret:
-        raise InvalidClientError(status_code=401, description="Authenticate with client_secret_basic or client_secret_post.")
+        raise InvalidClientError(
+            status_code=401, description="Authenticate with client_secret_basic or client_secret_post."
+        )
     async with provider.sessions() as session:
         client = await clients.get(session, client_id)
     if client is None:
@@ -201,13 +216,24 @@ async def _tokens(provider: Provider, client: OidcClient, form: dict[str, str], 
             stored.last_used_at = now
         session.add(provider.log.row("token", Outcome.TOKEN_ISSUED, ip, number=code.number, client_id=client.id))
         await session.commit()
-    body = {"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime,
-            "id_token": id_token, "scope": code.scope}
+    body = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "id_token": id_token,
+        "scope": code.scope,
+    }
     return Answer(200, body, NO_STORE)
 
 
 async def id_token_for(
-    provider: Provider, client_id: str, code: OidcAuthorizationCode, access_token: str, *, issuer: str, now: datetime,
+    provider: Provider,
+    client_id: str,
+    code: OidcAuthorizationCode,
+    access_token: str,
+    *,
+    issuer: str,
+    now: datetime,
 ) -> str:
     """The signed ID token (RS256, with kid) for what `code` proved."""
     key = await provider.keys.signing_key()
@@ -234,12 +260,18 @@ async def userinfo(provider: Provider, authorization: str | None) -> Answer:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         # No credentials at all: a challenge without an error code (RFC 6750 §3.1).
-        return Answer(401, {"error_description": "Send the access token as a Bearer token."},
-                      {"WWW-Authenticate": 'Bearer realm="voice2fa"', **NO_STORE})
+        return Answer(
+            401,
+            {"error_description": "Send the access token as a Bearer token."},
+            {"WWW-Authenticate": 'Bearer realm="voice2fa"', **NO_STORE},
+        )
     async with provider.sessions() as session:
         row = await codes.find_access_token(session, token.strip(), provider.clock())
     if row is None:
         return _oauth_error(InvalidTokenError(realm="voice2fa"))
-    body = {"sub": await provider.subjects.sub(row.client_id, row.number),
-            "phone_number": row.number, "phone_number_verified": True}
+    body = {
+        "sub": await provider.subjects.sub(row.client_id, row.number),
+        "phone_number": row.number,
+        "phone_number_verified": True,
+    }
     return Answer(200, body, NO_STORE)

@@ -15,7 +15,7 @@ The interface has its own words, which each client translates: the channel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 #: The channel of a voice call that reads the code.
@@ -72,4 +72,4 @@ def parse_datetime(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     moment = datetime.fromisoformat(value)  # reads a "Z" suffix since Python 3.11
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -64,6 +64,8 @@ class Breaker:
             if self._until is None:
                 log.warning(
                     "provider %s: %d unavailable answers in a row; skipping it for %d s",
-                    self.name, self._failures, self._pause.total_seconds(),
+                    self.name,
+                    self._failures,
+                    self._pause.total_seconds(),
                 )
             self._until = self._clock() + self._pause

@@ -95,9 +95,7 @@ def is_outage(error: ProviderError) -> bool:
 class Providers:
     """The listed providers in order, each with its breaker; the clients of every provider configured."""
 
-    def __init__(
-        self, clients: Mapping[str, Provider], order: Sequence[str], breakers: Mapping[str, Breaker]
-    ) -> None:
+    def __init__(self, clients: Mapping[str, Provider], order: Sequence[str], breakers: Mapping[str, Breaker]) -> None:
         self._clients = dict(clients)
         self.order = tuple(order)
         self._breakers = dict(breakers)
@@ -187,6 +185,7 @@ class Providers:
     def _all_skipped(self, skipped: Sequence[str]) -> Placed:
         waits = [wait for wait in (self._breakers[name].wait() for name in skipped) if wait is not None]
         raise Unplaced(None, retry_after=min(waits) if waits else None)
+
 
 def _ms(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)

@@ -123,7 +123,9 @@ class MessageBird:
         try:
             data = response.json()
         except ValueError as exc:
-            raise ProviderUnavailable(f"{method} {path}: HTTP {response.status_code} with a body that is not JSON") from exc
+            raise ProviderUnavailable(
+                f"{method} {path}: HTTP {response.status_code} with a body that is not JSON"
+            ) from exc
         if not isinstance(data, dict):
             raise ProviderUnavailable(f"{method} {path}: HTTP {response.status_code} with unexpected JSON")
         if 200 <= response.status_code < 300:

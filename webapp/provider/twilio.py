@@ -122,7 +122,9 @@ class Twilio:
     def from_settings(cls, client: httpx.AsyncClient, settings: Settings) -> Twilio:
         """The client for the TWILIO_* settings; ValueError if they are incomplete."""
         sid, token, service = (
-            settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_verify_service_sid,
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.twilio_verify_service_sid,
         )
         if not (sid and token and service):
             raise ValueError("Twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_VERIFY_SERVICE_SID")
@@ -171,7 +173,9 @@ class Twilio:
             log.error(
                 "Twilio refused the credentials (%s) on %s %s: check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, "
                 "and that the account is active. No calls can be placed until it is fixed.",
-                status, method, path,
+                status,
+                method,
+                path,
             )
             raise ProviderUnauthorized(f"Twilio refused the credentials (HTTP {status})")
         try:

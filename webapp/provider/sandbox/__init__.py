@@ -90,10 +90,10 @@ def _page(state: SandboxState) -> Route:
             for call in state.calls()
         )
         return HTMLResponse(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             "<title>voice2fa sandbox: calls</title></head><body>\n"
             "<h1>Calls placed by the sandbox</h1>\n"
-            "<p>Newest first. Reload to see new calls. JSON: <a href=\"calls\">calls</a></p>\n"
+            '<p>Newest first. Reload to see new calls. JSON: <a href="calls">calls</a></p>\n'
             "<table><thead><tr><th>Recipient</th><th>Spoken text</th><th>Time (UTC)</th>"
             f"<th>Status</th><th>API</th></tr></thead><tbody>\n{rows}</tbody></table>\n</body></html>\n"
         )

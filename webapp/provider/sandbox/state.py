@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import anyio
@@ -75,7 +75,7 @@ class SandboxState:
         *,
         twilio_code_length: int = 6,
     ) -> None:
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.hang_seconds = hang_seconds
         #: the CodeLength of every Twilio Verify Service the sandbox plays (Twilio's default)
         self.twilio_code_length = twilio_code_length
@@ -98,7 +98,7 @@ class SandboxState:
         return self.outages.get(api) == CUT
 
     def now(self) -> datetime:
-        return self.clock().astimezone(timezone.utc)
+        return self.clock().astimezone(UTC)
 
     def add(self, verification: SandboxVerification) -> None:
         """Keep a new verification and count its first call."""

@@ -74,7 +74,12 @@ class TwilioVerification(SandboxVerification):
 
     api = "twilio"
     waiting = frozenset({"pending", "max_attempts_reached"})
-    call_statuses: ClassVar[dict[str, str]] = {"pending": "sent", "approved": "verified", "canceled": "deleted", "max_attempts_reached": "failed"}
+    call_statuses: ClassVar[dict[str, str]] = {
+        "pending": "sent",
+        "approved": "verified",
+        "canceled": "deleted",
+        "max_attempts_reached": "failed",
+    }
 
     service_sid: str
     account_sid: str
@@ -95,7 +100,12 @@ def _iso(moment: datetime) -> str:
 
 def error(status_code: int, code: int, message: str) -> JSONResponse:
     """Twilio's error body."""
-    body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status_code}
+    body = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status_code,
+    }
     return JSONResponse(body, status_code=status_code)
 
 
