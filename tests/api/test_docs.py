@@ -117,3 +117,9 @@ async def test_the_document_and_the_reference_page_are_served(client: httpx.Asyn
     for code in API_OUTCOMES:
         assert f'id="{code}"' in page.text
     assert "<script" not in page.text.split("</head>")[1]
+
+
+async def test_the_reference_page_uses_the_apps_stylesheet_and_shows_codes_as_code(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/api/v1/docs")).text
+    assert 'href="/static/app.css"' in page  # the app's static files, not under the API's mount
+    assert "<code>unauthorized</code>" in page and "`" not in page.split("<h2>Operations</h2>")[1].split("<h2>")[0]

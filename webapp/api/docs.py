@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from webapp.api import openapi
 from webapp.outcomes import API_OUTCOMES
+
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _prose(text: str) -> Markup:
+    """A description of the document's, for the page: escaped, its `code` spans as <code>."""
+    return Markup(_CODE.sub(r"<code>\1</code>", str(escape(text))))  # noqa: S704 - escaped first
 
 
 def page(request: Request) -> HTMLResponse:
@@ -16,8 +26,10 @@ def page(request: Request) -> HTMLResponse:
         {
             "method": method,
             "path": path,
-            "summary": operation["summary"],
-            "responses": [(status, response["description"]) for status, response in operation["responses"].items()],
+            "summary": _prose(operation["summary"]),
+            "responses": [
+                (status, _prose(response["description"])) for status, response in operation["responses"].items()
+            ],
         }
         for path, item in document["paths"].items()
         for method, operation in item.items()
@@ -26,6 +38,7 @@ def page(request: Request) -> HTMLResponse:
         info=document["info"],
         operations=operations,
         outcomes=list(API_OUTCOMES.items()),
-        root=request.scope.get("root_path", ""),
+        # The app's own root (static files, links), not this mount's /api/v1.
+        root=request.scope.get("app_root_path", ""),
     )
     return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})
