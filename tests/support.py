@@ -139,24 +139,27 @@ def always(status_code: int, **kwargs: Any) -> Handler:
 
 
 @contextmanager
-def served_in_thread(app: ASGIApp) -> Iterator[str]:
-    """`app` served by uvicorn on a free loopback port, in a thread of its own; its base URL."""
+def served_in_thread(app: ASGIApp, *, lifespan: str = "off", seconds: float = 10) -> Iterator[str]:
+    """`app` served by uvicorn on a free loopback port, in a thread of its own; its base URL.
+
+    `lifespan="on"` runs the app's lifespan too; `seconds` bounds the start and the stop.
+    """
     # Bind first and hand uvicorn the socket: the port is ours, with no race.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + seconds
         while not server.started:
             assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=seconds)
         sock.close()
         assert not thread.is_alive(), "uvicorn did not stop"
 
