@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from tests.support import (
     OPERATOR,
     FakeClock,
-    allow_connections,
+    Outage,
     attempts,
     call_me,
     require,
@@ -45,35 +45,6 @@ MANY_STARTS = {
     "limit_calls_global": "1000/minute",
     "limit_calls_per_country": "1000/hour",
 }
-
-
-class Outage:
-    """Takes the test's database away and brings it back."""
-
-    def __init__(self, database_url: str) -> None:
-        self.url = database_url
-        self.postgres = database_url.startswith("postgresql")
-        self.path = None if self.postgres else Path(make_url(database_url).database or "")
-        self.away = False
-
-    async def begin(self) -> None:
-        """PostgreSQL refuses every connection; SQLite's file is moved from its path."""
-        self.away = True
-        if self.postgres:
-            await allow_connections(self.url, False)
-        else:
-            assert self.path is not None
-            self.path.rename(self.path.with_suffix(".away"))
-
-    async def end(self) -> None:
-        if not self.away:
-            return
-        self.away = False
-        if self.postgres:
-            await allow_connections(self.url, True)
-        else:
-            assert self.path is not None
-            self.path.with_suffix(".away").rename(self.path)
 
 
 @pytest.fixture

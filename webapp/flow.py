@@ -110,6 +110,11 @@ class Flow:
             bound._options = replace(self._options, language=language)
         return bound
 
+    @property
+    def attempts(self) -> AttemptLog:
+        """The attempts log this flow writes to (naming its site or API client): `webapp.forms.read_logged`'s."""
+        return self._attempts
+
     async def admit(self, kind: str, ip: str, verification_id: str | None = None) -> None:
         """The client's own limits (deny list, per-IP counters), before its form is read."""
         try:

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 CIRCUIT = "We can't call numbers in this country right now. Please try again later."
 CIRCUIT_RANGE = "We can't call this number right now. Please try again later."
+#: The counters' key names: the guard's, read by the operators' pages through the *_counter methods.
+NUMBER, START_IP, CHECK_IP = "number", "start-ip", "check-ip"
 
 
 class Guard:
@@ -60,7 +62,7 @@ class Guard:
         """The client's own limits, before its request body is even read."""
         key = self._limits.client_key(ip)
         if kind == "check":
-            full = await self._hit(Counter(self.check_ip_limits, ("check-ip", key)))
+            full = await self._hit(self.check_ip_counter(key))
             if full:
                 raise Refusal(
                     Outcome.BLOCKED_IP,
@@ -70,7 +72,7 @@ class Guard:
             return
         if await self.deny_list.ip_denied(ip):
             raise Refusal(Outcome.BLOCKED_DENYLIST)
-        full = await self._hit(Counter(self.start_ip_limits, ("start-ip", key)))
+        full = await self._hit(self.start_ip_counter(key))
         if full:
             raise Refusal(
                 Outcome.BLOCKED_IP,
@@ -126,10 +128,22 @@ class Guard:
 
     def _call_counters(self, number: PhoneNumber) -> tuple[Counter, ...]:
         return (
-            Counter(self.number_limits, ("number", number.e164)),
+            self.number_counter(number.e164),
             Counter(self._global, ("global",)),
             Counter(self._per_country, ("country", number.region)),
         )
+
+    def number_counter(self, e164: str) -> Counter:
+        """The calls to one number."""
+        return Counter(self.number_limits, (NUMBER, e164))
+
+    def start_ip_counter(self, key: str) -> Counter:
+        """The calls asked from one client (`RateLimits.client_key`)."""
+        return Counter(self.start_ip_limits, (START_IP, key))
+
+    def check_ip_counter(self, key: str) -> Counter:
+        """The code checks from one client."""
+        return Counter(self.check_ip_limits, (CHECK_IP, key))
 
     async def _hit(self, *counters: Counter) -> Full | None:
         try:

@@ -59,6 +59,10 @@ class Outcome(StrEnum):
     HANDOFF_CANCELLED = "handoff_cancelled"
     OIDC_ERROR = "oidc_error"
     BLOCKED_CLIENT = "blocked_client"
+    # the page's own: a form it can't read (webapp.forms.read_logged writes its row)
+    BAD_REQUEST = "bad_request"
+    FORM_TOO_LARGE = "form_too_large"
+    FORM_NOT_URLENCODED = "form_not_urlencoded"
     # ---- not in the operators' filters (LOGGED ends above) ----
     # the JSON API's own
     UNAUTHORIZED = "unauthorized"
@@ -75,15 +79,11 @@ class Outcome(StrEnum):
     STORAGE_UNAVAILABLE = "storage_unavailable"
     # the flow's, for the person (its attempts row says provider_error)
     RECIPIENT_REFUSED = "recipient_refused"
-    # the page's own: a form it can't read
-    BAD_REQUEST = "bad_request"
-    FORM_TOO_LARGE = "form_too_large"
-    FORM_NOT_URLENCODED = "form_not_urlencoded"
 
 
 _MEMBERS = tuple(Outcome)
 #: The outcomes the operators filter the attempts log by, in the order their filters list them.
-LOGGED: tuple[Outcome, ...] = _MEMBERS[: _MEMBERS.index(Outcome.BLOCKED_CLIENT) + 1]
+LOGGED: tuple[Outcome, ...] = _MEMBERS[: _MEMBERS.index(Outcome.FORM_NOT_URLENCODED) + 1]
 #: The hand-off's own decisions: a site's request, its code, its tokens.
 HANDOFF: tuple[Outcome, ...] = (
     Outcome.HANDOFF_STARTED,

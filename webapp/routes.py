@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from webapp import page_session
 from webapp.errors import Refusal
 from webapp.flow import Flow
-from webapp.forms import read_form
+from webapp.forms import read_logged
 from webapp.oidc import page as handoff_page
 from webapp.outcomes import STORAGE_DOWN, Form
 from webapp.pages import Pages, is_htmx
@@ -158,7 +158,7 @@ async def verify_start(request: Request) -> Response:
     region = ""
     phone = ""
     try:
-        form = await read_form(request)
+        form = await read_logged(request, flow.attempts, "start", _ip(request))
         phone, region = form.get("phone", ""), form.get("country", "")
         pending = await flow.start(phone, region, _ip(request), current_id=_session_id(request))
     except Refusal as refusal:
@@ -179,7 +179,7 @@ async def verify_confirm(request: Request) -> Response:
     except Refusal as refusal:
         return refused(request, refusal, keep_form=True)
     try:
-        form = await read_form(request)
+        form = await read_logged(request, flow.attempts, "check", _ip(request))
         verified = await flow.confirm(
             _session_id(request), form.get("code", ""), _ip(request), for_call=form.get("call")
         )
@@ -203,7 +203,7 @@ async def verify_resend(request: Request) -> Response:
     except Refusal as refusal:
         return refused(request, refusal, keep_form=True)
     try:
-        await read_form(request)
+        await read_logged(request, flow.attempts, "resend", _ip(request))
         pending = await flow.resend(_session_id(request), _ip(request))
     except Refusal as refusal:
         return refused(request, refusal)

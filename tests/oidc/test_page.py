@@ -220,6 +220,22 @@ async def test_cancel_without_a_handoff_says_there_is_nothing_to_go_back_to(clie
     assert response.status_code == 409 and "That sign-in has ended" in response.text
 
 
+async def test_an_unreadable_cancel_form_is_a_400_and_a_row_naming_the_site(
+    client: httpx.AsyncClient,
+    shop: Registered,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    await begin_handoff(client, shop)
+    for path in ("/oidc/cancel", "/oidc/continue"):
+        response = await client.post(
+            path, content=b"handoff=\xff", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert response.status_code == 400
+    assert (await stored_request(db)).finished_at is None
+    bad = [(a.kind, a.outcome, a.client_id, a.count) for a in await attempts(db) if a.outcome == "bad_request"]
+    assert bad == [("handoff", "bad_request", shop.client_id, 2)], "both folded: same kind, client and site"
+
+
 # -- what never completes a hand-off ---------------------------------------------------------------
 
 

@@ -7,11 +7,9 @@ and its deny-list entries. A path that names nothing is a 404 page.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from limits import RateLimitItem
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,7 +17,8 @@ from webapp import denylist, reports
 from webapp.admin.auth import operator_only
 from webapp.admin.filters import FilterError, parse_network
 from webapp.admin.pages import now, render
-from webapp.limits import LimiterUnavailable
+from webapp.guard import CHECK_IP, NUMBER, START_IP
+from webapp.limits import Counter, LimiterUnavailable
 from webapp.models import Attempt, Verification
 from webapp.oidc import clients
 from webapp.phone import InvalidNumber, format_international, parse_phone
@@ -30,9 +29,9 @@ from webapp.waits import wait_text
 
 #: The guard's counter keys an operator sees, and what each counts.
 LIMIT_NAMES = {
-    "number": "Calls to this number",
-    "start-ip": "Calls asked from this address",
-    "check-ip": "Code checks from this address",
+    NUMBER: "Calls to this number",
+    START_IP: "Calls asked from this address",
+    CHECK_IP: "Code checks from this address",
 }
 #: Verification ids are `secrets.token_urlsafe(16)`; anything else is no verification's.
 _VERIFICATION_ID = re.compile(r"[A-Za-z0-9_-]{1,32}", re.ASCII)
@@ -52,7 +51,7 @@ async def number_detail(request: Request) -> Response:
         found = await reports.verifications_for(session, e164)
         entries = await denylist.number_entries(session, e164)
         sites = await clients.names(session)
-    limits = await _limit_state(request, state["guard"].number_limits, "number", e164)
+    limits = await _limit_state(request, state["guard"].number_counter(e164))
     return render(
         request,
         "admin_number.html",
@@ -84,8 +83,8 @@ async def ip_detail(request: Request) -> Response:
         sites = await clients.names(session)
     guard = state["guard"]
     key = state["limits"].client_key(ip)  # the counters' key: an IPv6 address's network
-    starts = await _limit_state(request, guard.start_ip_limits, "start-ip", key)
-    checks = await _limit_state(request, guard.check_ip_limits, "check-ip", key)
+    starts = await _limit_state(request, guard.start_ip_counter(key))
+    checks = await _limit_state(request, guard.check_ip_counter(key))
     limits = None if starts is None or checks is None else starts + checks
     return render(
         request,
@@ -133,18 +132,16 @@ async def clients_index(request: Request) -> Response:
     return render(request, "admin_clients.html", clients=found)
 
 
-async def _limit_state(
-    request: Request, items: Sequence[RateLimitItem], name: str, key: str
-) -> list[dict[str, Any]] | None:
-    """The counters `name` holds for `key` now; None when the limiter's storage does not answer."""
+async def _limit_state(request: Request, counter: Counter) -> list[dict[str, Any]] | None:
+    """What the guard's `counter` holds now; None when the limiter's storage does not answer."""
     try:
-        found = await app_state(request)["limits"].stats(items, name, key)
+        found = await app_state(request)["limits"].stats(counter.items, *counter.key)
     except LimiterUnavailable:
         request.state.counters_unavailable = True
         return None
     return [
         {
-            "label": f"{LIMIT_NAMES[name]}, {item.amount} per {wait_text(item.get_expiry())}",
+            "label": f"{LIMIT_NAMES[counter.key[0]]}, {item.amount} per {wait_text(item.get_expiry())}",
             "remaining": remaining,
             "amount": item.amount,
             "reset": datetime.fromtimestamp(reset, UTC) if remaining < item.amount else None,

@@ -23,9 +23,9 @@ from starlette.routing import BaseRoute, Route
 from webapp import page_session
 from webapp.errors import Refusal
 from webapp.flow import Flow
-from webapp.forms import read_form
+from webapp.forms import read_logged
 from webapp.oidc import authorize
-from webapp.oidc.authorize import HandoffError
+from webapp.oidc.authorize import KIND, HandoffError
 from webapp.oidc.handoff import Handoff, load
 from webapp.oidc.provider import Provider
 from webapp.pages import is_htmx
@@ -125,7 +125,7 @@ async def handoff_continue(request: Request) -> Response:
     """POST /oidc/continue: "Continue to …", for a verification whose form could not go back to the site."""
     flow, handoff = await begin(request)
     try:
-        form = await read_form(request)
+        form = await read_logged(request, flow.attempts, KIND, _ip(request))
     except Refusal as refusal:
         return request.state.pages.render(request, "phone", status_code=refusal.status_code, message=refusal.message)
     verified = await flow.result(page_session.get(request.session, page_session.RESULT))
@@ -138,7 +138,7 @@ async def handoff_cancel(request: Request) -> Response:
     """POST /oidc/cancel: "Cancel and go back": the site hears `access_denied`, the call in progress ends."""
     flow, handoff = await begin(request)
     try:
-        form = await read_form(request)
+        form = await read_logged(request, flow.attempts, KIND, _ip(request))
     except Refusal as refusal:
         return request.state.pages.render(request, "phone", status_code=refusal.status_code, message=refusal.message)
     if handoff is not None and handoff.cancellable and not is_htmx(request) and form.get(TAG_FIELD) != handoff.tag:
