@@ -38,7 +38,7 @@ from webapp.errors import (
 from webapp.guard import Guard
 from webapp.leases import LeaseBusy, Leases
 from webapp.logs import mask_number
-from webapp.models import Verification
+from webapp.models import Attempt, Verification
 from webapp.outbox import Outbox
 from webapp.outcomes import Form, Outcome
 from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
@@ -385,25 +385,18 @@ class Flow:
             verification.code_attempts = 0
             verification.last_call_at = now
 
+        def row(state: str) -> Attempt | None:
+            if state == "recorded already":
+                return None
+            # A call closed in another tab while it was being placed is not brought back (and is
+            # cancelled below), but it was placed: its row names the provider reference.
+            outcome = Outcome.SENT if state == "recorded" else Outcome.NO_VERIFICATION
+            return self._attempts.row(
+                kind, outcome, ip, verification=verification, provider_ref=created.id, latency=latency, at=now
+            )
+
         async def write() -> None:
-            async with self._sessions() as session:
-                state = await self._verifications.record_call(session, verification)
-                if state != "recorded already":
-                    # A call closed in another tab while it was being placed is not brought back (and is
-                    # cancelled below), but it was placed: its row names the provider reference.
-                    outcome = Outcome.SENT if state == "recorded" else Outcome.NO_VERIFICATION
-                    session.add(
-                        self._attempts.row(
-                            kind,
-                            outcome,
-                            ip,
-                            verification=verification,
-                            provider_ref=created.id,
-                            latency=latency,
-                            at=now,
-                        )
-                    )
-                await session.commit()
+            state = await self._verifications.record_call(verification, row)
             if state == "gone":
                 await self._cancel_quietly(placed.provider, created.id)
 
@@ -438,14 +431,19 @@ class Flow:
     async def _verify(self, verification: Verification, ip: str, latency: int | None) -> Verified:
         """The provider said verified: record it once; only the request that recorded it succeeds."""
         ref = verification.provider_ref
-        async with self._sessions() as session:
-            first = await self._verifications.mark_verified(session, verification, self._clock())
-            refusal = None if first else self._race(verification, ref) or self._closed(verification)
-            outcome = Outcome.VERIFIED if refusal is None else refusal.outcome
-            session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
-            await session.commit()
-        if refusal is not None:
-            raise refusal
+
+        def refusal(first: bool) -> Refusal | None:
+            return None if first else self._race(verification, ref) or self._closed(verification)
+
+        def row(first: bool) -> Attempt:
+            refused = refusal(first)
+            outcome = Outcome.VERIFIED if refused is None else refused.outcome
+            return self._attempts.row("check", outcome, ip, verification=verification, latency=latency)
+
+        first = await self._verifications.mark_verified(verification, self._clock(), row)
+        refused = refusal(first)
+        if refused is not None:
+            raise refused
         return self._verified(verification)
 
     async def _wrong_code(
@@ -453,26 +451,29 @@ class Flow:
     ) -> Refusal:
         """Count a wrong code; the refusal to show."""
         ref = verification.provider_ref
-        async with self._sessions() as session:
-            status = await self._verifications.count_wrong_code(session, verification, self._options.max_attempts)
+
+        def logged(status: str) -> tuple[Refusal | None, Outcome]:
             race = self._race(verification, ref)
             if race is not None:
-                outcome = race.outcome
-            elif status == "failed" and verification.code_attempts >= self._options.max_attempts:
-                outcome = Outcome.ATTEMPTS_EXHAUSTED
-            elif status != "pending":
-                outcome = Outcome.CLOSED
-            session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
-            await session.commit()
+                return race, race.outcome
+            if status == "failed" and verification.code_attempts >= self._options.max_attempts:
+                return None, Outcome.ATTEMPTS_EXHAUSTED
+            return None, outcome if status == "pending" else Outcome.CLOSED
+
+        def row(status: str) -> Attempt:
+            return self._attempts.row("check", logged(status)[1], ip, verification=verification, latency=latency)
+
+        status = await self._verifications.count_wrong_code(verification, self._options.max_attempts, row)
+        race, told = logged(status)
         if race is not None:
             return race
-        if outcome == Outcome.ATTEMPTS_EXHAUSTED:
+        if told == Outcome.ATTEMPTS_EXHAUSTED:
             return self._closed(verification, EXHAUSTED)
         if status != "pending":
             return self._closed(verification)
         left = self._options.max_attempts - verification.code_attempts
         return Refusal(
-            outcome,
+            told,
             f"That code is not right. {left} {'attempt' if left == 1 else 'attempts'} left.",
             field="code",
             pending=self._pending(verification),
@@ -497,11 +498,12 @@ class Flow:
         reason: str | None = None,
     ) -> None:
         """Close the verification whose call could not be placed as `status`, and log it."""
-        async with self._sessions() as session:
-            now_status = await self._verifications.close(session, verification, status)
+
+        def row(now_status: str) -> Attempt:
             logged = Outcome.ALREADY_VERIFIED if now_status == "verified" else (outcome or Outcome(status))
-            session.add(self._attempts.row(kind, logged, ip, verification=verification, latency=latency, reason=reason))
-            await session.commit()
+            return self._attempts.row(kind, logged, ip, verification=verification, latency=latency, reason=reason)
+
+        await self._verifications.close(verification, status, row)
 
     async def _close_check(
         self,
@@ -515,13 +517,14 @@ class Flow:
     ) -> Refusal:
         """Close the call a check found over as `status`, and log it; the refusal for the person."""
         ref = verification.provider_ref
-        async with self._sessions() as session:
-            await self._verifications.close(session, verification, status, on_call=ref)
+
+        def row(_: str) -> Attempt:
             race = self._race(verification, ref)
             logged = race.outcome if race is not None else (outcome or Outcome(status))
-            session.add(self._attempts.row("check", logged, ip, verification=verification, latency=latency))
-            await session.commit()
-        return race or self._closed(verification, message)
+            return self._attempts.row("check", logged, ip, verification=verification, latency=latency)
+
+        await self._verifications.close(verification, status, row, on_call=ref)
+        return self._race(verification, ref) or self._closed(verification, message)
 
     def _race(self, verification: Verification, ref: str | None) -> Refusal | None:
         """What a check answers when another request changed its verification first, or None."""
