@@ -164,9 +164,10 @@ class Flow:
 
     async def _resend(self, verification_id: str | None, ip: str) -> Pending:
         verification = await self._load(verification_id, "resend", ip)
-        if verification.status == "verified":
-            await self._attempts.write("resend", Outcome.ALREADY_VERIFIED, ip, verification=verification)
-            raise Refusal(Outcome.ALREADY_VERIFIED)
+        meanwhile = self._meanwhile("resend", verification, verification.provider_ref)
+        if meanwhile is not None:
+            await self._attempts.write("resend", meanwhile.outcome, ip, verification=verification)
+            raise meanwhile
         wait = self._resend_wait(verification, self._clock())
         if wait > 0:
             await self._attempts.write("resend", Outcome.RESEND_TOO_SOON, ip, verification=verification)
@@ -202,10 +203,11 @@ class Flow:
 
     async def _confirm(self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None) -> Verified:
         verification = await self._load(verification_id, "check", ip)
-        if verification.status == "verified":
+        meanwhile = self._meanwhile("check", verification, verification.provider_ref)
+        if meanwhile is not None:
             # An old tab or a replayed cookie: a finished verification is no fresh proof.
-            await self._attempts.write("check", Outcome.REPLAYED, ip, verification=verification)
-            raise self._replayed(verification)
+            await self._attempts.write("check", meanwhile.outcome, ip, verification=verification)
+            raise meanwhile
         if verification.status != "pending":
             await self._attempts.write("check", Outcome.CLOSED, ip, verification=verification)
             raise self._closed(verification)
@@ -433,7 +435,7 @@ class Flow:
         ref = verification.provider_ref
 
         def refusal(first: bool) -> Refusal | None:
-            return None if first else self._race(verification, ref) or self._closed(verification)
+            return None if first else self._meanwhile("check", verification, ref) or self._closed(verification)
 
         def row(first: bool) -> Attempt:
             refused = refusal(first)
@@ -453,7 +455,7 @@ class Flow:
         ref = verification.provider_ref
 
         def logged(status: str) -> tuple[Refusal | None, Outcome]:
-            race = self._race(verification, ref)
+            race = self._meanwhile("check", verification, ref)
             if race is not None:
                 return race, race.outcome
             if status == "failed" and verification.code_attempts >= self._options.max_attempts:
@@ -499,10 +501,13 @@ class Flow:
     ) -> None:
         """Close the verification whose call could not be placed as `status`, and log it."""
 
-        def row(now_status: str) -> Attempt:
-            logged = Outcome.ALREADY_VERIFIED if now_status == "verified" else (outcome or Outcome(status))
+        def row(_: str) -> Attempt:
+            meanwhile = self._meanwhile(kind, verification, verification.provider_ref)
+            logged = meanwhile.outcome if meanwhile is not None else (outcome or Outcome(status))
             return self._attempts.row(kind, logged, ip, verification=verification, latency=latency, reason=reason)
 
+        # Verified meanwhile (another tab): logged as already_verified, but the caller still
+        # answers call_failed: the call this request asked for was not placed.
         await self._verifications.close(verification, status, row)
 
     async def _close_check(
@@ -519,18 +524,23 @@ class Flow:
         ref = verification.provider_ref
 
         def row(_: str) -> Attempt:
-            race = self._race(verification, ref)
+            race = self._meanwhile("check", verification, ref)
             logged = race.outcome if race is not None else (outcome or Outcome(status))
             return self._attempts.row("check", logged, ip, verification=verification, latency=latency)
 
         await self._verifications.close(verification, status, row, on_call=ref)
-        return self._race(verification, ref) or self._closed(verification, message)
+        return self._meanwhile("check", verification, ref) or self._closed(verification, message)
 
-    def _race(self, verification: Verification, ref: str | None) -> Refusal | None:
-        """What a check answers when another request changed its verification first, or None."""
+    def _meanwhile(self, kind: str, verification: Verification, ref: str | None) -> Refusal | None:
+        """What a request answers when its verification ended verified, or (a check) moved off call `ref`; else None.
+
+        The one place for "verified meanwhile": a check of it is a replay (no fresh proof; the result
+        is shown), a start's or resend's is already_verified. A check also finds its code superseded
+        when another request placed a new call after it read the verification.
+        """
         if verification.status == "verified":
-            return self._replayed(verification)
-        if verification.provider_ref != ref:
+            return self._replayed(verification) if kind == "check" else Refusal(Outcome.ALREADY_VERIFIED)
+        if kind == "check" and verification.provider_ref != ref:
             return self._superseded(verification)
         return None
 
