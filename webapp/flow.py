@@ -41,13 +41,13 @@ from webapp.logs import mask_number
 from webapp.models import Attempt, Verification
 from webapp.outbox import Outbox
 from webapp.outcomes import Form, Outcome
-from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
+from webapp.phone import InvalidNumber, PhoneNumber, number_from_e164, parse_phone
 from webapp.progress import Pending, Verified
 from webapp.provider import CALL, CallOptions, ProviderVerification
 from webapp.provider.failover import Failure, Placed, Providers, Unplaced
 from webapp.settings import Settings
+from webapp.shown import Shown
 from webapp.verifications import Verifications
-from webapp.waits import seconds_until
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,9 @@ class Flow:
         self._sessions = sessionmaker
         self._providers = providers
         self._guard = guard
-        self._settings = settings
         self._options: CallOptions = settings.call
         self._clock = clock
+        self._shown = Shown(settings.call, settings.resend_cooldown, clock)
         self._verifications = Verifications(sessionmaker, clock, settings.call.timeout)
         self._attempts = AttemptLog(sessionmaker, clock, writer=writer)
         self._outbox = outbox
@@ -138,7 +138,7 @@ class Flow:
         if current is not None and current.status == "pending" and now < current.expires_at:
             if current.number == number.e164:
                 await self._attempts.write("start", Outcome.REUSED, ip, verification=current)
-                return replace(self._pending(current), reused=True)
+                return replace(self._shown.pending(current), reused=True)
         try:
             await self._guard.check_number(number)
             live_until = await self._verifications.live_until(number.e164)
@@ -164,14 +164,14 @@ class Flow:
 
     async def _resend(self, verification_id: str | None, ip: str) -> Pending:
         verification = await self._load(verification_id, "resend", ip)
-        meanwhile = self._meanwhile("resend", verification, verification.provider_ref)
+        meanwhile = self._shown.meanwhile("resend", verification, verification.provider_ref)
         if meanwhile is not None:
             await self._attempts.write("resend", meanwhile.outcome, ip, verification=verification)
             raise meanwhile
-        wait = self._resend_wait(verification, self._clock())
+        wait = self._shown.resend_wait(verification, self._clock())
         if wait > 0:
             await self._attempts.write("resend", Outcome.RESEND_TOO_SOON, ip, verification=verification)
-            raise Refusal(Outcome.RESEND_TOO_SOON, retry_after=wait, pending=self._pending(verification))
+            raise Refusal(Outcome.RESEND_TOO_SOON, retry_after=wait, pending=self._shown.pending(verification))
         number = number_from_e164(verification.number)
         # Past its expiry a pending verification no longer holds the number: reopen it like a closed one.
         was_live = verification.status == "pending" and self._clock() < verification.expires_at
@@ -183,7 +183,7 @@ class Flow:
         except Refusal as refusal:
             await self._attempts.write("resend", refusal.outcome, ip, verification=verification)
             if refusal.told.form == Form.CURRENT:  # not over: the code form stays
-                raise refusal.showing(self._pending(verification)) from None
+                raise refusal.showing(self._shown.pending(verification)) from None
             raise
         if was_live and verification.provider_ref:
             await self._cancel_quietly(verification.provider, verification.provider_ref)
@@ -203,26 +203,26 @@ class Flow:
 
     async def _confirm(self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None) -> Verified:
         verification = await self._load(verification_id, "check", ip)
-        meanwhile = self._meanwhile("check", verification, verification.provider_ref)
+        meanwhile = self._shown.meanwhile("check", verification, verification.provider_ref)
         if meanwhile is not None:
             # An old tab or a replayed cookie: a finished verification is no fresh proof.
             await self._attempts.write("check", meanwhile.outcome, ip, verification=verification)
             raise meanwhile
         if verification.status != "pending":
             await self._attempts.write("check", Outcome.CLOSED, ip, verification=verification)
-            raise self._closed(verification)
+            raise self._shown.closed(verification)
         if verification.provider_ref is None or _later_call(for_call, verification.calls):
             # Its call was placed while the database was away and is not written down yet (webapp.outbox).
             await self._attempts.write("check", Outcome.VERIFICATION_BUSY, ip, verification=verification)
-            raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=2, pending=self._pending(verification))
+            raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=2, pending=self._shown.pending(verification))
         if for_call is not None and for_call != str(verification.calls):
             await self._attempts.write("check", Outcome.SUPERSEDED, ip, verification=verification)
-            raise self._superseded(verification)
+            raise self._shown.superseded(verification)
         try:
             code = clean_code(raw_code, self._options.token_length)
         except InvalidCode as refusal:
             await self._attempts.write("check", Outcome.INVALID_CODE, ip, verification=verification)
-            raise refusal.showing(self._pending(verification)) from None
+            raise refusal.showing(self._shown.pending(verification)) from None
         if self._clock() >= verification.expires_at:
             raise await self._close_check(verification, "expired", ip, EXPIRED)
 
@@ -246,7 +246,7 @@ class Flow:
             await self._attempts.write(
                 "check", Outcome.PROVIDER_ERROR, ip, verification=verification, latency=_ms(started)
             )
-            raise Refusal(Outcome.PROVIDER_ERROR, CHECK_FAILED, pending=self._pending(verification)) from None
+            raise Refusal(Outcome.PROVIDER_ERROR, CHECK_FAILED, pending=self._shown.pending(verification)) from None
         return await self._checked(verification, checked, ip, _ms(started))
 
     async def pending(self, verification_id: str | None) -> Pending | None:
@@ -254,19 +254,19 @@ class Flow:
         verification = await self._verifications.get(verification_id)
         if verification is None or verification.status in ("verified", "cancelled"):
             return None
-        return self._pending(verification)
+        return self._shown.pending(verification)
 
     async def find(self, verification_id: str | None) -> Pending | None:
         """The verification with this id whatever its status (the JSON API shows every one), or None."""
         verification = await self._verifications.get(verification_id)
-        return None if verification is None else self._pending(verification)
+        return None if verification is None else self._shown.pending(verification)
 
     async def result(self, verification_id: str | None) -> Verified | None:
         """The verification behind a result page, if it ended verified."""
         verification = await self._verifications.get(verification_id)
         if verification is None or verification.status != "verified":
             return None
-        return self._verified(verification)
+        return self._shown.verified(verification)
 
     async def verified_since(self, verification_id: str | None, since: datetime) -> Verified | None:
         """The verification, if it ended verified at or after `since`.
@@ -322,7 +322,7 @@ class Flow:
                 raise Refusal(
                     Outcome.VERIFICATION_BUSY,
                     retry_after=5,
-                    pending=self._pending(verification) if verification else None,
+                    pending=self._shown.pending(verification) if verification else None,
                 ) from None
             yield
 
@@ -406,13 +406,13 @@ class Flow:
         recorded = await self._outbox.write(what, write)
         if recorded and verification.status != "pending":
             raise Refusal(Outcome.NO_VERIFICATION)
-        return replace(self._pending(verification), recorded=recorded)
+        return replace(self._shown.pending(verification), recorded=recorded)
 
     def _call_failed(
         self, kind: str, outcome: Outcome, verification: Verification, retry_after: int | None = None
     ) -> Refusal:
         # A start's person is back at the phone form; a resend's keeps the code form of its verification.
-        pending = None if kind == "start" else self._pending(verification)
+        pending = None if kind == "start" else self._shown.pending(verification)
         return Refusal(outcome, retry_after=retry_after, pending=pending)
 
     async def _checked(
@@ -435,7 +435,9 @@ class Flow:
         ref = verification.provider_ref
 
         def refusal(first: bool) -> Refusal | None:
-            return None if first else self._meanwhile("check", verification, ref) or self._closed(verification)
+            return (
+                None if first else self._shown.meanwhile("check", verification, ref) or self._shown.closed(verification)
+            )
 
         def row(first: bool) -> Attempt:
             refused = refusal(first)
@@ -446,7 +448,7 @@ class Flow:
         refused = refusal(first)
         if refused is not None:
             raise refused
-        return self._verified(verification)
+        return self._shown.verified(verification)
 
     async def _wrong_code(
         self, verification: Verification, ip: str, latency: int, outcome: Outcome = Outcome.WRONG_CODE
@@ -455,7 +457,7 @@ class Flow:
         ref = verification.provider_ref
 
         def logged(status: str) -> tuple[Refusal | None, Outcome]:
-            race = self._meanwhile("check", verification, ref)
+            race = self._shown.meanwhile("check", verification, ref)
             if race is not None:
                 return race, race.outcome
             if status == "failed" and verification.code_attempts >= self._options.max_attempts:
@@ -470,15 +472,15 @@ class Flow:
         if race is not None:
             return race
         if told == Outcome.ATTEMPTS_EXHAUSTED:
-            return self._closed(verification, EXHAUSTED)
+            return self._shown.closed(verification, EXHAUSTED)
         if status != "pending":
-            return self._closed(verification)
+            return self._shown.closed(verification)
         left = self._options.max_attempts - verification.code_attempts
         return Refusal(
             told,
             f"That code is not right. {left} {'attempt' if left == 1 else 'attempts'} left.",
             field="code",
-            pending=self._pending(verification),
+            pending=self._shown.pending(verification),
         )
 
     async def _load(self, verification_id: str | None, kind: str, ip: str) -> Verification:
@@ -502,7 +504,7 @@ class Flow:
         """Close the verification whose call could not be placed as `status`, and log it."""
 
         def row(_: str) -> Attempt:
-            meanwhile = self._meanwhile(kind, verification, verification.provider_ref)
+            meanwhile = self._shown.meanwhile(kind, verification, verification.provider_ref)
             logged = meanwhile.outcome if meanwhile is not None else (outcome or Outcome(status))
             return self._attempts.row(kind, logged, ip, verification=verification, latency=latency, reason=reason)
 
@@ -524,25 +526,12 @@ class Flow:
         ref = verification.provider_ref
 
         def row(_: str) -> Attempt:
-            race = self._meanwhile("check", verification, ref)
+            race = self._shown.meanwhile("check", verification, ref)
             logged = race.outcome if race is not None else (outcome or Outcome(status))
             return self._attempts.row("check", logged, ip, verification=verification, latency=latency)
 
         await self._verifications.close(verification, status, row, on_call=ref)
-        return self._meanwhile("check", verification, ref) or self._closed(verification, message)
-
-    def _meanwhile(self, kind: str, verification: Verification, ref: str | None) -> Refusal | None:
-        """What a request answers when its verification ended verified, or (a check) moved off call `ref`; else None.
-
-        The one place for "verified meanwhile": a check of it is a replay (no fresh proof; the result
-        is shown), a start's or resend's is already_verified. A check also finds its code superseded
-        when another request placed a new call after it read the verification.
-        """
-        if verification.status == "verified":
-            return self._replayed(verification) if kind == "check" else Refusal(Outcome.ALREADY_VERIFIED)
-        if kind == "check" and verification.provider_ref != ref:
-            return self._superseded(verification)
-        return None
+        return self._shown.meanwhile("check", verification, ref) or self._shown.closed(verification, message)
 
     async def _provider_says(self, verification: Verification) -> str | None:
         """The verification's status at the provider, or None if it can't say."""
@@ -551,15 +540,6 @@ class Flow:
         except ProviderError as exc:
             log.info("fetching verification %s from the provider failed: %s", verification.provider_ref, exc)
             return None
-
-    def _superseded(self, verification: Verification) -> Refusal:
-        return Refusal(Outcome.SUPERSEDED, field="code", pending=self._pending(verification))
-
-    def _replayed(self, verification: Verification) -> Refusal:
-        return Refusal(Outcome.REPLAYED, verified=self._verified(verification))
-
-    def _closed(self, verification: Verification, message: str | None = None) -> Refusal:
-        return Refusal(Outcome.CLOSED, message, pending=self._pending(verification))
 
     async def _cancel_quietly(self, provider: str | None, ref: str) -> None:
         try:
@@ -571,37 +551,6 @@ class Flow:
     def _expiry(self, now: datetime, created: ProviderVerification) -> datetime:
         ours = now + timedelta(seconds=self._options.timeout)
         return min(ours, created.valid_until) if created.valid_until else ours
-
-    def _resend_wait(self, verification: Verification, now: datetime) -> int:
-        ready = verification.last_call_at + timedelta(seconds=self._settings.resend_cooldown)
-        return seconds_until(ready, now, at_least=0)
-
-    def _pending(self, verification: Verification) -> Pending:
-        now = self._clock()
-        return Pending(
-            id=verification.id,
-            number=verification.number,
-            international=format_international(verification.number),
-            status=verification.status,
-            attempts_left=max(0, self._options.max_attempts - verification.code_attempts),
-            code_length=self._options.token_length,
-            expires_at=verification.expires_at,
-            resend_in=self._resend_wait(verification, now),
-            call=verification.calls,
-            verified_at=verification.verified_at,
-            api_client=verification.api_client_id,
-            ip=verification.ip,
-        )
-
-    def _verified(self, verification: Verification) -> Verified:
-        # verified_at is what the hand-off will trust: always the database's, never "now".
-        assert verification.verified_at is not None, "a verified verification has its verified_at"
-        return Verified(
-            id=verification.id,
-            number=verification.number,
-            international=format_international(verification.number),
-            verified_at=verification.verified_at,
-        )
 
 
 def _later_call(for_call: str | None, calls: int) -> bool:
