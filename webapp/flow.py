@@ -17,34 +17,32 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.attempt_writer import AttemptWriter
 from webapp.attempts import AttemptLog, printable
+from webapp.calls import Calls
 from webapp.codes import InvalidCode, clean_code
 from webapp.db import answers
 from webapp.errors import (
-    InvalidParameter,
     InvalidToken,
     NotFound,
     ProviderError,
-    ProviderUnauthorized,
     Refusal,
     TokenExpired,
     TokenProcessed,
 )
 from webapp.guard import Guard
 from webapp.leases import LeaseBusy, Leases
-from webapp.logs import mask_number
 from webapp.models import Attempt, Verification
 from webapp.outbox import Outbox
 from webapp.outcomes import Form, Outcome
-from webapp.phone import InvalidNumber, PhoneNumber, number_from_e164, parse_phone
+from webapp.phone import InvalidNumber, number_from_e164, parse_phone
 from webapp.progress import Pending, Verified
-from webapp.provider import CALL, CallOptions, ProviderVerification
-from webapp.provider.failover import Failure, Placed, Providers, Unplaced
+from webapp.provider import CallOptions, ProviderVerification
+from webapp.provider.failover import Providers
 from webapp.settings import Settings
 from webapp.shown import Shown
 from webapp.verifications import Verifications
@@ -82,6 +80,7 @@ class Flow:
         self._verifications = Verifications(sessionmaker, clock, settings.call.timeout)
         self._attempts = AttemptLog(sessionmaker, clock, writer=writer)
         self._outbox = outbox
+        self._calls = Calls(providers, self._verifications, self._attempts, outbox, self._shown, self._options, clock)
         #: the JSON API client this flow starts verifications for (`for_api`); None: the page
         self._api_client: str | None = None
         # A turn covers at most two provider requests (cancel + create, check + fetch) and a few
@@ -95,6 +94,7 @@ class Flow:
             return self
         bound = copy.copy(self)  # shares everything (sessions, providers, guard, leases, outbox) but the log
         bound._attempts = self._attempts.for_client(client_id)
+        bound._calls = replace(self._calls, attempts=bound._attempts)
         return bound
 
     def for_api(self, client_id: str, language: str | None = None) -> Flow:
@@ -107,6 +107,7 @@ class Flow:
         bound._api_client = client_id
         if language is not None:
             bound._options = replace(self._options, language=language)
+        bound._calls = replace(self._calls, attempts=bound._attempts, options=bound._options)
         return bound
 
     async def admit(self, kind: str, ip: str, verification_id: str | None = None) -> None:
@@ -154,8 +155,7 @@ class Flow:
                 await self.cancel(current.id, ip)
             except Refusal:
                 pass  # another worker has the old call in hand; unclaimed, it simply expires
-        placed = await self._create(number, ip, "start", verification)
-        return await self._placed("start", verification, placed, ip)
+        return await self._calls.place("start", number, verification, ip)
 
     async def resend(self, verification_id: str | None, ip: str) -> Pending:
         """Place a new call for the verification in progress ("Call me again")."""
@@ -186,9 +186,8 @@ class Flow:
                 raise refusal.showing(self._shown.pending(verification)) from None
             raise
         if was_live and verification.provider_ref:
-            await self._cancel_quietly(verification.provider, verification.provider_ref)
-        placed = await self._create(number, ip, "resend", verification)
-        return await self._placed("resend", verification, placed, ip)
+            await self._calls.cancel_quietly(verification.provider, verification.provider_ref)
+        return await self._calls.place("resend", number, verification, ip)
 
     async def confirm(
         self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None = None
@@ -306,7 +305,7 @@ class Flow:
                 Outcome.VERIFICATION_BUSY, retry_after=5, pending=await self.pending(verification_id)
             ) from None
         if cancelled is not None and cancelled.provider_ref:
-            await self._cancel_quietly(cancelled.provider, cancelled.provider_ref)
+            await self._calls.cancel_quietly(cancelled.provider, cancelled.provider_ref)
 
     # -- the parts -------------------------------------------------------------
 
@@ -325,95 +324,6 @@ class Flow:
                     pending=self._shown.pending(verification) if verification else None,
                 ) from None
             yield
-
-    async def _create(self, number: PhoneNumber, ip: str, kind: str, verification: Verification) -> Placed:
-        """Ask the providers to call (webapp.provider.failover); on failure the verification is closed and the refusal logged.
-
-        A start fails over; a resend goes to the provider of the verification's call.
-        """
-
-        async def failed_over(failure: Failure) -> None:
-            log.warning("placing a call failed at %s, trying the next provider: %s", failure.provider, failure.error)
-            await self._attempts.write(
-                kind,
-                Outcome.PROVIDER_FAILOVER,
-                ip,
-                verification=verification,
-                provider=failure.provider,
-                latency=failure.latency,
-                reason=failure.reason,
-            )
-
-        only = verification.provider if kind == "resend" else None
-        try:
-            placed = await self._providers.create(number.e164, CALL, self._options, on_failover=failed_over, only=only)
-        except Unplaced as unplaced:
-            exc = unplaced.error
-            if not isinstance(exc, ProviderUnauthorized):
-                log.warning("placing a call failed at %s: %s", unplaced.provider or "no provider", exc)
-            verification.provider = unplaced.provider or verification.provider
-            await self._close(
-                verification,
-                "unplaced",
-                ip,
-                kind=kind,
-                outcome=Outcome.PROVIDER_ERROR,
-                latency=unplaced.latency,
-                reason=unplaced.reason,
-            )
-            if isinstance(exc, InvalidParameter) and exc.parameter == "recipient":
-                raise Refusal(Outcome.RECIPIENT_REFUSED, field="phone") from None
-            raise self._call_failed(kind, Outcome.PROVIDER_ERROR, verification, unplaced.retry_after) from None
-        created = placed.verification
-        if created.status != "sent":
-            log.warning(
-                "the provider could not place the call to %s: status %s", mask_number(number.e164), created.status
-            )
-            verification.provider_ref, verification.provider = created.id, placed.provider
-            await self._close(
-                verification, "unplaced", ip, kind=kind, outcome=Outcome.CALL_FAILED, latency=placed.latency
-            )
-            raise self._call_failed(kind, Outcome.CALL_FAILED, verification)
-        return placed
-
-    async def _placed(self, kind: str, verification: Verification, placed: Placed, ip: str) -> Pending:
-        """Write down the call the provider placed; if the database is away, the outbox keeps it."""
-        now = self._clock()
-        created, latency = placed.verification, placed.latency
-        verification.provider_ref, verification.provider = created.id, placed.provider
-        verification.expires_at = self._expiry(now, created)
-        if kind == "resend":
-            verification.calls += 1
-            verification.code_attempts = 0
-            verification.last_call_at = now
-
-        def row(state: str) -> Attempt | None:
-            if state == "recorded already":
-                return None
-            # A call closed in another tab while it was being placed is not brought back (and is
-            # cancelled below), but it was placed: its row names the provider reference.
-            outcome = Outcome.SENT if state == "recorded" else Outcome.NO_VERIFICATION
-            return self._attempts.row(
-                kind, outcome, ip, verification=verification, provider_ref=created.id, latency=latency, at=now
-            )
-
-        async def write() -> None:
-            state = await self._verifications.record_call(verification, row)
-            if state == "gone":
-                await self._cancel_quietly(placed.provider, created.id)
-
-        what = f"{kind}: verification {verification.id}, call placed as provider ref {created.id} at {placed.provider}"
-        recorded = await self._outbox.write(what, write)
-        if recorded and verification.status != "pending":
-            raise Refusal(Outcome.NO_VERIFICATION)
-        return replace(self._shown.pending(verification), recorded=recorded)
-
-    def _call_failed(
-        self, kind: str, outcome: Outcome, verification: Verification, retry_after: int | None = None
-    ) -> Refusal:
-        # A start's person is back at the phone form; a resend's keeps the code form of its verification.
-        pending = None if kind == "start" else self._shown.pending(verification)
-        return Refusal(outcome, retry_after=retry_after, pending=pending)
 
     async def _checked(
         self, verification: Verification, checked: ProviderVerification, ip: str, latency: int
@@ -490,28 +400,6 @@ class Flow:
             raise Refusal(Outcome.NO_VERIFICATION)
         return verification
 
-    async def _close(
-        self,
-        verification: Verification,
-        status: str,
-        ip: str,
-        *,
-        kind: str,
-        latency: int | None = None,
-        outcome: Outcome | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """Close the verification whose call could not be placed as `status`, and log it."""
-
-        def row(_: str) -> Attempt:
-            meanwhile = self._shown.meanwhile(kind, verification, verification.provider_ref)
-            logged = meanwhile.outcome if meanwhile is not None else (outcome or Outcome(status))
-            return self._attempts.row(kind, logged, ip, verification=verification, latency=latency, reason=reason)
-
-        # Verified meanwhile (another tab): logged as already_verified, but the caller still
-        # answers call_failed: the call this request asked for was not placed.
-        await self._verifications.close(verification, status, row)
-
     async def _close_check(
         self,
         verification: Verification,
@@ -540,17 +428,6 @@ class Flow:
         except ProviderError as exc:
             log.info("fetching verification %s from the provider failed: %s", verification.provider_ref, exc)
             return None
-
-    async def _cancel_quietly(self, provider: str | None, ref: str) -> None:
-        try:
-            await self._providers.client(provider).cancel(ref)
-        except ProviderError as exc:
-            # The old call's code simply expires; nothing for the person to do.
-            log.info("cancelling verification %s at the provider failed: %s", ref, exc)
-
-    def _expiry(self, now: datetime, created: ProviderVerification) -> datetime:
-        ours = now + timedelta(seconds=self._options.timeout)
-        return min(ours, created.valid_until) if created.valid_until else ours
 
 
 def _later_call(for_call: str | None, calls: int) -> bool:
