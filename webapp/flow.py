@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from webapp.attempt_writer import AttemptWriter
 from webapp.attempts import AttemptLog, printable
 from webapp.calls import Calls
+from webapp.checks import CHECK_FAILED, EXPIRED, Checks
 from webapp.codes import InvalidCode, clean_code
 from webapp.db import answers
 from webapp.errors import (
@@ -36,12 +37,12 @@ from webapp.errors import (
 )
 from webapp.guard import Guard
 from webapp.leases import LeaseBusy, Leases
-from webapp.models import Attempt, Verification
+from webapp.models import Verification
 from webapp.outbox import Outbox
 from webapp.outcomes import Form, Outcome
 from webapp.phone import InvalidNumber, number_from_e164, parse_phone
 from webapp.progress import Pending, Verified
-from webapp.provider import CallOptions, ProviderVerification
+from webapp.provider import CallOptions
 from webapp.provider.failover import Providers
 from webapp.settings import Settings
 from webapp.shown import Shown
@@ -50,11 +51,6 @@ from webapp.verifications import Verifications
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-#: Why a verification is closed, where the check knows (otherwise the table's: it can no longer be used).
-EXPIRED = "The code has expired. Ask for a new call."
-EXHAUSTED = "That code was wrong too many times. Ask for a new call."
-CHECK_FAILED = "We couldn't check the code just now. Please try again."
 
 
 class Flow:
@@ -80,6 +76,7 @@ class Flow:
         self._verifications = Verifications(sessionmaker, clock, settings.call.timeout)
         self._attempts = AttemptLog(sessionmaker, clock, writer=writer)
         self._outbox = outbox
+        self._checks = Checks(providers, self._verifications, self._attempts, self._shown, self._options, clock)
         self._calls = Calls(providers, self._verifications, self._attempts, outbox, self._shown, self._options, clock)
         #: the JSON API client this flow starts verifications for (`for_api`); None: the page
         self._api_client: str | None = None
@@ -95,6 +92,7 @@ class Flow:
         bound = copy.copy(self)  # shares everything (sessions, providers, guard, leases, outbox) but the log
         bound._attempts = self._attempts.for_client(client_id)
         bound._calls = replace(self._calls, attempts=bound._attempts)
+        bound._checks = replace(self._checks, attempts=bound._attempts)
         return bound
 
     def for_api(self, client_id: str, language: str | None = None) -> Flow:
@@ -108,6 +106,7 @@ class Flow:
         if language is not None:
             bound._options = replace(self._options, language=language)
         bound._calls = replace(self._calls, attempts=bound._attempts, options=bound._options)
+        bound._checks = replace(self._checks, attempts=bound._attempts, options=bound._options)
         return bound
 
     async def admit(self, kind: str, ip: str, verification_id: str | None = None) -> None:
@@ -223,21 +222,21 @@ class Flow:
             await self._attempts.write("check", Outcome.INVALID_CODE, ip, verification=verification)
             raise refusal.showing(self._shown.pending(verification)) from None
         if self._clock() >= verification.expires_at:
-            raise await self._close_check(verification, "expired", ip, EXPIRED)
+            raise await self._checks.close_check(verification, "expired", ip, EXPIRED)
 
         started = time.perf_counter()
         try:
             checked = await self._providers.client(verification.provider).check(verification.provider_ref or "", code)
         except InvalidToken:
-            raise await self._wrong_code(verification, ip, _ms(started)) from None
+            raise await self._checks.wrong_code(verification, ip, _ms(started)) from None
         except (TokenExpired, NotFound):
-            raise await self._close_check(verification, "expired", ip, EXPIRED, latency=_ms(started)) from None
+            raise await self._checks.close_check(verification, "expired", ip, EXPIRED, latency=_ms(started)) from None
         except TokenProcessed:
             # Also what a check gets when the right code was recorded at the provider
             # but not by us (the database was away): ask the provider how it ended.
-            if await self._provider_says(verification) == "verified":
-                return await self._verify(verification, ip, _ms(started))
-            raise await self._close_check(
+            if await self._checks.provider_says(verification) == "verified":
+                return await self._checks.verify(verification, ip, _ms(started))
+            raise await self._checks.close_check(
                 verification, "failed", ip, None, latency=_ms(started), outcome=Outcome.CLOSED
             ) from None
         except ProviderError as exc:
@@ -246,7 +245,7 @@ class Flow:
                 "check", Outcome.PROVIDER_ERROR, ip, verification=verification, latency=_ms(started)
             )
             raise Refusal(Outcome.PROVIDER_ERROR, CHECK_FAILED, pending=self._shown.pending(verification)) from None
-        return await self._checked(verification, checked, ip, _ms(started))
+        return await self._checks.checked(verification, checked, ip, _ms(started))
 
     async def pending(self, verification_id: str | None) -> Pending | None:
         """The verification behind a session, if it is still worth showing."""
@@ -325,109 +324,12 @@ class Flow:
                 ) from None
             yield
 
-    async def _checked(
-        self, verification: Verification, checked: ProviderVerification, ip: str, latency: int
-    ) -> Verified:
-        if checked.status == "verified" and checked.id == verification.provider_ref:
-            return await self._verify(verification, ip, latency)
-        if checked.status == "expired":
-            raise await self._close_check(verification, "expired", ip, EXPIRED, latency=latency)
-        if checked.status == "failed":
-            raise await self._close_check(
-                verification, "failed", ip, EXHAUSTED, latency=latency, outcome=Outcome.ATTEMPTS_EXHAUSTED
-            )
-        # A 200 that is not "verified" is not success, whatever else it says.
-        log.warning("provider answered a check with status %r for %s", checked.status, verification.provider_ref)
-        raise await self._wrong_code(verification, ip, latency, outcome=Outcome.UNVERIFIED)
-
-    async def _verify(self, verification: Verification, ip: str, latency: int | None) -> Verified:
-        """The provider said verified: record it once; only the request that recorded it succeeds."""
-        ref = verification.provider_ref
-
-        def refusal(first: bool) -> Refusal | None:
-            return (
-                None if first else self._shown.meanwhile("check", verification, ref) or self._shown.closed(verification)
-            )
-
-        def row(first: bool) -> Attempt:
-            refused = refusal(first)
-            outcome = Outcome.VERIFIED if refused is None else refused.outcome
-            return self._attempts.row("check", outcome, ip, verification=verification, latency=latency)
-
-        first = await self._verifications.mark_verified(verification, self._clock(), row)
-        refused = refusal(first)
-        if refused is not None:
-            raise refused
-        return self._shown.verified(verification)
-
-    async def _wrong_code(
-        self, verification: Verification, ip: str, latency: int, outcome: Outcome = Outcome.WRONG_CODE
-    ) -> Refusal:
-        """Count a wrong code; the refusal to show."""
-        ref = verification.provider_ref
-
-        def logged(status: str) -> tuple[Refusal | None, Outcome]:
-            race = self._shown.meanwhile("check", verification, ref)
-            if race is not None:
-                return race, race.outcome
-            if status == "failed" and verification.code_attempts >= self._options.max_attempts:
-                return None, Outcome.ATTEMPTS_EXHAUSTED
-            return None, outcome if status == "pending" else Outcome.CLOSED
-
-        def row(status: str) -> Attempt:
-            return self._attempts.row("check", logged(status)[1], ip, verification=verification, latency=latency)
-
-        status = await self._verifications.count_wrong_code(verification, self._options.max_attempts, row)
-        race, told = logged(status)
-        if race is not None:
-            return race
-        if told == Outcome.ATTEMPTS_EXHAUSTED:
-            return self._shown.closed(verification, EXHAUSTED)
-        if status != "pending":
-            return self._shown.closed(verification)
-        left = self._options.max_attempts - verification.code_attempts
-        return Refusal(
-            told,
-            f"That code is not right. {left} {'attempt' if left == 1 else 'attempts'} left.",
-            field="code",
-            pending=self._shown.pending(verification),
-        )
-
     async def _load(self, verification_id: str | None, kind: str, ip: str) -> Verification:
         verification = await self._verifications.get(verification_id)
         if verification is None or verification.status == "cancelled":
             await self._attempts.write(kind, Outcome.NO_VERIFICATION, ip)
             raise Refusal(Outcome.NO_VERIFICATION)
         return verification
-
-    async def _close_check(
-        self,
-        verification: Verification,
-        status: str,
-        ip: str,
-        message: str | None,
-        *,
-        latency: int | None = None,
-        outcome: Outcome | None = None,
-    ) -> Refusal:
-        """Close the call a check found over as `status`, and log it; the refusal for the person."""
-        ref = verification.provider_ref
-
-        def row(_: str) -> Attempt:
-            race = self._shown.meanwhile("check", verification, ref)
-            logged = race.outcome if race is not None else (outcome or Outcome(status))
-            return self._attempts.row("check", logged, ip, verification=verification, latency=latency)
-
-        await self._verifications.close(verification, status, row, on_call=ref)
-        return self._shown.meanwhile("check", verification, ref) or self._shown.closed(verification, message)
-
-    async def _provider_says(self, verification: Verification) -> str | None:
-        """The verification's status at the provider, or None if it can't say."""
-        try:
-            return (await self._providers.client(verification.provider).fetch(verification.provider_ref or "")).status
-        except ProviderError as exc:
-            log.info("fetching verification %s from the provider failed: %s", verification.provider_ref, exc)
-            return None
 
 
 def _later_call(for_call: str | None, calls: int) -> bool:
