@@ -19,18 +19,21 @@ inline rather than costing each checkout a hop to a worker thread.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, cast
 from urllib.parse import quote
 
 import asyncpg
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, CursorResult, Result, make_url
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from webapp import sqlite_driver
 from webapp.sqlite_writer import WRITE_WAIT, serialize_writes
+
+log = logging.getLogger(__name__)
 
 #: What a database that is away raises: SQLAlchemy's errors, and what the driver
 #: raises unwrapped while connecting (asyncpg: ConnectionRefusedError, or its own
@@ -88,6 +91,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+async def answers(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    """The database answers a trivial query (and, on SQLite, its file is there and writable): /healthz."""
+    try:
+        async with sessionmaker() as session:
+            await session.execute(text("SELECT 1"))
+    except STORAGE_ERRORS as exc:
+        log.error("health check: the database does not answer: %s", type(exc).__name__)
+        return False
+    return True
 
 
 def affected(result: Result[Any]) -> int:

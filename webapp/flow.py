@@ -17,47 +17,40 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.attempt_writer import AttemptWriter
 from webapp.attempts import AttemptLog, printable
+from webapp.calls import Calls
+from webapp.checks import CHECK_FAILED, EXPIRED, Checks
 from webapp.codes import InvalidCode, clean_code
-from webapp.db import STORAGE_ERRORS
+from webapp.db import answers
 from webapp.errors import (
-    InvalidParameter,
     InvalidToken,
     NotFound,
     ProviderError,
-    ProviderUnauthorized,
     Refusal,
     TokenExpired,
     TokenProcessed,
 )
 from webapp.guard import Guard
 from webapp.leases import LeaseBusy, Leases
-from webapp.logs import mask_number
 from webapp.models import Verification
 from webapp.outbox import Outbox
 from webapp.outcomes import Form, Outcome
-from webapp.phone import InvalidNumber, PhoneNumber, format_international, number_from_e164, parse_phone
+from webapp.phone import InvalidNumber, number_from_e164, parse_phone
 from webapp.progress import Pending, Verified
-from webapp.provider import CALL, CallOptions, ProviderVerification
-from webapp.provider.failover import Failure, Placed, Providers, Unplaced
+from webapp.provider import CallOptions
+from webapp.provider.failover import Providers
 from webapp.settings import Settings
+from webapp.shown import Shown
 from webapp.verifications import Verifications
-from webapp.waits import seconds_until
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-#: Why a verification is closed, where the check knows (otherwise the table's: it can no longer be used).
-EXPIRED = "The code has expired. Ask for a new call."
-EXHAUSTED = "That code was wrong too many times. Ask for a new call."
-CHECK_FAILED = "We couldn't check the code just now. Please try again."
 
 
 class Flow:
@@ -77,12 +70,14 @@ class Flow:
         self._sessions = sessionmaker
         self._providers = providers
         self._guard = guard
-        self._settings = settings
         self._options: CallOptions = settings.call
         self._clock = clock
+        self._shown = Shown(settings.call, settings.resend_cooldown, clock)
         self._verifications = Verifications(sessionmaker, clock, settings.call.timeout)
         self._attempts = AttemptLog(sessionmaker, clock, writer=writer)
         self._outbox = outbox
+        self._checks = Checks(providers, self._verifications, self._attempts, self._shown, self._options, clock)
+        self._calls = Calls(providers, self._verifications, self._attempts, outbox, self._shown, self._options, clock)
         #: the JSON API client this flow starts verifications for (`for_api`); None: the page
         self._api_client: str | None = None
         # A turn covers at most two provider requests (cancel + create, check + fetch) and a few
@@ -96,6 +91,8 @@ class Flow:
             return self
         bound = copy.copy(self)  # shares everything (sessions, providers, guard, leases, outbox) but the log
         bound._attempts = self._attempts.for_client(client_id)
+        bound._calls = replace(self._calls, attempts=bound._attempts)
+        bound._checks = replace(self._checks, attempts=bound._attempts)
         return bound
 
     def for_api(self, client_id: str, language: str | None = None) -> Flow:
@@ -108,6 +105,8 @@ class Flow:
         bound._api_client = client_id
         if language is not None:
             bound._options = replace(self._options, language=language)
+        bound._calls = replace(self._calls, attempts=bound._attempts, options=bound._options)
+        bound._checks = replace(self._checks, attempts=bound._attempts, options=bound._options)
         return bound
 
     @property
@@ -144,7 +143,7 @@ class Flow:
         if current is not None and current.status == "pending" and now < current.expires_at:
             if current.number == number.e164:
                 await self._attempts.write("start", Outcome.REUSED, ip, verification=current)
-                return replace(self._pending(current), reused=True)
+                return replace(self._shown.pending(current), reused=True)
         try:
             await self._guard.check_number(number)
             live_until = await self._verifications.live_until(number.e164)
@@ -160,8 +159,7 @@ class Flow:
                 await self.cancel(current.id, ip)
             except Refusal:
                 pass  # another worker has the old call in hand; unclaimed, it simply expires
-        placed = await self._create(number, ip, "start", verification)
-        return await self._placed("start", verification, placed, ip)
+        return await self._calls.place("start", number, verification, ip)
 
     async def resend(self, verification_id: str | None, ip: str) -> Pending:
         """Place a new call for the verification in progress ("Call me again")."""
@@ -170,13 +168,14 @@ class Flow:
 
     async def _resend(self, verification_id: str | None, ip: str) -> Pending:
         verification = await self._load(verification_id, "resend", ip)
-        if verification.status == "verified":
-            await self._attempts.write("resend", Outcome.ALREADY_VERIFIED, ip, verification=verification)
-            raise Refusal(Outcome.ALREADY_VERIFIED)
-        wait = self._resend_wait(verification, self._clock())
+        meanwhile = self._shown.meanwhile("resend", verification, verification.provider_ref)
+        if meanwhile is not None:
+            await self._attempts.write("resend", meanwhile.outcome, ip, verification=verification)
+            raise meanwhile
+        wait = self._shown.resend_wait(verification, self._clock())
         if wait > 0:
             await self._attempts.write("resend", Outcome.RESEND_TOO_SOON, ip, verification=verification)
-            raise Refusal(Outcome.RESEND_TOO_SOON, retry_after=wait, pending=self._pending(verification))
+            raise Refusal(Outcome.RESEND_TOO_SOON, retry_after=wait, pending=self._shown.pending(verification))
         number = number_from_e164(verification.number)
         # Past its expiry a pending verification no longer holds the number: reopen it like a closed one.
         was_live = verification.status == "pending" and self._clock() < verification.expires_at
@@ -188,12 +187,11 @@ class Flow:
         except Refusal as refusal:
             await self._attempts.write("resend", refusal.outcome, ip, verification=verification)
             if refusal.told.form == Form.CURRENT:  # not over: the code form stays
-                raise refusal.showing(self._pending(verification)) from None
+                raise refusal.showing(self._shown.pending(verification)) from None
             raise
         if was_live and verification.provider_ref:
-            await self._cancel_quietly(verification.provider, verification.provider_ref)
-        placed = await self._create(number, ip, "resend", verification)
-        return await self._placed("resend", verification, placed, ip)
+            await self._calls.cancel_quietly(verification.provider, verification.provider_ref)
+        return await self._calls.place("resend", number, verification, ip)
 
     async def confirm(
         self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None = None
@@ -208,41 +206,42 @@ class Flow:
 
     async def _confirm(self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None) -> Verified:
         verification = await self._load(verification_id, "check", ip)
-        if verification.status == "verified":
+        meanwhile = self._shown.meanwhile("check", verification, verification.provider_ref)
+        if meanwhile is not None:
             # An old tab or a replayed cookie: a finished verification is no fresh proof.
-            await self._attempts.write("check", Outcome.REPLAYED, ip, verification=verification)
-            raise self._replayed(verification)
+            await self._attempts.write("check", meanwhile.outcome, ip, verification=verification)
+            raise meanwhile
         if verification.status != "pending":
             await self._attempts.write("check", Outcome.CLOSED, ip, verification=verification)
-            raise self._closed(verification)
+            raise self._shown.closed(verification)
         if verification.provider_ref is None or _later_call(for_call, verification.calls):
             # Its call was placed while the database was away and is not written down yet (webapp.outbox).
             await self._attempts.write("check", Outcome.VERIFICATION_BUSY, ip, verification=verification)
-            raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=2, pending=self._pending(verification))
+            raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=2, pending=self._shown.pending(verification))
         if for_call is not None and for_call != str(verification.calls):
             await self._attempts.write("check", Outcome.SUPERSEDED, ip, verification=verification)
-            raise self._superseded(verification)
+            raise self._shown.superseded(verification)
         try:
             code = clean_code(raw_code, self._options.token_length)
         except InvalidCode as refusal:
             await self._attempts.write("check", Outcome.INVALID_CODE, ip, verification=verification)
-            raise refusal.showing(self._pending(verification)) from None
+            raise refusal.showing(self._shown.pending(verification)) from None
         if self._clock() >= verification.expires_at:
-            raise await self._close_check(verification, "expired", ip, EXPIRED)
+            raise await self._checks.close_check(verification, "expired", ip, EXPIRED)
 
         started = time.perf_counter()
         try:
             checked = await self._providers.client(verification.provider).check(verification.provider_ref or "", code)
         except InvalidToken:
-            raise await self._wrong_code(verification, ip, _ms(started)) from None
+            raise await self._checks.wrong_code(verification, ip, _ms(started)) from None
         except (TokenExpired, NotFound):
-            raise await self._close_check(verification, "expired", ip, EXPIRED, latency=_ms(started)) from None
+            raise await self._checks.close_check(verification, "expired", ip, EXPIRED, latency=_ms(started)) from None
         except TokenProcessed:
             # Also what a check gets when the right code was recorded at the provider
             # but not by us (the database was away): ask the provider how it ended.
-            if await self._provider_says(verification) == "verified":
-                return await self._verify(verification, ip, _ms(started))
-            raise await self._close_check(
+            if await self._checks.provider_says(verification) == "verified":
+                return await self._checks.verify(verification, ip, _ms(started))
+            raise await self._checks.close_check(
                 verification, "failed", ip, None, latency=_ms(started), outcome=Outcome.CLOSED
             ) from None
         except ProviderError as exc:
@@ -250,27 +249,27 @@ class Flow:
             await self._attempts.write(
                 "check", Outcome.PROVIDER_ERROR, ip, verification=verification, latency=_ms(started)
             )
-            raise Refusal(Outcome.PROVIDER_ERROR, CHECK_FAILED, pending=self._pending(verification)) from None
-        return await self._checked(verification, checked, ip, _ms(started))
+            raise Refusal(Outcome.PROVIDER_ERROR, CHECK_FAILED, pending=self._shown.pending(verification)) from None
+        return await self._checks.checked(verification, checked, ip, _ms(started))
 
     async def pending(self, verification_id: str | None) -> Pending | None:
         """The verification behind a session, if it is still worth showing."""
         verification = await self._verifications.get(verification_id)
         if verification is None or verification.status in ("verified", "cancelled"):
             return None
-        return self._pending(verification)
+        return self._shown.pending(verification)
 
     async def find(self, verification_id: str | None) -> Pending | None:
         """The verification with this id whatever its status (the JSON API shows every one), or None."""
         verification = await self._verifications.get(verification_id)
-        return None if verification is None else self._pending(verification)
+        return None if verification is None else self._shown.pending(verification)
 
     async def result(self, verification_id: str | None) -> Verified | None:
         """The verification behind a result page, if it ended verified."""
         verification = await self._verifications.get(verification_id)
         if verification is None or verification.status != "verified":
             return None
-        return self._verified(verification)
+        return self._shown.verified(verification)
 
     async def verified_since(self, verification_id: str | None, since: datetime) -> Verified | None:
         """The verification, if it ended verified at or after `since`.
@@ -283,14 +282,8 @@ class Flow:
         return verified if verified is not None and verified.verified_at >= since else None
 
     async def healthy(self) -> bool:
-        """The attempts log answers a trivial query (and, on SQLite, its file is there and writable)."""
-        try:
-            async with self._sessions() as session:
-                await session.execute(text("SELECT 1"))
-        except STORAGE_ERRORS as exc:
-            log.error("health check: the database does not answer: %s", type(exc).__name__)
-            return False
-        return True
+        """The attempts log's database answers (webapp.db.answers)."""
+        return await answers(self._sessions)
 
     @property
     def providers(self) -> dict[str, str]:
@@ -316,7 +309,7 @@ class Flow:
                 Outcome.VERIFICATION_BUSY, retry_after=5, pending=await self.pending(verification_id)
             ) from None
         if cancelled is not None and cancelled.provider_ref:
-            await self._cancel_quietly(cancelled.provider, cancelled.provider_ref)
+            await self._calls.cancel_quietly(cancelled.provider, cancelled.provider_ref)
 
     # -- the parts -------------------------------------------------------------
 
@@ -332,163 +325,9 @@ class Flow:
                 raise Refusal(
                     Outcome.VERIFICATION_BUSY,
                     retry_after=5,
-                    pending=self._pending(verification) if verification else None,
+                    pending=self._shown.pending(verification) if verification else None,
                 ) from None
             yield
-
-    async def _create(self, number: PhoneNumber, ip: str, kind: str, verification: Verification) -> Placed:
-        """Ask the providers to call (webapp.provider.failover); on failure the verification is closed and the refusal logged.
-
-        A start fails over; a resend goes to the provider of the verification's call.
-        """
-
-        async def failed_over(failure: Failure) -> None:
-            log.warning("placing a call failed at %s, trying the next provider: %s", failure.provider, failure.error)
-            await self._attempts.write(
-                kind,
-                Outcome.PROVIDER_FAILOVER,
-                ip,
-                verification=verification,
-                provider=failure.provider,
-                latency=failure.latency,
-                reason=failure.reason,
-            )
-
-        only = verification.provider if kind == "resend" else None
-        try:
-            placed = await self._providers.create(number.e164, CALL, self._options, on_failover=failed_over, only=only)
-        except Unplaced as unplaced:
-            exc = unplaced.error
-            if not isinstance(exc, ProviderUnauthorized):
-                log.warning("placing a call failed at %s: %s", unplaced.provider or "no provider", exc)
-            verification.provider = unplaced.provider or verification.provider
-            await self._close(
-                verification,
-                "unplaced",
-                ip,
-                kind=kind,
-                outcome=Outcome.PROVIDER_ERROR,
-                latency=unplaced.latency,
-                reason=unplaced.reason,
-            )
-            if isinstance(exc, InvalidParameter) and exc.parameter == "recipient":
-                raise Refusal(Outcome.RECIPIENT_REFUSED, field="phone") from None
-            raise self._call_failed(kind, Outcome.PROVIDER_ERROR, verification, unplaced.retry_after) from None
-        created = placed.verification
-        if created.status != "sent":
-            log.warning(
-                "the provider could not place the call to %s: status %s", mask_number(number.e164), created.status
-            )
-            verification.provider_ref, verification.provider = created.id, placed.provider
-            await self._close(
-                verification, "unplaced", ip, kind=kind, outcome=Outcome.CALL_FAILED, latency=placed.latency
-            )
-            raise self._call_failed(kind, Outcome.CALL_FAILED, verification)
-        return placed
-
-    async def _placed(self, kind: str, verification: Verification, placed: Placed, ip: str) -> Pending:
-        """Write down the call the provider placed; if the database is away, the outbox keeps it."""
-        now = self._clock()
-        created, latency = placed.verification, placed.latency
-        verification.provider_ref, verification.provider = created.id, placed.provider
-        verification.expires_at = self._expiry(now, created)
-        if kind == "resend":
-            verification.calls += 1
-            verification.code_attempts = 0
-            verification.last_call_at = now
-
-        async def write() -> None:
-            async with self._sessions() as session:
-                state = await self._verifications.record_call(session, verification)
-                if state != "recorded already":
-                    # A call closed in another tab while it was being placed is not brought back (and is
-                    # cancelled below), but it was placed: its row names the provider reference.
-                    outcome = Outcome.SENT if state == "recorded" else Outcome.NO_VERIFICATION
-                    session.add(
-                        self._attempts.row(
-                            kind,
-                            outcome,
-                            ip,
-                            verification=verification,
-                            provider_ref=created.id,
-                            latency=latency,
-                            at=now,
-                        )
-                    )
-                await session.commit()
-            if state == "gone":
-                await self._cancel_quietly(placed.provider, created.id)
-
-        what = f"{kind}: verification {verification.id}, call placed as provider ref {created.id} at {placed.provider}"
-        recorded = await self._outbox.write(what, write)
-        if recorded and verification.status != "pending":
-            raise Refusal(Outcome.NO_VERIFICATION)
-        return replace(self._pending(verification), recorded=recorded)
-
-    def _call_failed(
-        self, kind: str, outcome: Outcome, verification: Verification, retry_after: int | None = None
-    ) -> Refusal:
-        # A start's person is back at the phone form; a resend's keeps the code form of its verification.
-        pending = None if kind == "start" else self._pending(verification)
-        return Refusal(outcome, retry_after=retry_after, pending=pending)
-
-    async def _checked(
-        self, verification: Verification, checked: ProviderVerification, ip: str, latency: int
-    ) -> Verified:
-        if checked.status == "verified" and checked.id == verification.provider_ref:
-            return await self._verify(verification, ip, latency)
-        if checked.status == "expired":
-            raise await self._close_check(verification, "expired", ip, EXPIRED, latency=latency)
-        if checked.status == "failed":
-            raise await self._close_check(
-                verification, "failed", ip, EXHAUSTED, latency=latency, outcome=Outcome.ATTEMPTS_EXHAUSTED
-            )
-        # A 200 that is not "verified" is not success, whatever else it says.
-        log.warning("provider answered a check with status %r for %s", checked.status, verification.provider_ref)
-        raise await self._wrong_code(verification, ip, latency, outcome=Outcome.UNVERIFIED)
-
-    async def _verify(self, verification: Verification, ip: str, latency: int | None) -> Verified:
-        """The provider said verified: record it once; only the request that recorded it succeeds."""
-        ref = verification.provider_ref
-        async with self._sessions() as session:
-            first = await self._verifications.mark_verified(session, verification, self._clock())
-            refusal = None if first else self._race(verification, ref) or self._closed(verification)
-            outcome = Outcome.VERIFIED if refusal is None else refusal.outcome
-            session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
-            await session.commit()
-        if refusal is not None:
-            raise refusal
-        return self._verified(verification)
-
-    async def _wrong_code(
-        self, verification: Verification, ip: str, latency: int, outcome: Outcome = Outcome.WRONG_CODE
-    ) -> Refusal:
-        """Count a wrong code; the refusal to show."""
-        ref = verification.provider_ref
-        async with self._sessions() as session:
-            status = await self._verifications.count_wrong_code(session, verification, self._options.max_attempts)
-            race = self._race(verification, ref)
-            if race is not None:
-                outcome = race.outcome
-            elif status == "failed" and verification.code_attempts >= self._options.max_attempts:
-                outcome = Outcome.ATTEMPTS_EXHAUSTED
-            elif status != "pending":
-                outcome = Outcome.CLOSED
-            session.add(self._attempts.row("check", outcome, ip, verification=verification, latency=latency))
-            await session.commit()
-        if race is not None:
-            return race
-        if outcome == Outcome.ATTEMPTS_EXHAUSTED:
-            return self._closed(verification, EXHAUSTED)
-        if status != "pending":
-            return self._closed(verification)
-        left = self._options.max_attempts - verification.code_attempts
-        return Refusal(
-            outcome,
-            f"That code is not right. {left} {'attempt' if left == 1 else 'attempts'} left.",
-            field="code",
-            pending=self._pending(verification),
-        )
 
     async def _load(self, verification_id: str | None, kind: str, ip: str) -> Verification:
         verification = await self._verifications.get(verification_id)
@@ -496,111 +335,6 @@ class Flow:
             await self._attempts.write(kind, Outcome.NO_VERIFICATION, ip)
             raise Refusal(Outcome.NO_VERIFICATION)
         return verification
-
-    async def _close(
-        self,
-        verification: Verification,
-        status: str,
-        ip: str,
-        *,
-        kind: str,
-        latency: int | None = None,
-        outcome: Outcome | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """Close the verification whose call could not be placed as `status`, and log it."""
-        async with self._sessions() as session:
-            now_status = await self._verifications.close(session, verification, status)
-            logged = Outcome.ALREADY_VERIFIED if now_status == "verified" else (outcome or Outcome(status))
-            session.add(self._attempts.row(kind, logged, ip, verification=verification, latency=latency, reason=reason))
-            await session.commit()
-
-    async def _close_check(
-        self,
-        verification: Verification,
-        status: str,
-        ip: str,
-        message: str | None,
-        *,
-        latency: int | None = None,
-        outcome: Outcome | None = None,
-    ) -> Refusal:
-        """Close the call a check found over as `status`, and log it; the refusal for the person."""
-        ref = verification.provider_ref
-        async with self._sessions() as session:
-            await self._verifications.close(session, verification, status, on_call=ref)
-            race = self._race(verification, ref)
-            logged = race.outcome if race is not None else (outcome or Outcome(status))
-            session.add(self._attempts.row("check", logged, ip, verification=verification, latency=latency))
-            await session.commit()
-        return race or self._closed(verification, message)
-
-    def _race(self, verification: Verification, ref: str | None) -> Refusal | None:
-        """What a check answers when another request changed its verification first, or None."""
-        if verification.status == "verified":
-            return self._replayed(verification)
-        if verification.provider_ref != ref:
-            return self._superseded(verification)
-        return None
-
-    async def _provider_says(self, verification: Verification) -> str | None:
-        """The verification's status at the provider, or None if it can't say."""
-        try:
-            return (await self._providers.client(verification.provider).fetch(verification.provider_ref or "")).status
-        except ProviderError as exc:
-            log.info("fetching verification %s from the provider failed: %s", verification.provider_ref, exc)
-            return None
-
-    def _superseded(self, verification: Verification) -> Refusal:
-        return Refusal(Outcome.SUPERSEDED, field="code", pending=self._pending(verification))
-
-    def _replayed(self, verification: Verification) -> Refusal:
-        return Refusal(Outcome.REPLAYED, verified=self._verified(verification))
-
-    def _closed(self, verification: Verification, message: str | None = None) -> Refusal:
-        return Refusal(Outcome.CLOSED, message, pending=self._pending(verification))
-
-    async def _cancel_quietly(self, provider: str | None, ref: str) -> None:
-        try:
-            await self._providers.client(provider).cancel(ref)
-        except ProviderError as exc:
-            # The old call's code simply expires; nothing for the person to do.
-            log.info("cancelling verification %s at the provider failed: %s", ref, exc)
-
-    def _expiry(self, now: datetime, created: ProviderVerification) -> datetime:
-        ours = now + timedelta(seconds=self._options.timeout)
-        return min(ours, created.valid_until) if created.valid_until else ours
-
-    def _resend_wait(self, verification: Verification, now: datetime) -> int:
-        ready = verification.last_call_at + timedelta(seconds=self._settings.resend_cooldown)
-        return seconds_until(ready, now, at_least=0)
-
-    def _pending(self, verification: Verification) -> Pending:
-        now = self._clock()
-        return Pending(
-            id=verification.id,
-            number=verification.number,
-            international=format_international(verification.number),
-            status=verification.status,
-            attempts_left=max(0, self._options.max_attempts - verification.code_attempts),
-            code_length=self._options.token_length,
-            expires_at=verification.expires_at,
-            resend_in=self._resend_wait(verification, now),
-            call=verification.calls,
-            verified_at=verification.verified_at,
-            api_client=verification.api_client_id,
-            ip=verification.ip,
-        )
-
-    def _verified(self, verification: Verification) -> Verified:
-        # verified_at is what the hand-off will trust: always the database's, never "now".
-        assert verification.verified_at is not None, "a verified verification has its verified_at"
-        return Verified(
-            id=verification.id,
-            number=verification.number,
-            international=format_international(verification.number),
-            verified_at=verification.verified_at,
-        )
 
 
 def _later_call(for_call: str | None, calls: int) -> bool:

@@ -7,7 +7,9 @@ in one place, `refused`, so a refusal looks the same wherever it happens.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -18,6 +20,7 @@ from webapp.errors import Refusal
 from webapp.flow import Flow
 from webapp.forms import read_logged
 from webapp.oidc import page as handoff_page
+from webapp.oidc.handoff import Handoff
 from webapp.outcomes import STORAGE_DOWN, Form
 from webapp.pages import Pages, is_htmx
 from webapp.progress import Pending
@@ -25,6 +28,8 @@ from webapp.sandbox_phone import provider_refs
 from webapp.state import app_state
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SESSION_KEY = page_session.VERIFICATION
 RESULT_KEY = page_session.RESULT
@@ -148,21 +153,53 @@ async def page(request: Request) -> Response:
     )
 
 
-async def verify_start(request: Request) -> Response:
-    """POST /verify: parse the number and place the call."""
-    flow, _ = await handoff_page.begin(request)
+@dataclass(frozen=True)
+class _Submitted(Generic[T]):
+    """A form the flow accepted: what the flow returned, the form, the session's hand-off."""
+
+    result: T
+    form: dict[str, str]
+    handoff: Handoff | None
+
+
+async def _submit(
+    request: Request,
+    kind: str,
+    act: Callable[[Flow, dict[str, str]], Awaitable[T]],
+    echo: Callable[[dict[str, str]], dict[str, Any]] | None = None,
+) -> _Submitted[T] | Response:
+    """The skeleton of a POST of the page: admit the client, read its form, act, or answer the refusal.
+
+    Refused before the form is read, what the person typed stays (`keep_form`); refused after,
+    `echo(form)` is what the page shows again.
+    """
+    flow, handoff = await handoff_page.begin(request)
     try:
-        await flow.admit("start", _ip(request))
+        await flow.admit(kind, _ip(request), None if kind == "start" else _session_id(request))
     except Refusal as refusal:
         return refused(request, refusal, keep_form=True)
-    region = ""
-    phone = ""
+    form: dict[str, str] = {}
     try:
-        form = await read_logged(request, flow.attempts, "start", _ip(request))
-        phone, region = form.get("phone", ""), form.get("country", "")
-        pending = await flow.start(phone, region, _ip(request), current_id=_session_id(request))
+        form = await read_logged(request, flow.attempts, kind, _ip(request))
+        result = await act(flow, form)
     except Refusal as refusal:
-        return refused(request, refusal, phone_value=phone[:64], region=region)
+        return refused(request, refusal, **(echo(form) if echo else {}))
+    return _Submitted(result, form, handoff)
+
+
+async def verify_start(request: Request) -> Response:
+    """POST /verify: parse the number and place the call."""
+    submitted = await _submit(
+        request,
+        "start",
+        lambda flow, form: flow.start(
+            form.get("phone", ""), form.get("country", ""), _ip(request), current_id=_session_id(request)
+        ),
+        echo=lambda form: {"phone_value": form.get("phone", "")[:64], "region": form.get("country", "")},
+    )
+    if isinstance(submitted, Response):
+        return submitted
+    pending = submitted.result
     request.session[SESSION_KEY] = pending.id
     if request.state.sandbox is not None:
         request.session[SANDBOX_KEY] = pending.id
@@ -173,21 +210,19 @@ async def verify_start(request: Request) -> Response:
 
 async def verify_confirm(request: Request) -> Response:
     """POST /confirm: check the code typed."""
-    flow, handoff = await handoff_page.begin(request)
-    try:
-        await flow.admit("check", _ip(request), _session_id(request))
-    except Refusal as refusal:
-        return refused(request, refusal, keep_form=True)
-    try:
-        form = await read_logged(request, flow.attempts, "check", _ip(request))
-        verified = await flow.confirm(
+    submitted = await _submit(
+        request,
+        "check",
+        lambda flow, form: flow.confirm(
             _session_id(request), form.get("code", ""), _ip(request), for_call=form.get("call")
-        )
-    except Refusal as refusal:
-        return refused(request, refusal)
+        ),
+    )
+    if isinstance(submitted, Response):
+        return submitted
+    verified, handoff = submitted.result, submitted.handoff
     request.session.pop(SESSION_KEY, None)
     if handoff is not None:
-        back = await handoff_page.hand_back(request, handoff, verified, form.get(handoff_page.TAG_FIELD))
+        back = await handoff_page.hand_back(request, handoff, verified, submitted.form.get(handoff_page.TAG_FIELD))
         if back is not None:
             return back
     if not is_htmx(request):
@@ -197,16 +232,10 @@ async def verify_confirm(request: Request) -> Response:
 
 async def verify_resend(request: Request) -> Response:
     """POST /resend: "Call me again" for the verification in progress."""
-    flow, _ = await handoff_page.begin(request)
-    try:
-        await flow.admit("resend", _ip(request), _session_id(request))
-    except Refusal as refusal:
-        return refused(request, refusal, keep_form=True)
-    try:
-        await read_logged(request, flow.attempts, "resend", _ip(request))
-        pending = await flow.resend(_session_id(request), _ip(request))
-    except Refusal as refusal:
-        return refused(request, refusal)
+    submitted = await _submit(request, "resend", lambda flow, _: flow.resend(_session_id(request), _ip(request)))
+    if isinstance(submitted, Response):
+        return submitted
+    pending = submitted.result
     if not pending.recorded:
         return _unrecorded(request, pending)
     return _done(request, "code", "calling_again", pending.international, pending=pending)

@@ -2,9 +2,10 @@
 
 One live (pending) verification per number is held by the database itself, a
 partial unique index, so that concurrent starts in several processes cannot
-both call. Each method is its own short transaction: none is held open while
-the provider is called, because that can take seconds and SQLite has a single
-writer.
+both call. Each public method is its own short transaction, which this module
+opens and commits (with the attempts row of the change, where the caller gives
+one): none is held open while the provider is called, because that can take
+seconds and SQLite has a single writer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +25,11 @@ from webapp.models import Attempt, Verification
 from webapp.outcomes import Outcome
 from webapp.phone import PhoneNumber
 from webapp.waits import seconds_until
+
+T = TypeVar("T")
+
+#: Builds the attempts row of a change from what the change found (None: no row).
+RowFor = Callable[[T], Attempt | None]
 
 
 class Verifications:
@@ -123,7 +130,45 @@ class Verifications:
             await session.commit()
         return verification
 
-    async def record_call(self, session: AsyncSession, verification: Verification) -> str:
+    # -- the transactions the flow's changes are: each commits the change with its attempts row
+
+    async def record_call(self, verification: Verification, row: RowFor[str]) -> str:
+        """Write down the call `verification` is now on, with `row(state)`; the state (see `_record_call`)."""
+        async with self._sessions() as session:
+            state = await self._record_call(session, verification)
+            _add(session, row(state))
+            await session.commit()
+        return state
+
+    async def mark_verified(self, verification: Verification, now: datetime, row: RowFor[bool]) -> bool:
+        """Set verified, with `row(first)`; True if this call did it (see `_mark_verified`)."""
+        async with self._sessions() as session:
+            first = await self._mark_verified(session, verification, now)
+            _add(session, row(first))
+            await session.commit()
+        return first
+
+    async def close(
+        self, verification: Verification, status: str, row: RowFor[str], *, on_call: str | None = None
+    ) -> str:
+        """Close a pending verification as `status`, with `row(status afterwards)`; the status afterwards."""
+        async with self._sessions() as session:
+            now_status = await self._close(session, verification, status, on_call=on_call)
+            _add(session, row(now_status))
+            await session.commit()
+        return now_status
+
+    async def count_wrong_code(self, verification: Verification, limit: int, row: RowFor[str]) -> str:
+        """Count a wrong code (see `_count_wrong_code`), with `row(status afterwards)`; the status afterwards."""
+        async with self._sessions() as session:
+            status = await self._count_wrong_code(session, verification, limit)
+            _add(session, row(status))
+            await session.commit()
+        return status
+
+    # -- inside those transactions
+
+    async def _record_call(self, session: AsyncSession, verification: Verification) -> str:
         """Write down the call `verification` is now on (its provider_ref, calls, expiry …).
 
         "recorded"; "recorded already" (an earlier try's commit went through,
@@ -162,7 +207,7 @@ class Verifications:
     # read (its provider_ref): a newer call is not the check's to change.
     # Where the UPDATE finds nothing, the row is re-read into `verification`.
 
-    async def mark_verified(self, session: AsyncSession, verification: Verification, now: datetime) -> bool:
+    async def _mark_verified(self, session: AsyncSession, verification: Verification, now: datetime) -> bool:
         """Set verified; True if this call did it (verified_at stays the first, never moves)."""
         result = await session.execute(
             update(Verification)
@@ -179,7 +224,7 @@ class Verifications:
         await _reread(session, verification)
         return False
 
-    async def close(
+    async def _close(
         self, session: AsyncSession, verification: Verification, status: str, *, on_call: str | None = None
     ) -> str:
         """Close a pending verification as `status` (only while on call `on_call`, if given); the status afterwards."""
@@ -197,7 +242,7 @@ class Verifications:
         verification.status = status
         return status
 
-    async def count_wrong_code(self, session: AsyncSession, verification: Verification, limit: int) -> str:
+    async def _count_wrong_code(self, session: AsyncSession, verification: Verification, limit: int) -> str:
         """Count a wrong code on the call the check read, failing it at `limit`; the status afterwards."""
         ref = verification.provider_ref
         attempts = await session.scalar(
@@ -212,12 +257,17 @@ class Verifications:
             return await _reread(session, verification)
         verification.code_attempts = attempts
         if attempts >= limit:
-            return await self.close(session, verification, "failed", on_call=ref)
+            return await self._close(session, verification, "failed", on_call=ref)
         return "pending"
 
     def _busy_number(self, expires_at: datetime | None) -> Refusal:
         wait = seconds_until(expires_at, self._clock()) if expires_at else self._timeout
         return Refusal(Outcome.BLOCKED_PENDING, retry_after=wait, field="phone")
+
+
+def _add(session: AsyncSession, row: Attempt | None) -> None:
+    if row is not None:
+        session.add(row)
 
 
 async def _locked(session: AsyncSession, verification: Verification) -> Verification:
