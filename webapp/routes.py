@@ -274,7 +274,7 @@ async def storage_unavailable(request: Request, exc: Exception) -> Response:
 async def healthz(request: Request) -> Response:
     """GET /healthz: 200 when the database and the limiter storage answer; 503 says which does not."""
     database = await _flow(request).healthy()
-    limiter = await request.state.limits.healthy()
+    limiter = await app_state(request)["limits"].healthy()
     # With RATELIMIT_FAIL_OPEN calls go on without the limiter: it is reported, but not fatal.
     ok = database and (limiter or request.app.state.settings.ratelimit_fail_open)
     body = {
@@ -292,7 +292,7 @@ async def _session_refs(request: Request) -> frozenset[str]:
     """The provider ids of this session's calls: its verification in progress, else the last one it had."""
     last = request.session.get(SANDBOX_KEY)
     return await provider_refs(
-        request.state.sessions, _session_id(request) or (last if isinstance(last, str) else None)
+        app_state(request)["sessions"], _session_id(request) or (last if isinstance(last, str) else None)
     )
 
 

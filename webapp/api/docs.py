@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse
 
 from webapp.api import openapi
 from webapp.outcomes import API_OUTCOMES
+from webapp.state import app_state
 
 _CODE = re.compile(r"`([^`]+)`")
 
@@ -34,11 +35,15 @@ def page(request: Request) -> HTMLResponse:
         for path, item in document["paths"].items()
         for method, operation in item.items()
     ]
-    html = request.state.pages.env.get_template("api_docs.html").render(
-        info=document["info"],
-        operations=operations,
-        outcomes=list(API_OUTCOMES.items()),
-        # The app's own root (static files, links), not this mount's /api/v1.
-        root=request.scope.get("app_root_path", ""),
+    html = (
+        app_state(request)["pages"]
+        .env.get_template("api_docs.html")
+        .render(
+            info=document["info"],
+            operations=operations,
+            outcomes=list(API_OUTCOMES.items()),
+            # The app's own root (static files, links), not this mount's /api/v1.
+            root=request.scope.get("app_root_path", ""),
+        )
     )
     return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})

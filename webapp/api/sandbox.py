@@ -14,14 +14,15 @@ from starlette.routing import BaseRoute, Route
 
 from webapp.api.endpoints import client_flow, endpoint, owned
 from webapp.sandbox_phone import provider_refs
+from webapp.state import app_state
 
 
 @endpoint("view")
 async def verification_calls(request: Request) -> Response:
     """GET /_sandbox/verifications/{id}/calls: JSON, newest first, as `/_sandbox/calls` shows them."""
     pending = await owned(request, await client_flow(request))
-    refs = await provider_refs(request.state.sessions, pending.id)
-    return JSONResponse(request.state.pages.placed(refs))
+    refs = await provider_refs(app_state(request)["sessions"], pending.id)
+    return JSONResponse(app_state(request)["pages"].placed(refs))
 
 
 def routes() -> list[BaseRoute]:
