@@ -46,60 +46,60 @@ class OidcSecret(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class OidcAuthorizationRequest(Base):
+class _ForClient:
+    """What the hand-off's requests, codes and tokens each hold: the client's, for a scope, until they expire.
+
+    Expired rows are of no use: `voice2fa prune` deletes them by `expires_at`.
+    """
+
+    client_id: Mapped[str] = mapped_column(ForeignKey("oidc_clients.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OidcAuthorizationRequest(_ForClient, Base):
     """A validated authorization request waiting for a verification in the same browser session."""
 
     __tablename__ = "oidc_authorization_requests"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # opaque, random
-    client_id: Mapped[str] = mapped_column(ForeignKey("oidc_clients.id", ondelete="CASCADE"))
     redirect_uri: Mapped[str] = mapped_column(String(2000))
-    scope: Mapped[str] = mapped_column(String(200))
     state: Mapped[str | None] = mapped_column(Text)
     nonce: Mapped[str | None] = mapped_column(Text)
     code_challenge: Mapped[str] = mapped_column(String(128))  # S256
     login_hint: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: when a code was issued for it or the person cancelled: it is over
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_oidc_authorization_requests_expires", "expires_at"),)  # for `voice2fa prune`
 
 
-class OidcAuthorizationCode(Base):
+class OidcAuthorizationCode(_ForClient, Base):
     """A one-time code, stored as its SHA-256: what the token endpoint exchanges."""
 
     __tablename__ = "oidc_authorization_codes"
 
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("oidc_clients.id", ondelete="CASCADE"))
     redirect_uri: Mapped[str] = mapped_column(String(2000))
-    scope: Mapped[str] = mapped_column(String(200))
     nonce: Mapped[str | None] = mapped_column(Text)
     code_challenge: Mapped[str] = mapped_column(String(128))
     number: Mapped[str] = mapped_column(String(16))  # E.164, as verified
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_oidc_authorization_codes_expires", "expires_at"),)
 
 
-class OidcAccessToken(Base):
+class OidcAccessToken(_ForClient, Base):
     """An opaque, short-lived access token for the userinfo endpoint, stored as its SHA-256."""
 
     __tablename__ = "oidc_access_tokens"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("oidc_clients.id", ondelete="CASCADE"))
     #: the code it was issued for: a second use of that code revokes it
     code_hash: Mapped[str] = mapped_column(String(64))
     number: Mapped[str] = mapped_column(String(16))
-    scope: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         Index("ix_oidc_access_tokens_code", "code_hash"),
