@@ -41,6 +41,8 @@ class Range:
     high: float | None = None
     says: str = ""
     above: bool = False  # `low` itself is not allowed
+    #: what the bounds count, after them in the message: "must be between 10 and 600 seconds"
+    unit: str = ""
 
     def holds(self, value: float) -> bool:
         if self.low is not None and (value <= self.low if self.above else value < self.low):
@@ -48,7 +50,12 @@ class Range:
         return self.high is None or value <= self.high
 
     def message(self, env: str) -> str:
-        return f"{env} {self.says or f'must be between {self.low} and {self.high}'}"
+        if self.says:
+            return f"{env} {self.says}"
+        unit = f" {self.unit}" if self.unit else ""
+        if self.high is None:
+            return f"{env} must be at least {self.low}{unit}"
+        return f"{env} must be between {self.low} and {self.high}{unit}"
 
 
 @dataclass(frozen=True)

@@ -7,55 +7,42 @@ Tests build their own `Settings(...)`; nothing patches a global.
 Each setting is declared once, as a field below: its name (the environment's
 is the same, upper-cased), type, default, doc and bounds (`webapp.env`). The
 README's settings tables list every one of them (a test holds them together).
-`validate` adds what no single field can say: settings that go together.
+`validate` adds what no single field can say: settings that go together
+(`webapp.settings_checks`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.config import Config
 from starlette.datastructures import Secret
 
-from webapp import env
+from webapp import env, settings_checks
 from webapp.env import Declared, Range, setting
-from webapp.passwords import check_hash
-from webapp.phone import NUMBER_TYPES
-from webapp.provider import MESSAGEBIRD, NAMES, TWILIO, CallOptions
-from webapp.provider.twilio import DEFAULT_BASE_URL as TWILIO_BASE_URL, SERVICE_SID
+from webapp.provider import MESSAGEBIRD, TWILIO, CallOptions
+from webapp.provider.twilio import DEFAULT_BASE_URL as TWILIO_BASE_URL
 
 DEFAULT_BASE_URL = "https://rest.messagebird.com"
-#: Hosts where plain http is allowed for development (RFC 8252 loopback).
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
-#: The Account SID (AC…) or an API key SID (SK…): the username of Twilio's HTTP Basic.
-TWILIO_USERNAME = re.compile(r"(AC|SK)[0-9a-fA-F]{32}")
 
-
-#: The settings each provider needs, for messages.
-CREDENTIALS = {
-    MESSAGEBIRD: "MESSAGEBIRD_API_KEY",
-    TWILIO: "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_VERIFY_SERVICE_SID",
-}
 #: The call options (`CallOptions`: names, types, defaults), read as VERIFY_TEMPLATE, VERIFY_LANGUAGE…
 CALL = {
     "template": Declared("What the voice says; must hold %token."),
     "language": Declared("The voice's language, e.g. en-gb."),
     "voice": Declared("male or female."),
     "token_length": Declared("Digits in the code.", Range(6, 10)),
-    "timeout": Declared("Seconds a code lives.", Range(30, None, "must be at least 30 seconds")),
+    "timeout": Declared("Seconds a code lives.", Range(30, None, unit="seconds")),
     "max_attempts": Declared("Wrong codes allowed per call.", Range(1, 10)),
     "originator": Declared("The caller id, where the account allows one."),
 }
 SECONDS = Range(0, 3600, "must be more than 0 and at most 3600 seconds", above=True)
-PER_WORKER = "connections per worker process"
+PER_WORKER = "(connections per worker process)"
 
 
 def _random_key() -> Secret:
@@ -163,7 +150,7 @@ class Settings:
     )
     circuit_history: int = setting(
         7 * 24 * 3600,
-        bounds=Range(3600, None, "must be at least 3600 seconds"),
+        bounds=Range(3600, None, unit="seconds"),
         doc="Seconds of history its usual volume is taken over.",
     )
     circuit_cooloff: int = setting(3600, doc="Seconds a break lasts.")
@@ -197,13 +184,11 @@ class Settings:
         ),
     )
     oidc_code_lifetime: int = setting(
-        60,
-        bounds=Range(10, 600, "must be between 10 and 600 seconds"),
-        doc="Seconds an authorization code can be exchanged.",
+        60, bounds=Range(10, 600, unit="seconds"), doc="Seconds an authorization code can be exchanged."
     )
     oidc_request_lifetime: int = setting(
         1800,
-        bounds=Range(60, 86400, "must be between 60 and 86400 seconds"),
+        bounds=Range(60, 86400, unit="seconds"),
         doc="Seconds a person has, from the site's redirect, to verify their number.",
     )
     oidc_token_lifetime: int = setting(
@@ -258,14 +243,10 @@ class Settings:
         None, doc=("Jinja2 looks for changed template files at each render. None: in sandbox mode only.")
     )
     database_pool_size: int = setting(
-        10,
-        bounds=Range(1, 100, f"must be between 1 and 100 ({PER_WORKER})"),
-        doc="PostgreSQL connections each worker process keeps...",
+        10, bounds=Range(1, 100, unit=PER_WORKER), doc="PostgreSQL connections each worker process keeps..."
     )
     database_max_overflow: int = setting(
-        10,
-        bounds=Range(0, 100, f"must be between 0 and 100 ({PER_WORKER})"),
-        doc="... and may open beyond that under load.",
+        10, bounds=Range(0, 100, unit=PER_WORKER), doc="... and may open beyond that under load."
     )
 
     @property
@@ -305,70 +286,5 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        """Refuse settings the provider or the flow cannot work with, at start-up."""
-        env.check(self)
-        if "%token" not in self.call.template:
-            raise ValueError("VERIFY_TEMPLATE must contain %token")
-        if self.call.voice not in ("male", "female"):
-            raise ValueError("VERIFY_VOICE must be male or female")
-        self._validate_twilio()
-        self._validate_providers()
-        if self.admin_password_hash is not None:
-            check_hash(str(self.admin_password_hash))
-        if not self.admin_user or ":" in self.admin_user:
-            raise ValueError("ADMIN_USER must be a non-empty name without ':'")
-        unknown = set(self.blocked_number_types) - set(NUMBER_TYPES)
-        if unknown:
-            raise ValueError(f"BLOCKED_NUMBER_TYPES has unknown types {sorted(unknown)}; known: {sorted(NUMBER_TYPES)}")
-        if self.request_timeout < self.headers_timeout:
-            raise ValueError("REQUEST_TIMEOUT must be at least HEADERS_TIMEOUT: it includes the headers")
-        for name in ("circuit_min_networks", "circuit_min_numbers"):
-            if not 1 <= getattr(self, name) <= self.circuit_window:
-                raise ValueError(f"{name.upper()} must be between 1 and CIRCUIT_WINDOW ({self.circuit_window})")
-        if self.public_url is not None and not is_issuer_url(self.public_url):
-            raise ValueError(
-                "PUBLIC_URL must be an https:// address without query or fragment "
-                f"(http:// only for localhost or 127.0.0.1), e.g. https://verify.example.com: {self.public_url!r}"
-            )
-
-    def _validate_providers(self) -> None:
-        if not self.providers:
-            raise ValueError(f"PROVIDERS must name at least one provider, in the order to try them: {', '.join(NAMES)}")
-        unknown = [name for name in self.providers if name not in NAMES]
-        if unknown:
-            raise ValueError(f"PROVIDERS has unknown providers {unknown}; known: {', '.join(NAMES)}")
-        if len(set(self.providers)) < len(self.providers):
-            raise ValueError(f"PROVIDERS names a provider twice: {','.join(self.providers)}")
-        # Credentials anywhere mean real calls: then every listed provider needs its own, and a
-        # provider left without them is a mistake, never a quiet fall back to sandbox mode.
-        if any(self.has_credentials(name) for name in NAMES):
-            for name in self.providers:
-                if not self.has_credentials(name):
-                    raise ValueError(
-                        f"PROVIDERS lists {name}, but {CREDENTIALS[name]} not set: set them, or take {name} "
-                        "off PROVIDERS (sandbox mode is when no provider has credentials)"
-                    )
-
-    def _validate_twilio(self) -> None:
-        given = {
-            "TWILIO_ACCOUNT_SID": self.twilio_account_sid,
-            "TWILIO_AUTH_TOKEN": self.twilio_auth_token,
-            "TWILIO_VERIFY_SERVICE_SID": self.twilio_verify_service_sid,
-        }
-        missing = [name for name, value in given.items() if not value]
-        if 0 < len(missing) < len(given):
-            raise ValueError(f"the Twilio settings go together: {', '.join(missing)} missing")
-        if self.twilio_account_sid and not TWILIO_USERNAME.fullmatch(self.twilio_account_sid):
-            raise ValueError("TWILIO_ACCOUNT_SID is the Account SID (AC…) or an API key SID (SK…): 34 characters")
-        if self.twilio_verify_service_sid and not SERVICE_SID.fullmatch(self.twilio_verify_service_sid):
-            raise ValueError("TWILIO_VERIFY_SERVICE_SID is the Verify Service's SID: VA followed by 32 hex digits")
-        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.twilio_base_url):
-            raise ValueError(f"TWILIO_BASE_URL must be a URL like {TWILIO_BASE_URL}, got {self.twilio_base_url!r}")
-
-
-def is_issuer_url(url: str) -> bool:
-    """An https URL (http only on a loopback host) with no query or fragment: what OIDC allows as an issuer."""
-    parts = urlsplit(url)
-    if parts.query or parts.fragment or not parts.hostname or parts.username or parts.password:
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+        """Refuse settings the provider or the flow cannot work with, at start-up (webapp.settings_checks)."""
+        settings_checks.validate(self)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from webapp.db import affected
 from webapp.models import OidcClient, max_length
 from webapp.passwords import hash_password, verify_password
-from webapp.settings import LOOPBACK_HOSTS
+from webapp.settings_checks import LOOPBACK_HOSTS
 
 MAX_NAME = max_length(OidcClient.__table__.c.name)
 MAX_REDIRECT_URI = 2000
