@@ -10,7 +10,7 @@ dropped afterwards unless --keep), fills `attempts` with seeded, realistic rows
 three abusive numbers, an abusive +3718 prefix range, an abusive
 198.51.100.0/24), runs ANALYZE, and times:
 
-- the app's own queries (`reports.page`, `reports.summary`) on a session from
+- the app's own queries (`reports.page`, `report_summary.summary`) on a session from
   `webapp.db`: one warm-up, then --repeat runs, p50/p95 in ms;
 - the whole HTTP page (auth, every query of the handler, template rendering)
   through httpx + ASGITransport: one warm-up, then max(5, --repeat/3) runs;
@@ -45,7 +45,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 from starlette.datastructures import Secret
 
-from webapp import migrate, reports
+from webapp import migrate, report_summary, reports
 from webapp.admin import export
 from webapp.app import create_app
 from webapp.db import create_engine, create_sessionmaker
@@ -353,11 +353,11 @@ def cases(now: datetime, cursor: Cursor, normal: str) -> list[tuple]:
             lambda s: reports.page(s, AttemptFilter(number_prefix=PREFIX, since=day)),
             "/admin/?number=" + quote(PREFIX + "*"),
         ),
-        ("summary (24 h)", True, lambda s: reports.summary(s, AttemptFilter(since=day), now), "/admin/summary"),
+        ("summary (24 h)", True, lambda s: report_summary.summary(s, AttemptFilter(since=day), now), "/admin/summary"),
         (
             "summary (7 d) [info]",
             False,
-            lambda s: reports.summary(s, AttemptFilter(since=week), now),
+            lambda s: report_summary.summary(s, AttemptFilter(since=week), now),
             "/admin/summary?period=7d",
         ),
         (
@@ -415,7 +415,7 @@ async def measure(url: str, n: int, args: argparse.Namespace) -> dict:
             web = await samples(lambda path=path: get(path), max(5, args.repeat // 3)) if path else None
             found = results["cases"][name] = {
                 "goal": goal,
-                "rows": shown.total if isinstance(shown, reports.Summary) else len(shown.rows),
+                "rows": shown.total if isinstance(shown, report_summary.Summary) else len(shown.rows),
                 "p50": statistics.median(query),
                 "p95": p95(query),
                 "http_p50": web and statistics.median(web),

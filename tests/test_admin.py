@@ -14,7 +14,7 @@ from sqlalchemy import select
 from starlette.datastructures import Secret
 
 from tests.support import OPERATOR, FakeClock, attempts, form_token, post_action, row, seed, text_of, token_in
-from webapp import csrf, reports
+from webapp import csrf, report_summary, reports
 from webapp.models import AdminAction, CircuitBreak
 from webapp.passwords import check_hash, hash_password, verify_password
 from webapp.reports import AttemptFilter
@@ -261,7 +261,7 @@ async def known(db, clock: FakeClock) -> None:
 
 async def test_the_summary_counts_outcomes_and_conversion(db, known: None, clock: FakeClock) -> None:
     async with db() as session:
-        summary = await reports.summary(session, AttemptFilter(since=clock.now - timedelta(hours=24)), clock.now)
+        summary = await report_summary.summary(session, AttemptFilter(since=clock.now - timedelta(hours=24)), clock.now)
     assert dict(summary.outcomes) == {"sent": 20, "verified": 8, "blocked_number": 4}
     assert summary.placed == 20 and summary.conversion == pytest.approx(0.4)
     assert summary.countries == {"NL": (10, 7), "LV": (10, 1)}

@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from webapp import admin
 from webapp.admin import AdminPages
 from webapp.admin.auth import Operators
-from webapp.api import endpoints as api_endpoints, sandbox as api_sandbox
+from webapp.api import routing as api_routing, sandbox as api_sandbox
 from webapp.api.context import Api
 from webapp.attempt_writer import AttemptWriter
 from webapp.client_ip import client_ip, parse_networks
@@ -180,7 +180,7 @@ def create_app(
 
     admin_hash = _operators_password(settings)
     handoff = handoff_enabled(settings)
-    app_routes = routes(sandbox=sandbox is not None, handoff=handoff) + api_endpoints.routes()
+    app_routes = routes(sandbox=sandbox is not None, handoff=handoff) + api_routing.routes()
     if sandbox is not None:
         app_routes += api_sandbox.routes()  # an API client's calls, code included
     if admin_hash:
@@ -204,7 +204,7 @@ def create_app(
     ]
     # A database (or SQLite file) that is away is a 503 with a message wherever it shows.
     handlers: dict[Any, Callable[..., Any]] = dict.fromkeys(STORAGE_ERRORS, storage_unavailable)
-    handlers[HTTPException] = api_endpoints.http_exception  # problem details under /api/
+    handlers[HTTPException] = api_routing.http_exception  # problem details under /api/
     app = Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.settings = settings
     app.state.sandbox = sandbox

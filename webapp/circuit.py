@@ -12,8 +12,8 @@ trouble, not the country's.
 A country's latest CIRCUIT_WINDOW ended calls are judged at each start of a
 call there. They look pumped when fewer than CIRCUIT_MIN_VERIFIED of them
 ended verified and the unanswered ones came from CIRCUIT_MIN_NETWORKS client
-networks (per-IP limit keys) to CIRCUIT_MIN_NUMBERS numbers: one client, or
-one number tried again and again, is the limits' business. Then:
+networks (per-IP limit keys) to CIRCUIT_MIN_NUMBERS numbers (webapp.pumping):
+one client, or one number tried again and again, is the limits' business. Then:
 
 - each *range* (the numbers alike but for their last CIRCUIT_RANGE_DIGITS
   digits) whose own unanswered calls show that spread is stopped: pumping
@@ -44,9 +44,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import anyio
@@ -55,8 +53,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from webapp import pumping
 from webapp.client_ip import limit_key
 from webapp.models import CircuitBreak, Verification
+from webapp.pumping import Call, Trip
 from webapp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,28 +65,6 @@ log = logging.getLogger(__name__)
 ENDED = ("verified", "expired", "failed")
 #: Seconds (of the app's clock) between two judgings of one country in one process.
 JUDGE_EVERY = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One ended, placed call as the breaker judges it."""
-
-    number: str
-    network: str
-    verified: bool
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Trip:
-    """A break the judged calls call for, not yet written."""
-
-    country: str
-    scope: str
-    verified_share: float
-    window: int
-    networks: int
-    numbers: int
 
 
 class Judging:
@@ -129,11 +107,6 @@ class Judging:
         return lock is not None and lock.locked()
 
 
-def number_range(e164: str, digits: int) -> str:
-    """The range a number belongs to: its E.164 form without the last `digits` digits."""
-    return e164[: max(2, len(e164) - digits)]
-
-
 async def open_break(session: AsyncSession, country: str, e164: str, now: datetime) -> CircuitBreak | None:
     """The break in force for this number (its range's or its country's), the longest if several."""
     scopes = [country] + [e164[:end] for end in range(2, len(e164) + 1)]
@@ -149,11 +122,11 @@ async def open_break(session: AsyncSession, country: str, e164: str, now: dateti
 async def trip_if_pumped(session: AsyncSession, country: str, now: datetime, settings: Settings) -> None:
     """Judge the country's latest ended calls, and open the breaks they call for."""
     calls = await _latest_calls(session, country, now, settings)
-    if len(calls) < settings.circuit_window or not _pumped(calls, settings):
+    if len(calls) < settings.circuit_window or not pumping.pumped(calls, settings):
         return
-    trips = _pumped_ranges(country, calls, settings)
+    trips = pumping.pumped_ranges(country, calls, settings)
     if not trips and await _surging(session, country, calls, now, settings):
-        trips = [_trip(country, country, calls)]
+        trips = [pumping.trip(country, country, calls)]
     for trip in trips:
         await _open(session, trip, now, settings)
 
@@ -203,39 +176,6 @@ async def _latest_calls(session: AsyncSession, country: str, now: datetime, sett
         Call(number, limit_key(ip, settings.limit_ipv6_prefix), status == "verified", created_at)
         for number, ip, status, created_at in rows
     ]
-
-
-def _pumped_ranges(country: str, calls: list[Call], settings: Settings) -> list[Trip]:
-    """The ranges whose own calls look pumped."""
-    by_range: dict[str, list[Call]] = defaultdict(list)
-    for call in calls:
-        by_range[number_range(call.number, settings.circuit_range_digits)].append(call)
-    return [_trip(country, prefix, group) for prefix, group in sorted(by_range.items()) if _pumped(group, settings)]
-
-
-def _pumped(calls: list[Call], settings: Settings) -> bool:
-    unanswered = [call for call in calls if not call.verified]
-    return (
-        _verified_share(calls) < settings.circuit_min_verified
-        and len({call.network for call in unanswered}) >= settings.circuit_min_networks
-        and len({call.number for call in unanswered}) >= settings.circuit_min_numbers
-    )
-
-
-def _verified_share(calls: list[Call]) -> float:
-    return sum(call.verified for call in calls) / len(calls)
-
-
-def _trip(country: str, scope: str, calls: list[Call]) -> Trip:
-    unanswered = [call for call in calls if not call.verified]
-    return Trip(
-        country=country,
-        scope=scope,
-        verified_share=_verified_share(calls),
-        window=len(calls),
-        networks=len({call.network for call in unanswered}),
-        numbers=len({call.number for call in unanswered}),
-    )
 
 
 async def _surging(session: AsyncSession, country: str, calls: list[Call], now: datetime, settings: Settings) -> bool:

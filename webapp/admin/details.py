@@ -19,10 +19,10 @@ from webapp.admin.filters import FilterError, parse_network
 from webapp.admin.pages import now, render
 from webapp.guard import CHECK_IP, NUMBER, START_IP
 from webapp.limits import Counter, LimiterUnavailable
-from webapp.models import Attempt, Verification
+from webapp.models import Attempt, DenyEntry, Verification
 from webapp.oidc import clients
 from webapp.phone import InvalidNumber, format_international, parse_phone
-from webapp.reports import AttemptFilter
+from webapp.reports import AttemptFilter, Page
 from webapp.settings import Settings
 from webapp.state import app_state
 from webapp.waits import wait_text
@@ -52,17 +52,16 @@ async def number_detail(request: Request) -> Response:
         entries = await denylist.number_entries(session, e164)
         sites = await clients.names(session)
     limits = await _limit_state(request, state["guard"].number_counter(e164))
-    return render(
+    return _story(
         request,
         "admin_number.html",
+        page,
+        entries,
+        limits,
+        sites,
         number=e164,
         international=format_international(e164),
-        page=page,
         verifications=found,
-        entries=entries,
-        limits=limits,
-        now=now(request),
-        sites=sites,
     )
 
 
@@ -86,17 +85,7 @@ async def ip_detail(request: Request) -> Response:
     starts = await _limit_state(request, guard.start_ip_counter(key))
     checks = await _limit_state(request, guard.check_ip_counter(key))
     limits = None if starts is None or checks is None else starts + checks
-    return render(
-        request,
-        "admin_ip.html",
-        ip=ip,
-        limit_key=key,
-        page=page,
-        entries=entries,
-        limits=limits,
-        now=now(request),
-        sites=sites,
-    )
+    return _story(request, "admin_ip.html", page, entries, limits, sites, ip=ip, limit_key=key)
 
 
 @operator_only
@@ -130,6 +119,19 @@ async def clients_index(request: Request) -> Response:
     async with app_state(request)["sessions"]() as session:
         found = await clients.all_clients(session)
     return render(request, "admin_clients.html", clients=found)
+
+
+def _story(
+    request: Request,
+    template: str,
+    page: Page,
+    entries: list[DenyEntry],
+    limits: list[dict[str, Any]] | None,
+    sites: dict[str, str],
+    **about: Any,
+) -> Response:
+    """A number's or an IP's page: its attempts, its deny-list entries and its counters now."""
+    return render(request, template, page=page, entries=entries, limits=limits, now=now(request), sites=sites, **about)
 
 
 async def _limit_state(request: Request, counter: Counter) -> list[dict[str, Any]] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from webapp import reports
+from webapp import report_summary
 from webapp.admin.attempts import read_filters
 from webapp.admin.auth import operator_only
 from webapp.admin.chart import stacked_bars
@@ -25,7 +25,7 @@ async def attempts_summary(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     filters = read_filters(request)
     async with app_state(request)["sessions"]() as session:
-        summary = await reports.summary(session, filters.where, now(request))
+        summary = await report_summary.summary(session, filters.where, now(request))
         sites = await clients.names(session)
     chart = stacked_bars(summary.series, summary.bucket)
     return render(

@@ -19,11 +19,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import wraps
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, Router, request_response
-from starlette.types import Receive, Scope, Send
+from starlette.responses import JSONResponse, Response
 
 from webapp.api import docs, openapi
 from webapp.api.body import read_model
@@ -46,7 +43,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 VERIFICATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: A check the flow refused with one of these changed (or found) the verification's state: the answer is the object.
 STATE_ANSWERS = frozenset({Outcome.WRONG_CODE, Outcome.UNVERIFIED, Outcome.CLOSED})
-NOTHING_THERE = f"There is nothing at that path. The API is described at {PREFIX}/openapi.json."
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -238,64 +234,3 @@ async def openapi_document(request: Request) -> Response:
 async def reference(request: Request) -> Response:
     """GET /api/v1/docs: the reference page, generated from the same document."""
     return docs.page(request)
-
-
-@endpoint("none")
-async def not_found(request: Request) -> Response:
-    raise ApiRefusal(Outcome.NOT_FOUND, NOTHING_THERE)
-
-
-async def http_exception(request: Request, exc: Exception) -> Response:
-    """The app's own HTTP errors (a path no route takes, e.g. one with a newline): problem details under /api/.
-
-    Elsewhere what Starlette answers by default.
-    """
-    assert isinstance(exc, HTTPException)
-    # Raised inside the mount, the scope's root_path has the mount's prefix; app_root_path is the app's.
-    root = request.scope.get("app_root_path", request.scope.get("root_path", ""))
-    if request.url.path.removeprefix(root).startswith("/api/"):
-        outcome = Outcome.METHOD_NOT_ALLOWED if exc.status_code == 405 else Outcome.NOT_FOUND
-        return problem(ApiRefusal(outcome, NOTHING_THERE))
-    if exc.status_code in (204, 304):
-        return Response(status_code=exc.status_code, headers=exc.headers)
-    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
-
-
-class _ByMethod:
-    """One path's handlers by method; any other method is 405 problem details with `Allow`.
-
-    An ASGI app rather than a function, so that Starlette's Route leaves every method to it.
-    """
-
-    def __init__(self, **handlers: Handler) -> None:
-        if "GET" in handlers:
-            handlers["HEAD"] = handlers["GET"]
-        self._handlers = handlers
-        self._app = request_response(self._dispatch)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._app(scope, receive, send)
-
-    async def _dispatch(self, request: Request) -> Response:
-        handler = self._handlers.get(request.method)
-        if handler is None:
-            refusal = ApiRefusal(
-                Outcome.METHOD_NOT_ALLOWED,
-                f"{request.method[:20]} is not allowed here.",
-                headers={"Allow": ", ".join(self._handlers)},
-            )
-            return problem(refusal)
-        return await handler(request)
-
-
-def routes() -> list[BaseRoute]:
-    """The API, mounted at /api/v1; unknown paths under it are 404 problem details."""
-    api_routes = [
-        Route("/verifications", _ByMethod(POST=create_verification)),
-        Route("/verifications/{id}", _ByMethod(GET=get_verification, DELETE=cancel_verification)),
-        Route("/verifications/{id}/check", _ByMethod(POST=check_verification)),
-        Route("/verifications/{id}/resend", _ByMethod(POST=resend_verification)),
-        Route("/openapi.json", _ByMethod(GET=openapi_document)),
-        Route("/docs", _ByMethod(GET=reference)),
-    ]
-    return [Mount(PREFIX, app=Router(api_routes, redirect_slashes=False, default=request_response(not_found)))]
