@@ -1,18 +1,24 @@
-"""What a check does with the provider's answer: record verified once, count a wrong code, close a call that is over.
+"""Checking a code: what stops it before the provider, the provider's check, and what the answer changes.
 
-Each change is one transaction of webapp.verifications, with its attempts row;
-another request may have changed the verification first (`Shown.meanwhile`).
+The flow takes the verification's turn and loads it (webapp.flow). A code that
+can't be right, or is typed for a call that is over or replaced, never reaches
+the provider. With the provider's answer a check records verified once, counts
+a wrong code, or closes a call that is over: each change is one transaction of
+webapp.verifications, with its attempts row; another request may have changed
+the verification first (`Shown.meanwhile`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from webapp.attempts import AttemptLog
-from webapp.errors import ProviderError, Refusal
+from webapp.codes import InvalidCode, clean_code
+from webapp.errors import InvalidToken, NotFound, ProviderError, Refusal, TokenExpired, TokenProcessed
 from webapp.models import Attempt, Verification
 from webapp.outcomes import Outcome
 from webapp.progress import Verified
@@ -39,6 +45,54 @@ class Checks:
     shown: Shown
     options: CallOptions
     clock: Callable[[], datetime]
+
+    async def check(self, verification: Verification, raw_code: str, ip: str, for_call: str | None) -> Verified:
+        """Check a code for the verification (its turn taken); Verified only when the provider says "verified"."""
+        meanwhile = self.shown.meanwhile("check", verification, verification.provider_ref)
+        if meanwhile is not None:
+            # An old tab or a replayed cookie: a finished verification is no fresh proof.
+            await self.attempts.write("check", meanwhile.outcome, ip, verification=verification)
+            raise meanwhile
+        if verification.status != "pending":
+            await self.attempts.write("check", Outcome.CLOSED, ip, verification=verification)
+            raise self.shown.closed(verification)
+        if verification.provider_ref is None or _later_call(for_call, verification.calls):
+            # Its call was placed while the database was away and is not written down yet (webapp.outbox).
+            await self.attempts.write("check", Outcome.VERIFICATION_BUSY, ip, verification=verification)
+            raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=2, pending=self.shown.pending(verification))
+        if for_call is not None and for_call != str(verification.calls):
+            await self.attempts.write("check", Outcome.SUPERSEDED, ip, verification=verification)
+            raise self.shown.superseded(verification)
+        try:
+            code = clean_code(raw_code, self.options.token_length)
+        except InvalidCode as refusal:
+            await self.attempts.write("check", Outcome.INVALID_CODE, ip, verification=verification)
+            raise refusal.showing(self.shown.pending(verification)) from None
+        if self.clock() >= verification.expires_at:
+            raise await self.close_check(verification, "expired", ip, EXPIRED)
+
+        started = time.perf_counter()
+        try:
+            checked = await self.providers.client(verification.provider).check(verification.provider_ref or "", code)
+        except InvalidToken:
+            raise await self.wrong_code(verification, ip, _ms(started)) from None
+        except (TokenExpired, NotFound):
+            raise await self.close_check(verification, "expired", ip, EXPIRED, latency=_ms(started)) from None
+        except TokenProcessed:
+            # Also what a check gets when the right code was recorded at the provider
+            # but not by us (the database was away): ask the provider how it ended.
+            if await self.provider_says(verification) == "verified":
+                return await self.verify(verification, ip, _ms(started))
+            raise await self.close_check(
+                verification, "failed", ip, None, latency=_ms(started), outcome=Outcome.CLOSED
+            ) from None
+        except ProviderError as exc:
+            log.warning("code check failed at the provider: %s", exc)
+            await self.attempts.write(
+                "check", Outcome.PROVIDER_ERROR, ip, verification=verification, latency=_ms(started)
+            )
+            raise Refusal(Outcome.PROVIDER_ERROR, CHECK_FAILED, pending=self.shown.pending(verification)) from None
+        return await self.checked(verification, checked, ip, _ms(started))
 
     async def checked(
         self, verification: Verification, checked: ProviderVerification, ip: str, latency: int
@@ -136,3 +190,12 @@ class Checks:
         except ProviderError as exc:
             log.info("fetching verification %s from the provider failed: %s", verification.provider_ref, exc)
             return None
+
+
+def _later_call(for_call: str | None, calls: int) -> bool:
+    """The code form is for a call newer than the database knows of."""
+    return for_call is not None and for_call.isdigit() and len(for_call) < 6 and int(for_call) > calls
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

@@ -36,7 +36,7 @@ not about the provider: it must never count against the provider's health.
 
 Provider errors never reach a template: the flow turns them into a Refusal
 with a message fit for the person, and routes map every Refusal to a response
-in one place (`webapp.routes`).
+in one place (`webapp.page_replies.refused`).
 """
 
 from __future__ import annotations

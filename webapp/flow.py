@@ -6,14 +6,14 @@ verification id from the session) and return plain results or raise a
 the row is committed before the function returns.
 
 No database transaction is held open while the provider is called: the
-provider can take seconds, and SQLite has a single writer.
+provider can take seconds, and SQLite has a single writer. Each verb takes its
+verification's turn and loads it here; its parts do the rest (webapp.calls,
+webapp.checks, webapp.resends), and none of them imports another verb.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
@@ -24,31 +24,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from webapp.attempt_writer import AttemptWriter
 from webapp.attempts import AttemptLog, printable
 from webapp.calls import Calls
-from webapp.checks import CHECK_FAILED, EXPIRED, Checks
-from webapp.codes import InvalidCode, clean_code
+from webapp.checks import Checks
 from webapp.db import answers
-from webapp.errors import (
-    InvalidToken,
-    NotFound,
-    ProviderError,
-    Refusal,
-    TokenExpired,
-    TokenProcessed,
-)
+from webapp.errors import Refusal
 from webapp.guard import Guard
 from webapp.leases import LeaseBusy, Leases
 from webapp.models import Verification
 from webapp.outbox import Outbox
-from webapp.outcomes import Form, Outcome
-from webapp.phone import InvalidNumber, number_from_e164, parse_phone
+from webapp.outcomes import Outcome
+from webapp.phone import InvalidNumber, parse_phone
 from webapp.progress import Pending, Verified
 from webapp.provider import CallOptions
 from webapp.provider.failover import Providers
+from webapp.resends import Resends
 from webapp.settings import Settings
 from webapp.shown import Shown
 from webapp.verifications import Verifications
-
-log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
@@ -78,6 +69,7 @@ class Flow:
         self._outbox = outbox
         self._checks = Checks(providers, self._verifications, self._attempts, self._shown, self._options, clock)
         self._calls = Calls(providers, self._verifications, self._attempts, outbox, self._shown, self._options, clock)
+        self._resends = Resends(guard, self._verifications, self._attempts, self._calls, self._shown, clock)
         #: the JSON API client this flow starts verifications for (`for_api`); None: the page
         self._api_client: str | None = None
         # A turn covers at most two provider requests (cancel + create, check + fetch) and a few
@@ -89,24 +81,23 @@ class Flow:
         """This flow with every attempts row naming `client_id`, the site of a hand-off; itself for None."""
         if client_id is None:
             return self
-        bound = copy.copy(self)  # shares everything (sessions, providers, guard, leases, outbox) but the log
-        bound._attempts = self._attempts.for_client(client_id)
-        bound._calls = replace(self._calls, attempts=bound._attempts)
-        bound._checks = replace(self._checks, attempts=bound._attempts)
-        return bound
+        return self._bound(self._attempts.for_client(client_id), self._options, self._api_client)
 
     def for_api(self, client_id: str, language: str | None = None) -> Flow:
         """This flow for a JSON API client: the verifications it starts are the client's, its rows say via "api".
 
         `language` replaces VERIFY_LANGUAGE for the calls this flow places.
         """
-        bound = copy.copy(self)
-        bound._attempts = self._attempts.for_client(client_id, via="api")
-        bound._api_client = client_id
-        if language is not None:
-            bound._options = replace(self._options, language=language)
-        bound._calls = replace(self._calls, attempts=bound._attempts, options=bound._options)
-        bound._checks = replace(self._checks, attempts=bound._attempts, options=bound._options)
+        options = self._options if language is None else replace(self._options, language=language)
+        return self._bound(self._attempts.for_client(client_id, via="api"), options, client_id)
+
+    def _bound(self, attempts: AttemptLog, options: CallOptions, api_client: str | None) -> Flow:
+        """This flow with its parts writing to `attempts`, calling with `options`, for `api_client`."""
+        bound = copy.copy(self)  # shares everything (sessions, providers, guard, leases, outbox) but those
+        bound._attempts, bound._options, bound._api_client = attempts, options, api_client
+        bound._calls = replace(self._calls, attempts=attempts, options=options)
+        bound._checks = replace(self._checks, attempts=attempts, options=options)
+        bound._resends = replace(self._resends, attempts=attempts, calls=bound._calls, api_client=api_client)
         return bound
 
     @property
@@ -164,34 +155,7 @@ class Flow:
     async def resend(self, verification_id: str | None, ip: str) -> Pending:
         """Place a new call for the verification in progress ("Call me again")."""
         async with self._turn(verification_id, "resend", ip):
-            return await self._resend(verification_id, ip)
-
-    async def _resend(self, verification_id: str | None, ip: str) -> Pending:
-        verification = await self._load(verification_id, "resend", ip)
-        meanwhile = self._shown.meanwhile("resend", verification, verification.provider_ref)
-        if meanwhile is not None:
-            await self._attempts.write("resend", meanwhile.outcome, ip, verification=verification)
-            raise meanwhile
-        wait = self._shown.resend_wait(verification, self._clock())
-        if wait > 0:
-            await self._attempts.write("resend", Outcome.RESEND_TOO_SOON, ip, verification=verification)
-            raise Refusal(Outcome.RESEND_TOO_SOON, retry_after=wait, pending=self._shown.pending(verification))
-        number = number_from_e164(verification.number)
-        # Past its expiry a pending verification no longer holds the number: reopen it like a closed one.
-        was_live = verification.status == "pending" and self._clock() < verification.expires_at
-        try:
-            await self._guard.check_number(number)
-            await self._guard.count_call(number, self._api_client)
-            if not was_live:
-                verification = await self._verifications.reopen(verification)
-        except Refusal as refusal:
-            await self._attempts.write("resend", refusal.outcome, ip, verification=verification)
-            if refusal.told.form == Form.CURRENT:  # not over: the code form stays
-                raise refusal.showing(self._shown.pending(verification)) from None
-            raise
-        if was_live and verification.provider_ref:
-            await self._calls.cancel_quietly(verification.provider, verification.provider_ref)
-        return await self._calls.place("resend", number, verification, ip)
+            return await self._resends.again(await self._load(verification_id, "resend", ip), ip)
 
     async def confirm(
         self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None = None
@@ -202,55 +166,7 @@ class Flow:
         typed for a call that "Call me again" has replaced is not checked.
         """
         async with self._turn(verification_id, "check", ip):
-            return await self._confirm(verification_id, raw_code, ip, for_call)
-
-    async def _confirm(self, verification_id: str | None, raw_code: str, ip: str, for_call: str | None) -> Verified:
-        verification = await self._load(verification_id, "check", ip)
-        meanwhile = self._shown.meanwhile("check", verification, verification.provider_ref)
-        if meanwhile is not None:
-            # An old tab or a replayed cookie: a finished verification is no fresh proof.
-            await self._attempts.write("check", meanwhile.outcome, ip, verification=verification)
-            raise meanwhile
-        if verification.status != "pending":
-            await self._attempts.write("check", Outcome.CLOSED, ip, verification=verification)
-            raise self._shown.closed(verification)
-        if verification.provider_ref is None or _later_call(for_call, verification.calls):
-            # Its call was placed while the database was away and is not written down yet (webapp.outbox).
-            await self._attempts.write("check", Outcome.VERIFICATION_BUSY, ip, verification=verification)
-            raise Refusal(Outcome.VERIFICATION_BUSY, retry_after=2, pending=self._shown.pending(verification))
-        if for_call is not None and for_call != str(verification.calls):
-            await self._attempts.write("check", Outcome.SUPERSEDED, ip, verification=verification)
-            raise self._shown.superseded(verification)
-        try:
-            code = clean_code(raw_code, self._options.token_length)
-        except InvalidCode as refusal:
-            await self._attempts.write("check", Outcome.INVALID_CODE, ip, verification=verification)
-            raise refusal.showing(self._shown.pending(verification)) from None
-        if self._clock() >= verification.expires_at:
-            raise await self._checks.close_check(verification, "expired", ip, EXPIRED)
-
-        started = time.perf_counter()
-        try:
-            checked = await self._providers.client(verification.provider).check(verification.provider_ref or "", code)
-        except InvalidToken:
-            raise await self._checks.wrong_code(verification, ip, _ms(started)) from None
-        except (TokenExpired, NotFound):
-            raise await self._checks.close_check(verification, "expired", ip, EXPIRED, latency=_ms(started)) from None
-        except TokenProcessed:
-            # Also what a check gets when the right code was recorded at the provider
-            # but not by us (the database was away): ask the provider how it ended.
-            if await self._checks.provider_says(verification) == "verified":
-                return await self._checks.verify(verification, ip, _ms(started))
-            raise await self._checks.close_check(
-                verification, "failed", ip, None, latency=_ms(started), outcome=Outcome.CLOSED
-            ) from None
-        except ProviderError as exc:
-            log.warning("code check failed at the provider: %s", exc)
-            await self._attempts.write(
-                "check", Outcome.PROVIDER_ERROR, ip, verification=verification, latency=_ms(started)
-            )
-            raise Refusal(Outcome.PROVIDER_ERROR, CHECK_FAILED, pending=self._shown.pending(verification)) from None
-        return await self._checks.checked(verification, checked, ip, _ms(started))
+            return await self._checks.check(await self._load(verification_id, "check", ip), raw_code, ip, for_call)
 
     async def pending(self, verification_id: str | None) -> Pending | None:
         """The verification behind a session, if it is still worth showing."""
@@ -335,12 +251,3 @@ class Flow:
             await self._attempts.write(kind, Outcome.NO_VERIFICATION, ip)
             raise Refusal(Outcome.NO_VERIFICATION)
         return verification
-
-
-def _later_call(for_call: str | None, calls: int) -> bool:
-    """The code form is for a call newer than the database knows of."""
-    return for_call is not None and for_call.isdigit() and len(for_call) < 6 and int(for_call) > calls
-
-
-def _ms(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)

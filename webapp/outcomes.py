@@ -7,7 +7,7 @@ and the CSV hold the same values as before there was an enumeration.
 
 `REFUSALS` says, for every outcome a `Refusal` can carry, what the person is
 told, which form they see, the HTTP status, and the JSON API's title. The page
-(`webapp.routes.refused`) and the API's problem details (`webapp.api.problems`)
+(`webapp.page_replies.refused`) and the API's problem details (`webapp.api.problems`)
 both read it, so a refusal is decided here and only rendered there.
 """
 

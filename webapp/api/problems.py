@@ -3,7 +3,7 @@
 The table says, for every outcome a refusal can carry (the flow's, the
 guard's, and the API's own), its HTTP status and title; the problem's
 `detail` is the refusal's message for the person, and `code` the outcome
-itself. The page renders the same table (`webapp.routes.refused`): nothing is
+itself. The page renders the same table (`webapp.page_replies.refused`): nothing is
 decided here. README's error table is checked against it (tests/api/test_docs.py).
 """
 
