@@ -49,3 +49,8 @@ def app_state(connection: HTTPConnection) -> AppState:
     # starlette's own typed state (`Request[AppState]`) is this same cast of its
     # `State`, which answers `state["key"]` as well as `state.key`.
     return cast("AppState", connection.state)
+
+
+def ip_of(connection: HTTPConnection) -> str:
+    """The client's IP for this request, TRUSTED_PROXIES applied (the lifespan's `client_ip`)."""
+    return app_state(connection)["client_ip"](connection.scope)

@@ -1,4 +1,4 @@
-"""What the hand-off's endpoints share, made once by the app's lifespan."""
+"""What the hand-off's endpoints share, made once by the app's lifespan, and how a request finds it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 
 from limits import RateLimitItem
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
 
 from webapp.attempt_writer import AttemptWriter
 from webapp.attempts import AttemptLog
@@ -15,6 +16,7 @@ from webapp.limits import RateLimits, parse
 from webapp.oidc.keys import KeyRing
 from webapp.oidc.subjects import Subjects
 from webapp.settings import Settings
+from webapp.state import app_state
 
 
 @dataclass
@@ -50,3 +52,15 @@ class Provider:
 def enabled(settings: Settings) -> bool:
     """Whether the hand-off is served: with a PUBLIC_URL, or in sandbox mode."""
     return settings.public_url is not None or settings.sandbox
+
+
+def served(connection: HTTPConnection) -> Provider:
+    """The app's provider, for a route mounted (or a hand-off loaded) only while the hand-off is served."""
+    provider = app_state(connection)["oidc"]
+    assert provider is not None, "the hand-off's routes and requests exist only while the hand-off is served"
+    return provider
+
+
+def issuer_of(connection: HTTPConnection) -> str:
+    """The issuer as a request to this address sees it (`Provider.issuer`)."""
+    return served(connection).issuer(str(connection.base_url))
