@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from limits import RateLimitItem
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
-from webapp.attempt_writer import AttemptWriter
 from webapp.attempts import AttemptLog
-from webapp.limits import RateLimits, parse
+from webapp.limits import parse
 from webapp.oidc.keys import KeyRing
 from webapp.oidc.subjects import Subjects
 from webapp.settings import Settings
-from webapp.state import app_state
+from webapp.state import Shared, app_state
 
 
 @dataclass
-class Provider:
-    """The OpenID provider's state: settings, database, clock, keys, `sub` secret, limits, log."""
+class Provider(Shared):
+    """The OpenID provider's state: what the lifespan shares; keys, `sub` secret, its limits, the log."""
 
-    settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
-    clock: Callable[[], datetime]
-    limits: RateLimits
-    #: the app's attempts writer (None: each row commits itself)
-    writer: AttemptWriter | None = None
     keys: KeyRing = field(init=False)
     subjects: Subjects = field(init=False)
     log: AttemptLog = field(init=False)
