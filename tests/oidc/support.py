@@ -1,6 +1,6 @@
 """What the hand-off's tests share: registered clients, PKCE, authorization requests, codes, tokens.
 
-The seam the verification page calls (`authorize.check`, `complete`,
+The seam the verification page calls (`authorize.check`, `completion.complete`,
 `cancel`) is driven directly, with a `Provider` of its own on the test's
 database, as a second worker would have; the token, userinfo and JWKS
 endpoints are reached over HTTP, through the app.
@@ -21,7 +21,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.support import FakeClock
-from webapp.oidc import authorize, clients
+from webapp.oidc import authorize, clients, completion
 from webapp.oidc.provider import Provider
 
 ISSUER = "http://testserver"  # the served address: sandbox mode without PUBLIC_URL
@@ -93,7 +93,7 @@ async def issue_code(
     pkce = new_pkce()
     accepted = await authorize.check(provider, query(client, pkce, **changes), issuer=ISSUER, ip="203.0.113.10")
     assert isinstance(accepted, authorize.Accepted), accepted
-    url = await authorize.complete(
+    url = await completion.complete(
         provider, accepted.request_id, number=number, verified_at=clock(), issuer=ISSUER, ip="203.0.113.10"
     )
     [code] = redirect_params(url)["code"]

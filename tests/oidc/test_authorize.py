@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.oidc.support import ISSUER, NUMBER, SHOP_CALLBACK, Registered, issue_code, query, redirect_params, register
 from tests.support import FakeClock, attempts
 from webapp.models import OidcAuthorizationRequest
-from webapp.oidc import authorize
+from webapp.oidc import authorize, completion
 from webapp.oidc.provider import Provider
 
 IP = "203.0.113.10"
@@ -202,9 +202,9 @@ async def test_a_valid_request_over_http_goes_on_to_the_page_with_its_id_in_the_
 async def test_a_request_completes_once_only(provider: Provider, shop: Registered, clock: FakeClock) -> None:
     accepted = await check(provider, query(shop))
     assert isinstance(accepted, authorize.Accepted)
-    await authorize.complete(provider, accepted.request_id, number=NUMBER, verified_at=clock(), issuer=ISSUER, ip=IP)
-    with pytest.raises(authorize.HandoffError):
-        await authorize.complete(
+    await completion.complete(provider, accepted.request_id, number=NUMBER, verified_at=clock(), issuer=ISSUER, ip=IP)
+    with pytest.raises(completion.HandoffError):
+        await completion.complete(
             provider, accepted.request_id, number=NUMBER, verified_at=clock(), issuer=ISSUER, ip=IP
         )
 
@@ -218,8 +218,8 @@ async def test_a_verification_from_before_the_request_does_not_complete_it(
     clock.advance(5)
     accepted = await check(provider, query(shop))
     assert isinstance(accepted, authorize.Accepted)
-    with pytest.raises(authorize.HandoffError):
-        await authorize.complete(
+    with pytest.raises(completion.HandoffError):
+        await completion.complete(
             provider, accepted.request_id, number=NUMBER, verified_at=verified_at, issuer=ISSUER, ip=IP
         )
 
@@ -228,21 +228,21 @@ async def test_an_expired_request_does_not_complete(provider: Provider, shop: Re
     accepted = await check(provider, query(shop))
     assert isinstance(accepted, authorize.Accepted)
     clock.advance(1801)
-    with pytest.raises(authorize.HandoffError):
-        await authorize.complete(
+    with pytest.raises(completion.HandoffError):
+        await completion.complete(
             provider, accepted.request_id, number=NUMBER, verified_at=clock(), issuer=ISSUER, ip=IP
         )
 
 
 async def test_an_unknown_request_does_not_complete(provider: Provider, clock: FakeClock) -> None:
-    with pytest.raises(authorize.HandoffError):
-        await authorize.complete(provider, "no-such-request", number=NUMBER, verified_at=clock(), issuer=ISSUER, ip=IP)
+    with pytest.raises(completion.HandoffError):
+        await completion.complete(provider, "no-such-request", number=NUMBER, verified_at=clock(), issuer=ISSUER, ip=IP)
 
 
 async def test_cancel_goes_back_with_access_denied_state_and_iss(provider: Provider, shop: Registered) -> None:
     accepted = await check(provider, query(shop, state=AWKWARD_STATE))
     assert isinstance(accepted, authorize.Accepted)
-    url = await authorize.cancel(provider, accepted.request_id, issuer=ISSUER, ip=IP)
+    url = await completion.cancel(provider, accepted.request_id, issuer=ISSUER, ip=IP)
     assert url.startswith(SHOP_CALLBACK + "?")
     params = redirect_params(url)
     assert params["error"] == ["access_denied"] and params["state"] == [AWKWARD_STATE] and params["iss"] == [ISSUER]
@@ -255,13 +255,13 @@ async def test_a_cancelled_request_can_neither_complete_nor_cancel_again(
 ) -> None:
     accepted = await check(provider, query(shop))
     assert isinstance(accepted, authorize.Accepted)
-    await authorize.cancel(provider, accepted.request_id, issuer=ISSUER, ip=IP)
-    with pytest.raises(authorize.HandoffError):
-        await authorize.complete(
+    await completion.cancel(provider, accepted.request_id, issuer=ISSUER, ip=IP)
+    with pytest.raises(completion.HandoffError):
+        await completion.complete(
             provider, accepted.request_id, number=NUMBER, verified_at=clock(), issuer=ISSUER, ip=IP
         )
-    with pytest.raises(authorize.HandoffError):
-        await authorize.cancel(provider, accepted.request_id, issuer=ISSUER, ip=IP)
+    with pytest.raises(completion.HandoffError):
+        await completion.cancel(provider, accepted.request_id, issuer=ISSUER, ip=IP)
 
 
 async def test_an_expired_request_can_still_be_cancelled(
@@ -271,7 +271,7 @@ async def test_an_expired_request_can_still_be_cancelled(
     accepted = await check(provider, query(shop))
     assert isinstance(accepted, authorize.Accepted)
     clock.advance(1801)
-    params = redirect_params(await authorize.cancel(provider, accepted.request_id, issuer=ISSUER, ip=IP))
+    params = redirect_params(await completion.cancel(provider, accepted.request_id, issuer=ISSUER, ip=IP))
     assert params["error"] == ["access_denied"]
 
 
@@ -285,7 +285,7 @@ async def test_every_authorization_decision_is_logged_with_a_reason(
     await check(provider, query(shop, code_challenge=None))
     accepted = await check(provider, query(shop))
     assert isinstance(accepted, authorize.Accepted)
-    await authorize.cancel(provider, accepted.request_id, issuer=ISSUER, ip=IP)
+    await completion.cancel(provider, accepted.request_id, issuer=ISSUER, ip=IP)
     rows = [(a.kind, a.outcome, a.client_id, (a.reason or "").split(":")[0]) for a in await attempts(db)]
     assert rows == [
         ("handoff", "oidc_error", None, "invalid_client"),

@@ -32,7 +32,7 @@ from tests.oidc.support import (
 )
 from tests.support import FakeClock, attempts
 from webapp.models import OidcAccessToken, OidcAuthorizationCode, OidcClient
-from webapp.oidc import authorize
+from webapp.oidc import authorize, completion
 from webapp.oidc.provider import Provider
 
 with warnings.catch_warnings():
@@ -63,7 +63,7 @@ async def test_an_oidc_client_library_completes_the_code_flow(
         url, state = site.create_authorization_url(ISSUER + "/oidc/authorize", code_verifier=verifier, nonce="n-42")
         accepted = await authorize.check(provider, url.split("?", 1)[1].encode(), issuer=ISSUER, ip="203.0.113.10")
         assert isinstance(accepted, authorize.Accepted) and accepted.client_name == "Example shop"
-        back = await authorize.complete(
+        back = await completion.complete(
             provider, accepted.request_id, number=NUMBER, verified_at=clock(), issuer=ISSUER, ip="203.0.113.10"
         )
         assert redirect_params(back)["state"] == [state]

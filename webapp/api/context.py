@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webapp.api.auth import ClientAuth
 from webapp.api.idempotency import IdempotencyKeys
-from webapp.attempt_writer import AttemptWriter
 from webapp.attempts import AttemptLog
-from webapp.limits import RateLimits
-from webapp.settings import Settings
+from webapp.state import Shared
 
 
 @dataclass
-class Api:
-    """The API's state: settings, database, clock, limits; client authentication, idempotency keys, the log."""
+class Api(Shared):
+    """The API's state: what the lifespan shares; client authentication, idempotency keys, the log."""
 
-    settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
-    clock: Callable[[], datetime]
-    limits: RateLimits
-    #: the app's one writer of attempts rows (group commit, folding)
-    writer: AttemptWriter | None = None
     auth: ClientAuth = field(init=False)
     keys: IdempotencyKeys = field(init=False)
     log: AttemptLog = field(init=False)

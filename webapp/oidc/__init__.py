@@ -4,7 +4,9 @@
     keys.py        the RSA keys that sign ID tokens, kept in the database (or a PEM file): the JWKS
     subjects.py    pairwise `sub` values, from a secret every worker shares
     codes.py       one-time authorization codes and opaque access tokens, stored as SHA-256
-    authorize.py   the authorization endpoint's checks, and completing or cancelling a request
+    authorize.py   the authorization endpoint's checks: the per-IP limit, error page or redirect, storing
+    parameters.py  the request's parameters: parsed strictly, checked (PKCE S256, scope, prompt, ...)
+    completion.py  completing or cancelling a request: the redirect back with a code or access_denied
     handoff.py     a pending request as the verification page sees it (for whom, since when, its origin)
     page.py        the page during a hand-off: loading it per request, the way back, cancel, continue
     tokens.py      the token endpoint (authorization_code + PKCE S256), the ID token, userinfo

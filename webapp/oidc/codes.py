@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +29,13 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _issue(session: AsyncSession, row: Callable[[str], object]) -> str:
+    """A new code or token, its row (`row(digest)`) added to the session; the secret itself."""
+    secret = secrets.token_urlsafe(32)
+    session.add(row(digest(secret)))
+    return secret
+
+
 def issue_code(
     session: AsyncSession,
     request: OidcAuthorizationRequest,
@@ -38,10 +46,10 @@ def issue_code(
     lifetime: int,
 ) -> str:
     """Add a code for `request` to the session (the caller commits); the code."""
-    code = secrets.token_urlsafe(32)
-    session.add(
-        OidcAuthorizationCode(
-            code_hash=digest(code),
+    return _issue(
+        session,
+        lambda code_hash: OidcAuthorizationCode(
+            code_hash=code_hash,
             client_id=request.client_id,
             redirect_uri=request.redirect_uri,
             scope=request.scope,
@@ -51,9 +59,8 @@ def issue_code(
             auth_time=auth_time,
             created_at=now,
             expires_at=now + timedelta(seconds=lifetime),
-        )
+        ),
     )
-    return code
 
 
 @dataclass(frozen=True)
@@ -81,19 +88,18 @@ async def spend(session: AsyncSession, code: str, now: datetime) -> Spent:
 
 def issue_access_token(session: AsyncSession, code: OidcAuthorizationCode, *, now: datetime, lifetime: int) -> str:
     """Add an access token for what `code` proved to the session (the caller commits); the token."""
-    token = secrets.token_urlsafe(32)
-    session.add(
-        OidcAccessToken(
-            token_hash=digest(token),
+    return _issue(
+        session,
+        lambda token_hash: OidcAccessToken(
+            token_hash=token_hash,
             client_id=code.client_id,
             code_hash=code.code_hash,
             number=code.number,
             scope=code.scope,
             created_at=now,
             expires_at=now + timedelta(seconds=lifetime),
-        )
+        ),
     )
-    return token
 
 
 async def find_access_token(session: AsyncSession, token: str, now: datetime) -> OidcAccessToken | None:

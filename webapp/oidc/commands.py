@@ -42,6 +42,12 @@ def _table(rows: Sequence[tuple[str, ...]]) -> str:
     )
 
 
+def _listing(header: tuple[str, ...], rows: list[tuple[str, ...]], empty: str) -> int:
+    """Print the rows under their header as a table, or `empty` when there are none; exit status 0."""
+    print(_table([header, *rows]) if rows else empty)
+    return 0
+
+
 def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "never"
 
@@ -57,14 +63,14 @@ def client_command(args: argparse.Namespace, on_database: OnDatabase) -> int:
         return 0
 
     async def listing(session: AsyncSession) -> int:
-        found = await clients.all_clients(session)
-        if not found:
-            print("(no clients: add one with `voice2fa client add --name … --redirect-uri …`)")
-            return 0
-        rows = [("client_id", "name", "created (UTC)", "last used (UTC)", "redirect URIs")]
-        rows += [(c.id, c.name, _when(c.created_at), _when(c.last_used_at), " ".join(c.redirect_uris)) for c in found]
-        print(_table(rows))
-        return 0
+        return _listing(
+            ("client_id", "name", "created (UTC)", "last used (UTC)", "redirect URIs"),
+            [
+                (c.id, c.name, _when(c.created_at), _when(c.last_used_at), " ".join(c.redirect_uris))
+                for c in await clients.all_clients(session)
+            ],
+            "(no clients: add one with `voice2fa client add --name … --redirect-uri …`)",
+        )
 
     async def remove(session: AsyncSession) -> int:
         if await clients.remove(session, args.client_id):
@@ -102,25 +108,23 @@ def keys_command(args: argparse.Namespace, on_database: OnDatabase) -> int:
 
     async def listing(session: AsyncSession) -> int:
         found = await keys.every(session)
-        if not found:
-            print("(no signing keys yet: the first is made when one is needed, or run `voice2fa keys rotate`)")
-            return 0
         signing = next((key.kid for key in found if key.retired_at is None), None)
-        rows = [("kid", "created (UTC)", "state")]
-        rows += [
-            (
-                key.kid,
-                _when(key.created_at),
-                "signing"
-                if key.kid == signing
-                else f"retired {_when(key.retired_at)}"
-                if key.retired_at
-                else "published",
-            )
-            for key in found
-        ]
-        print(_table(rows))
-        return 0
+        return _listing(
+            ("kid", "created (UTC)", "state"),
+            [
+                (
+                    key.kid,
+                    _when(key.created_at),
+                    "signing"
+                    if key.kid == signing
+                    else f"retired {_when(key.retired_at)}"
+                    if key.retired_at
+                    else "published",
+                )
+                for key in found
+            ],
+            "(no signing keys yet: the first is made when one is needed, or run `voice2fa keys rotate`)",
+        )
 
     work = {"rotate": rotate, "retire": retire, "list": listing}[args.action]
     return on_database(settings.database_url, _in_session(work))

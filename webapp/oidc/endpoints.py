@@ -16,8 +16,9 @@ from starlette.routing import BaseRoute, Route
 from webapp.oidc import authorize, tokens
 from webapp.oidc.keys import ALGORITHM
 from webapp.oidc.page import SESSION_KEY
-from webapp.oidc.provider import Provider
-from webapp.state import app_state
+from webapp.oidc.parameters import SCOPES
+from webapp.oidc.provider import issuer_of, served
+from webapp.state import app_state, ip_of
 
 MAX_FORM_BYTES = 16 * 1024
 
@@ -37,20 +38,6 @@ CLAIMS = (
 )
 
 
-def _provider(request: Request) -> Provider:
-    provider = app_state(request)["oidc"]
-    assert provider is not None, "these routes are only served with the hand-off on"
-    return provider
-
-
-def _issuer(request: Request) -> str:
-    return _provider(request).issuer(str(request.base_url))
-
-
-def _ip(request: Request) -> str:
-    return app_state(request)["client_ip"](request.scope)
-
-
 def metadata(issuer: str) -> dict[str, Any]:
     """The OpenID Provider Metadata (OpenID Connect Discovery 1.0 §3) for `issuer`."""
     return {
@@ -64,7 +51,7 @@ def metadata(issuer: str) -> dict[str, Any]:
         "grant_types_supported": ["authorization_code"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": [ALGORITHM],
-        "scopes_supported": list(authorize.SCOPES),
+        "scopes_supported": list(SCOPES),
         "claims_supported": list(CLAIMS),
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -76,22 +63,24 @@ def metadata(issuer: str) -> dict[str, Any]:
 
 async def discovery(request: Request) -> Response:
     """GET /.well-known/openid-configuration."""
-    return JSONResponse(metadata(_issuer(request)), headers={"Cache-Control": "public, max-age=300"})
+    return JSONResponse(metadata(issuer_of(request)), headers={"Cache-Control": "public, max-age=300"})
 
 
 async def jwks(request: Request) -> Response:
     """GET the JWK Set: the public keys that verify ID tokens."""
-    return JSONResponse(await _provider(request).keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+    return JSONResponse(await served(request).keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
 async def authorization(request: Request) -> Response:
     """GET the authorization endpoint: an error page, an error redirect, or on to the verification page."""
     result = await authorize.check(
-        _provider(request), request.scope.get("query_string", b""), issuer=_issuer(request), ip=_ip(request)
+        served(request), request.scope.get("query_string", b""), issuer=issuer_of(request), ip=ip_of(request)
     )
     if isinstance(result, authorize.ErrorPage):
-        html = request.state.pages.env.get_template("oidc_error.html").render(
-            error=result.error, message=result.message, root=request.scope.get("root_path", "")
+        html = (
+            app_state(request)["pages"]
+            .env.get_template("oidc_error.html")
+            .render(error=result.error, message=result.message, root=request.scope.get("root_path", ""))
         )
         headers = {"Cache-Control": "no-store"}
         if result.retry_after:
@@ -128,18 +117,18 @@ def _json(answer: tokens.Answer) -> Response:
 async def token(request: Request) -> Response:
     """POST the token endpoint: a code (and its PKCE verifier) for an ID token and an access token."""
     answer = await tokens.exchange(
-        _provider(request),
+        served(request),
         await _form_pairs(request),
         request.headers.get("authorization"),
-        issuer=_issuer(request),
-        ip=_ip(request),
+        issuer=issuer_of(request),
+        ip=ip_of(request),
     )
     return _json(answer)
 
 
 async def userinfo(request: Request) -> Response:
     """GET or POST the userinfo endpoint, with a Bearer access token."""
-    return _json(await tokens.userinfo(_provider(request), request.headers.get("authorization")))
+    return _json(await tokens.userinfo(served(request), request.headers.get("authorization")))
 
 
 def routes() -> list[BaseRoute]:

@@ -24,6 +24,8 @@ from webapp.oidc.provider import Provider
 #: What may stand in a Content-Security-Policy source expression as a host: no
 #: quote, space, semicolon or comma could end the directive early.
 _HOST = re.compile(r"[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\]", re.ASCII)
+#: The attempts rows' kind for the hand-off: started, code issued, cancelled, its errors.
+KIND = "handoff"
 
 State = Literal["open", "expired", "finished"]
 

@@ -24,13 +24,13 @@ from webapp import page_session
 from webapp.errors import Refusal
 from webapp.flow import Flow
 from webapp.forms import read_logged
-from webapp.oidc import authorize
-from webapp.oidc.authorize import KIND, HandoffError
-from webapp.oidc.handoff import Handoff, load
-from webapp.oidc.provider import Provider
-from webapp.pages import is_htmx
+from webapp.oidc import completion
+from webapp.oidc.completion import HandoffError
+from webapp.oidc.handoff import KIND, Handoff, load
+from webapp.oidc.provider import issuer_of, served
+from webapp.pages import Pages, is_htmx
 from webapp.progress import Verified
-from webapp.state import app_state
+from webapp.state import app_state, ip_of
 
 SESSION_KEY = page_session.AUTHORIZATION_REQUEST
 #: The form field naming the hand-off a page was rendered for (`Handoff.tag`).
@@ -41,18 +41,8 @@ TIMED_OUT = "This sign-in has timed out. Choose “Cancel and go back” to retu
 ENDED = "That sign-in has ended. To sign in to the site you came from, go back there and start again."
 
 
-def _provider(request: Request) -> Provider:
-    provider = app_state(request)["oidc"]
-    assert provider is not None, "a hand-off is only loaded when the provider is served"
-    return provider
-
-
-def _issuer(request: Request) -> str:
-    return _provider(request).issuer(str(request.base_url))
-
-
-def _ip(request: Request) -> str:
-    return app_state(request)["client_ip"](request.scope)
+def _pages(request: Request) -> Pages:
+    return app_state(request)["pages"]
 
 
 def _home(request: Request) -> Response:
@@ -102,32 +92,41 @@ async def hand_back(request: Request, handoff: Handoff, verified: Verified, tag:
     if not is_htmx(request) and tag != handoff.tag:
         return None
     try:
-        url = await authorize.complete(
-            _provider(request),
+        url = await completion.complete(
+            served(request),
             handoff.request_id,
             number=verified.number,
             verified_at=verified.verified_at,
-            issuer=_issuer(request),
-            ip=_ip(request),
+            issuer=issuer_of(request),
+            ip=ip_of(request),
         )
     except HandoffError as error:
         request.session.pop(page_session.RESULT, None)
-        reloaded = await load(_provider(request), handoff.request_id, _provider(request).clock())
+        reloaded = await load(served(request), handoff.request_id, served(request).clock())
         if reloaded is None or reloaded.state == "finished":
             end(request)
         else:
             request.state.handoff = reloaded
-        return request.state.pages.render(request, "result", status_code=409, message=error.message, verified=verified)
+        return _pages(request).render(request, "result", status_code=409, message=error.message, verified=verified)
     return back_to_site(request, url)
+
+
+async def _posted(request: Request) -> tuple[Flow, Handoff | None, dict[str, str]] | Response:
+    """A hand-off POST's start: `begin`, then its form (an unreadable one logged, and the page says so)."""
+    flow, handoff = await begin(request)
+    try:
+        form = await read_logged(request, flow.attempts, KIND, ip_of(request))
+    except Refusal as refusal:
+        return _pages(request).render(request, "phone", status_code=refusal.status_code, message=refusal.message)
+    return flow, handoff, form
 
 
 async def handoff_continue(request: Request) -> Response:
     """POST /oidc/continue: "Continue to …", for a verification whose form could not go back to the site."""
-    flow, handoff = await begin(request)
-    try:
-        form = await read_logged(request, flow.attempts, KIND, _ip(request))
-    except Refusal as refusal:
-        return request.state.pages.render(request, "phone", status_code=refusal.status_code, message=refusal.message)
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    flow, handoff, form = posted
     verified = await flow.result(page_session.get(request.session, page_session.RESULT))
     if handoff is None or not handoff.open or verified is None:
         return _home(request)  # the page says what there is to do
@@ -136,22 +135,21 @@ async def handoff_continue(request: Request) -> Response:
 
 async def handoff_cancel(request: Request) -> Response:
     """POST /oidc/cancel: "Cancel and go back": the site hears `access_denied`, the call in progress ends."""
-    flow, handoff = await begin(request)
-    try:
-        form = await read_logged(request, flow.attempts, KIND, _ip(request))
-    except Refusal as refusal:
-        return request.state.pages.render(request, "phone", status_code=refusal.status_code, message=refusal.message)
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    flow, handoff, form = posted
     if handoff is not None and handoff.cancellable and not is_htmx(request) and form.get(TAG_FIELD) != handoff.tag:
         return _home(request)  # an older page's button: this hand-off's page has its own
     try:
         if handoff is None:
             raise HandoffError(ENDED)
-        url = await authorize.cancel(_provider(request), handoff.request_id, issuer=_issuer(request), ip=_ip(request))
+        url = await completion.cancel(served(request), handoff.request_id, issuer=issuer_of(request), ip=ip_of(request))
     except HandoffError as error:
         end(request)
-        return request.state.pages.render(request, "phone", status_code=409, message=error.message)
+        return _pages(request).render(request, "phone", status_code=409, message=error.message)
     try:
-        await flow.cancel(page_session.get(request.session, page_session.VERIFICATION), _ip(request))
+        await flow.cancel(page_session.get(request.session, page_session.VERIFICATION), ip_of(request))
     except Refusal:
         pass  # another worker has that call in hand; unclaimed, it simply expires
     request.session.pop(page_session.VERIFICATION, None)

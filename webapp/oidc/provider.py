@@ -1,32 +1,24 @@
-"""What the hand-off's endpoints share, made once by the app's lifespan."""
+"""What the hand-off's endpoints share, made once by the app's lifespan, and how a request finds it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from limits import RateLimitItem
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
 
-from webapp.attempt_writer import AttemptWriter
 from webapp.attempts import AttemptLog
-from webapp.limits import RateLimits, parse
+from webapp.limits import parse
 from webapp.oidc.keys import KeyRing
 from webapp.oidc.subjects import Subjects
 from webapp.settings import Settings
+from webapp.state import Shared, app_state
 
 
 @dataclass
-class Provider:
-    """The OpenID provider's state: settings, database, clock, keys, `sub` secret, limits, log."""
+class Provider(Shared):
+    """The OpenID provider's state: what the lifespan shares; keys, `sub` secret, its limits, the log."""
 
-    settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
-    clock: Callable[[], datetime]
-    limits: RateLimits
-    #: the app's attempts writer (None: each row commits itself)
-    writer: AttemptWriter | None = None
     keys: KeyRing = field(init=False)
     subjects: Subjects = field(init=False)
     log: AttemptLog = field(init=False)
@@ -50,3 +42,15 @@ class Provider:
 def enabled(settings: Settings) -> bool:
     """Whether the hand-off is served: with a PUBLIC_URL, or in sandbox mode."""
     return settings.public_url is not None or settings.sandbox
+
+
+def served(connection: HTTPConnection) -> Provider:
+    """The app's provider, for a route mounted (or a hand-off loaded) only while the hand-off is served."""
+    provider = app_state(connection)["oidc"]
+    assert provider is not None, "the hand-off's routes and requests exist only while the hand-off is served"
+    return provider
+
+
+def issuer_of(connection: HTTPConnection) -> str:
+    """The issuer as a request to this address sees it (`Provider.issuer`)."""
+    return served(connection).issuer(str(connection.base_url))

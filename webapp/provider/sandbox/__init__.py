@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from webapp.provider.sandbox import messagebird, twilio
+from webapp.provider.sandbox import messagebird, twilio, twilio_resources
 from webapp.provider.sandbox.state import (
     CUT,
     HANG,
@@ -106,9 +106,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if request.url.path.startswith("/v2/"):
         if exc.status_code == 404:
-            response = twilio.not_found(request)
+            response = twilio_resources.not_found(request)
         else:
-            response = twilio.error(exc.status_code, 20004 if exc.status_code == 405 else 20001, exc.detail)
+            response = twilio_resources.error(exc.status_code, 20004 if exc.status_code == 405 else 20001, exc.detail)
     else:
         response = messagebird.error(exc.status_code, 98 if exc.status_code == 404 else 21, exc.detail)
     response.headers.update(exc.headers or {})

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,16 +41,16 @@ from webapp.provider.sandbox.state import (
     TRIGGER_HANG,
     TRIGGER_MESSAGEBIRD_DOWN,
     TRIGGER_SERVER_ERROR,
+    Endpoint,
     SandboxState,
     SandboxVerification,
     cut_off,
+    unless_out,
 )
 
 TYPES = ("sms", "flash", "tts", "email")
 #: MessageBird's upper bound for `timeout` (three days); also keeps the date maths finite.
 MAX_TIMEOUT = 259_200
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -252,22 +251,20 @@ OUTAGE_ERRORS = {
 }
 
 
-def _unless_out(state: SandboxState, endpoint: Endpoint) -> Endpoint:
-    async def guarded(request: Request) -> Response:
-        status = await state.outage("messagebird")
-        if status is None:
-            return await endpoint(request)
-        code, description = OUTAGE_ERRORS.get(status, (99, "Internal error"))
-        return error(status, code, description, "access_key" if status == 401 else None)
-
-    return guarded
+def _outage_error(status: int) -> Response:
+    code, description = OUTAGE_ERRORS.get(status, (99, "Internal error"))
+    return error(status, code, description, "access_key" if status == 401 else None)
 
 
 def routes(state: SandboxState) -> list[BaseRoute]:
     """MessageBird's Verify paths over `state`."""
     api = _MessageBirdApi(state)
+
+    def served(endpoint: Endpoint) -> Endpoint:
+        return unless_out(state, "messagebird", _outage_error, _require_key(endpoint))
+
     return [
-        Route("/verify", _unless_out(state, _require_key(api.create)), methods=["POST"]),
-        Route("/verify/{id}", _unless_out(state, _require_key(api.show)), methods=["GET"]),
-        Route("/verify/{id}", _unless_out(state, _require_key(api.delete)), methods=["DELETE"]),
+        Route("/verify", served(api.create), methods=["POST"]),
+        Route("/verify/{id}", served(api.show), methods=["GET"]),
+        Route("/verify/{id}", served(api.delete), methods=["DELETE"]),
     ]

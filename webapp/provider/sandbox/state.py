@@ -1,14 +1,15 @@
-"""What the sandbox remembers: the verifications of both APIs and the calls placed."""
+"""What the sandbox remembers: the verifications of both APIs and the calls placed; its outage switches."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import anyio
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -29,6 +30,8 @@ MAX_KEPT = 1000
 HANG = "hang"  # wait `hang_seconds`, then the same 500 as TRIGGER_HANG
 CUT = "cut"  # place the call, then break the answer to the create off half-way
 OUTAGE_STATUSES = (401, 403, 429, 500, 502, 503)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -136,6 +139,18 @@ class SandboxState:
             }
             for _, when, v in placed
         ]
+
+
+def unless_out(state: SandboxState, api: str, answer: Callable[[int], Response], endpoint: Endpoint) -> Endpoint:
+    """`endpoint`, unless `state.outages` has `api` answer every request: then `answer(status)`, its own error body."""
+
+    async def guarded(request: Request) -> Response:
+        status = await state.outage(api)
+        if status is None:
+            return await endpoint(request)
+        return answer(status)
+
+    return guarded
 
 
 def cut_off(response: Response) -> Response:

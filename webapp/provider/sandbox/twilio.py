@@ -23,7 +23,8 @@ the number start afresh). The fifth wrong code makes the verification
 "max_attempts_reached"; checking it again is 429 60202, and the number gets no
 new verification until it expires. Twilio forgets a verification once it is
 approved or expired: every path answers it 404 code 20404, as for a SID it
-never made. A canceled one can still be fetched.
+never made. A canceled one can still be fetched. The resources and the error
+body are `webapp.provider.sandbox.twilio_resources`.
 """
 
 from __future__ import annotations
@@ -32,10 +33,7 @@ import base64
 import binascii
 import re
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from datetime import timedelta
 
 import anyio
 from starlette.requests import Request
@@ -47,9 +45,18 @@ from webapp.provider.sandbox.state import (
     TRIGGER_HANG,
     TRIGGER_SERVER_ERROR,
     TRIGGER_TWILIO_DOWN,
+    Endpoint,
     SandboxState,
-    SandboxVerification,
     cut_off,
+    unless_out,
+)
+from webapp.provider.sandbox.twilio_resources import (
+    TwilioVerification,
+    check_resource,
+    error,
+    not_found,
+    outage_error,
+    verification_resource,
 )
 
 LIFETIME = timedelta(minutes=10)
@@ -64,54 +71,6 @@ _ACCOUNT = re.compile(r"AC[0-9a-fA-F]{32}")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _CODE = re.compile(r"[0-9]{4,10}")
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?")
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-@dataclass(slots=True, kw_only=True)
-class TwilioVerification(SandboxVerification):
-    """A Verification resource, as Twilio keeps it."""
-
-    api = "twilio"
-    waiting = frozenset({"pending", "max_attempts_reached"})
-    call_statuses: ClassVar[dict[str, str]] = {
-        "pending": "sent",
-        "approved": "verified",
-        "canceled": "deleted",
-        "max_attempts_reached": "failed",
-    }
-
-    service_sid: str
-    account_sid: str
-    channel: str
-    locale: str | None
-    updated: datetime
-    attempt_sids: list[str] = field(default_factory=list)
-
-    @property
-    def gone(self) -> bool:
-        """Twilio deletes a verification once it is approved or expired."""
-        return self.status in ("approved", "expired")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def error(status_code: int, code: int, message: str) -> JSONResponse:
-    """Twilio's error body."""
-    body = {
-        "code": code,
-        "message": message,
-        "more_info": f"https://www.twilio.com/docs/errors/{code}",
-        "status": status_code,
-    }
-    return JSONResponse(body, status_code=status_code)
-
-
-def not_found(request: Request) -> JSONResponse:
-    """404 code 20404, naming the resource as Twilio does (without the version)."""
-    return error(404, 20404, f"The requested resource {request.url.path.removeprefix('/v2')} was not found")
 
 
 def _credentials(request: Request) -> tuple[str, str] | None:
@@ -172,39 +131,6 @@ class _TwilioApi:
                 return verification
         return None
 
-    def _check(self, v: TwilioVerification) -> dict[str, Any]:
-        """The VerificationCheck resource: the verification's fields a check answers."""
-        return {
-            "sid": v.id,
-            "service_sid": v.service_sid,
-            "account_sid": v.account_sid,
-            "to": "+" + v.recipient,
-            "channel": v.channel,
-            "status": v.status,
-            "valid": v.status == "approved",
-            "amount": None,
-            "payee": None,
-            "date_created": _iso(v.created),
-            "date_updated": _iso(v.updated),
-            "sna_attempts_error_codes": [],
-        }
-
-    def _resource(self, request: Request, v: TwilioVerification) -> dict[str, Any]:
-        """The Verification resource."""
-        resource = self._check(v)
-        del resource["sna_attempts_error_codes"]
-        base = str(request.base_url).rstrip("/")
-        return {
-            **resource,
-            "lookup": {},
-            "send_code_attempts": [
-                {"attempt_sid": sid, "channel": v.channel, "time": _iso(when)}
-                for sid, (_, when) in zip(v.attempt_sids, v.calls, strict=True)
-            ],
-            "sna": None,
-            "url": f"{base}/v2/Services/{v.service_sid}/Verifications/{v.id}",
-        }
-
     async def create(self, request: Request) -> Response:
         form = await _form(request)
         to, channel, locale = form.get("To", ""), form.get("Channel", ""), form.get("Locale") or None
@@ -233,7 +159,7 @@ class _TwilioApi:
             current.channel, current.updated = channel, now
             current.attempt_sids.append("VL" + secrets.token_hex(16))
             self.state.call(current)
-            return JSONResponse(self._resource(request, current), status_code=201)
+            return JSONResponse(verification_resource(request, current), status_code=201)
 
         token = "".join(secrets.choice("0123456789") for _ in range(self.state.twilio_code_length))
         verification = TwilioVerification(
@@ -254,7 +180,7 @@ class _TwilioApi:
             attempt_sids=["VL" + secrets.token_hex(16)],
         )
         self.state.add(verification)
-        response = JSONResponse(self._resource(request, verification), status_code=201)
+        response = JSONResponse(verification_resource(request, verification), status_code=201)
         return cut_off(response) if self.state.cut("twilio") else response
 
     async def check(self, request: Request) -> Response:
@@ -278,13 +204,13 @@ class _TwilioApi:
             verification.status = "approved"
         elif verification.attempts >= verification.max_attempts:
             verification.status = "max_attempts_reached"
-        return JSONResponse(self._check(verification))
+        return JSONResponse(check_resource(verification))
 
     async def fetch(self, request: Request) -> Response:
         verification = self._find(request, request.path_params["sid"])
         if verification is None:
             return not_found(request)
-        return JSONResponse(self._resource(request, verification))
+        return JSONResponse(verification_resource(request, verification))
 
     async def update(self, request: Request) -> Response:
         form = await _form(request)
@@ -296,36 +222,20 @@ class _TwilioApi:
             return not_found(request)
         verification.status = status
         verification.updated = self.state.now().replace(microsecond=0)
-        return JSONResponse(self._resource(request, verification))
-
-
-#: What Twilio answers in an outage (`SandboxState.outages`), by its documented error codes.
-OUTAGE_ERRORS = {
-    401: (20003, "Authenticate"),
-    403: (20005, "Account is not active"),
-    429: (20429, "Too Many Requests"),
-    503: (20503, "Service Unavailable"),
-}
-
-
-def _unless_out(state: SandboxState, endpoint: Endpoint) -> Endpoint:
-    async def guarded(request: Request) -> Response:
-        status = await state.outage("twilio")
-        if status is None:
-            return await endpoint(request)
-        code, message = OUTAGE_ERRORS.get(status, (20500, "An internal server error has occurred"))
-        return error(status, code, message)
-
-    return guarded
+        return JSONResponse(verification_resource(request, verification))
 
 
 def routes(state: SandboxState) -> list[BaseRoute]:
     """Twilio Verify v2's paths over `state`."""
     api = _TwilioApi(state)
+
+    def served(endpoint: Endpoint) -> Endpoint:
+        return unless_out(state, "twilio", outage_error, _require_basic(endpoint))
+
     service = "/v2/Services/{service}"
     return [
-        Route(f"{service}/Verifications", _unless_out(state, _require_basic(api.create)), methods=["POST"]),
-        Route(f"{service}/VerificationCheck", _unless_out(state, _require_basic(api.check)), methods=["POST"]),
-        Route(f"{service}/Verifications/{{sid}}", _unless_out(state, _require_basic(api.fetch)), methods=["GET"]),
-        Route(f"{service}/Verifications/{{sid}}", _unless_out(state, _require_basic(api.update)), methods=["POST"]),
+        Route(f"{service}/Verifications", served(api.create), methods=["POST"]),
+        Route(f"{service}/VerificationCheck", served(api.check), methods=["POST"]),
+        Route(f"{service}/Verifications/{{sid}}", served(api.fetch), methods=["GET"]),
+        Route(f"{service}/Verifications/{{sid}}", served(api.update), methods=["POST"]),
     ]
