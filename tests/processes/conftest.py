@@ -29,15 +29,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def serve(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     """Start `voice2fa serve` in the test's empty working directory; each one stopped afterwards.
 
-    `serve(*args, log=None, log_level="warning", **settings)`: `args` after
-    `--port`, `settings` as environment variables (on `clean_env()`), `log`
-    takes its stderr; it has answered at /healthz when this returns.
+    `serve(*args, log=None, log_level="warning", seconds=20.0, **settings)`:
+    `args` after `--port`, `settings` as environment variables (on
+    `clean_env()`), `log` takes its stderr; it has answered at /healthz within
+    `seconds` when this returns.
     """
     with ExitStack() as stack:
 
-        def start(*args: str, log: Path | None = None, log_level: str = "warning", **settings: str) -> Running:
+        def start(
+            *args: str, log: Path | None = None, log_level: str = "warning", seconds: float = 20.0, **settings: str
+        ) -> Running:
             served = running(
-                "serve", *args, ready="/healthz", cwd=tmp_path, env=clean_env(**settings), log=log, log_level=log_level
+                "serve",
+                *args,
+                ready="/healthz",
+                cwd=tmp_path,
+                env=clean_env(**settings),
+                log=log,
+                log_level=log_level,
+                seconds=seconds,
             )
             return stack.enter_context(served)
 

@@ -58,10 +58,12 @@ def running(
     env: dict[str, str] | None = None,
     log: Path | None = None,
     log_level: str = "warning",
+    seconds: float = 20.0,
 ) -> Iterator[Running]:
     """`voice2fa <command> --port <free> [args]`, once its path `ready` answers; stopped afterwards.
 
-    `env` defaults to `clean_env()`; `log` takes the process's stderr (else discarded).
+    `env` defaults to `clean_env()`; `log` takes the process's stderr (else
+    discarded) and is shown if it does not answer within `seconds`.
     """
     port = free_port()
     process = start(
@@ -72,7 +74,10 @@ def running(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(url + ready, process)
+        try:
+            wait_until_up(url + ready, process, seconds)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}:\n{log.read_text()}" if log else str(exc)) from None
         yield Running(url, port, process)
     finally:
         stop_group(process)

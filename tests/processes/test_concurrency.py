@@ -117,8 +117,9 @@ def served(
     if trusted:
         settings["TRUSTED_PROXIES"] = trusted
     log = tmp_path / "serve.log"
-    # --log-level info: uvicorn says "Application startup complete." once per worker.
-    server = serve("--workers", str(WORKERS), log=log, log_level="info", **settings)
+    # --log-level info: uvicorn says "Application startup complete." once per worker;
+    # the first of them answers /healthz, within the time all four are given.
+    server = serve("--workers", str(WORKERS), log=log, log_level="info", seconds=30.0, **settings)
     info = Served(url=server.url, database=tmp_path / "voice2fa.db", log=log)
     wait_for_workers(info, server.process)
     return info
