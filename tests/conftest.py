@@ -4,6 +4,11 @@ Every test that uses the database (`database_url`, and through it `settings`,
 `app`, `client`, `db`) runs twice: on a SQLite file and on PostgreSQL
 (127.0.0.1:5432, trust auth; skipped with the reason where none answers).
 
+The folders add their own: browser/conftest.py the served app and Chromium
+(its tests marked `browser`), processes/conftest.py real `voice2fa` processes
+(marked `slow`), and api/ and oidc/ their clients. Helpers are in the
+support.py beside each conftest.py, and shared ones in tests/support.py.
+
 Set VOICE2FA_REQUIRE_SERVICES=1 (.ci/run does) to turn "service absent" skips
 into failures: on the machines that have Chromium, PostgreSQL and Redis, those
 tests must run.
@@ -13,15 +18,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from asgi_lifespan import LifespanManager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -29,13 +31,10 @@ from starlette.datastructures import Secret
 from starlette.types import ASGIApp
 
 from tests.support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     OPERATOR,
     OPERATOR_HASH,
     POSTGRES_SERVER,
     FakeClock,
-    free_port,
     postgres_database,
     postgres_ping,
     postgres_url,
@@ -46,11 +45,6 @@ from webapp.db import create_engine, create_sessionmaker
 from webapp.migrate import upgrade
 from webapp.provider import CallOptions
 from webapp.settings import Settings
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # the browser fixture says so, through require()
-    sync_playwright = None  # type: ignore[assignment]
 
 
 @pytest.fixture(scope="session")
@@ -173,46 +167,3 @@ async def db(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession
 def operator(client_for: Callable[..., httpx.AsyncClient]) -> httpx.AsyncClient:
     """A client logged in as the operator, from 192.0.2.50."""
     return client_for("192.0.2.50", auth=OPERATOR)
-
-
-# -- the browser tests ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
-    """The real app served by uvicorn from a background thread; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-browser-tests", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            thread.join(5)
-            pytest.fail(f"uvicorn did not start on 127.0.0.1:{port}")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    assert not thread.is_alive(), "uvicorn did not stop within 10 s"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Headless Debian Chromium for this module (no browser downloads on these machines)."""
-    require(sync_playwright is not None, "playwright for Python is not installed (pip install -e '.[test]')")
-    require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
-    try:
-        manager = sync_playwright().start()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no browser here"
-        require(False, f"Playwright could not start: {exc}")
-    try:
-        launched = manager.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-    except Exception as exc:  # noqa: BLE001
-        manager.stop()
-        require(False, f"Playwright could not launch {CHROMIUM}: {exc}")
-    yield launched
-    launched.close()
-    manager.stop()

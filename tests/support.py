@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from pathlib import Path
@@ -139,14 +138,15 @@ def always(status_code: int, **kwargs: Any) -> Handler:
 
 
 @contextmanager
-def served_in_thread(app: ASGIApp, *, lifespan: str = "off", seconds: float = 10) -> Iterator[str]:
+def served_in_thread(app: ASGIApp, *, lifespan: str = "off", seconds: float = 10, port: int = 0) -> Iterator[str]:
     """`app` served by uvicorn on a free loopback port, in a thread of its own; its base URL.
 
     `lifespan="on"` runs the app's lifespan too; `seconds` bounds the start and the stop.
+    `port` is for an app that must know its address before it is served (from `free_port()`).
     """
     # Bind first and hand uvicorn the socket: the port is ours, with no race.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -174,7 +174,8 @@ def postgres_url(database: str) -> str:
     return f"postgresql+asyncpg://postgres@{POSTGRES_SERVER}/{database}"
 
 
-def _on_own_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
+def on_own_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run `coroutine` to its end from sync code, on an event loop of its own."""
     # Sync fixtures run beside pytest-asyncio's per-test loop; asyncio.run on
     # this thread would replace (and then unset) that loop, so use another one.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -202,17 +203,17 @@ async def _execute(database_url: str, statements: tuple[str, ...]) -> None:
 
 def execute_sql(database_url: str, *statements: str) -> None:
     """Run SQL statements on a test's database, in one transaction, from sync code."""
-    _on_own_loop(_execute(database_url, statements))
+    on_own_loop(_execute(database_url, statements))
 
 
 def postgres_admin(*statements: str) -> None:
     """Run statements (CREATE/DROP DATABASE) on the test server's admin database."""
-    _on_own_loop(_postgres(*statements))
+    on_own_loop(_postgres(*statements))
 
 
 def postgres_ping() -> None:
     """Raise unless PostgreSQL answers on POSTGRES_SERVER."""
-    _on_own_loop(_postgres("SELECT 1"))
+    on_own_loop(_postgres("SELECT 1"))
 
 
 @contextmanager
@@ -339,72 +340,6 @@ async def form_token(operator: httpx.AsyncClient) -> str:
 async def post_action(operator: httpx.AsyncClient, **fields: str) -> httpx.Response:
     """POST /admin/deny with `fields`, as the confirmation page's form does (form token included)."""
     return await operator.post("/admin/deny", data={csrf.FIELD: await form_token(operator), **fields})
-
-
-# -- the browser tests ----------------------------------------------------------------------------
-
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
-SHOTS = Path("/tmp/shots")
-WAIT_MS = 5_000
-
-
-@dataclass
-class Watched:
-    """A page and what it did: console errors, page errors, main-frame navigations."""
-
-    page: object
-    base_url: str
-    errors: list[str] = field(default_factory=list)
-    navigations: list[str] = field(default_factory=list)
-
-    def on_console(self, message: object) -> None:
-        if message.type != "error":
-            return
-        url = message.location.get("url", "")
-        # The page links no icon, so Chromium's own /favicon.ico probe 404s: not the page's doing.
-        if url.endswith("/favicon.ico"):
-            return
-        self.errors.append(f"{message.text} ({url})")
-
-    def open(self) -> None:
-        """Load the page once and mark the window, so a reload would show."""
-        self.page.goto(self.base_url + "/")
-        self.page.evaluate("window.__marker = 1")
-
-    def assert_not_reloaded(self) -> None:
-        assert self.page.evaluate("window.__marker") == 1, "the page reloaded"
-        assert self.navigations == [self.base_url + "/"], f"main frame navigated: {self.navigations}"
-
-    def latest_call(self) -> dict:
-        """The newest call the sandbox placed (GET /_sandbox/calls, newest first)."""
-        response = self.page.request.get(self.base_url + "/_sandbox/calls")
-        assert response.ok, response.status
-        calls = response.json()
-        assert calls, "the sandbox placed no call"
-        return calls[0]
-
-
-def watch(page: object, base_url: str) -> Watched:
-    watched = Watched(page, base_url)
-    page.on("console", watched.on_console)
-    page.on("pageerror", lambda exc: watched.errors.append(f"pageerror: {exc}"))
-    page.on("framenavigated", lambda frame: frame == page.main_frame and watched.navigations.append(frame.url))
-    # CSP violations also reach the console as errors; this catches ones that do not.
-    page.add_init_script(
-        "document.addEventListener('securitypolicyviolation', function (e) {"
-        " console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI); });"
-    )
-    return watched
 
 
 class Outage:

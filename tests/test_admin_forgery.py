@@ -4,7 +4,7 @@ The hostile test of issue 7 made a logged-in operator's browser deny numbers
 by opening one link: a filter's text came back as HTML, and htmx ran the
 `hx-post` it held. Here, over HTTP on SQLite and PostgreSQL: input is text in
 every answer, an action needs the form token of a page the session was
-shown, and `?done=` says only what the app wrote. tests/test_admin_browser.py
+shown, and `?done=` says only what the app wrote. tests/browser/test_admin.py
 opens the issue's links in Chromium.
 """
 

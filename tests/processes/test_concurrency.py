@@ -8,15 +8,13 @@ and its attempts log in a SQLite file in the test's working directory.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sqlite3
 import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import closing, suppress
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
@@ -25,14 +23,13 @@ import httpx
 import phonenumbers
 import pytest
 
-from tests.support import VOICE2FA, clean_env, free_port, require, stop, wait_until_up
+from tests.processes.support import Running, running
+from tests.support import require
 
 try:
     import redis
 except ImportError:  # the redis fixture says so, through require()
     redis = None  # type: ignore[assignment]
-
-pytestmark = pytest.mark.slow
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WORKERS = 4
@@ -77,26 +74,6 @@ def key_prefix(redis_client: redis.Redis) -> Iterator[str]:
         redis_client.delete(*keys)
 
 
-def start(command: list[str], cwd: Path | None, env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
-    """A server in a process group of its own, so that no worker can outlive the test."""
-    stderr = log.open("wb") if log else subprocess.DEVNULL
-    try:
-        return subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
-        )
-    finally:
-        if log:
-            stderr.close()  # the child holds its own copy
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Stop the server, which stops its workers; if it had to be killed, kill what is left of them."""
-    stop(process)
-    if process.returncode != 0:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[str]:
     """`voice2fa sandbox` alone: the MessageBird the apps call; its base URL.
@@ -104,16 +81,8 @@ def sandbox() -> Iterator[str]:
     One for the module, as one MessageBird serves every deployment: each test
     calls numbers of its own and counts only the calls to those.
     """
-    port = free_port()
-    process = start(
-        [str(VOICE2FA), "sandbox", "--port", str(port), "--log-level", "warning"], cwd=None, env=clean_env(), log=None
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base + "/_sandbox/calls", process)
-        yield base
-    finally:
-        stop_group(process)
+    with running("sandbox", ready="/_sandbox/calls") as sandbox:
+        yield sandbox.url
 
 
 def wait_for_workers(served: Served, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
@@ -129,37 +98,31 @@ def wait_for_workers(served: Served, process: subprocess.Popen[bytes], seconds: 
 
 
 @pytest.fixture
-def served(request: pytest.FixtureRequest, key_prefix: str, sandbox: str, tmp_path: Path) -> Iterator[Served]:
+def served(
+    request: pytest.FixtureRequest, key_prefix: str, sandbox: str, tmp_path: Path, serve: Callable[..., Running]
+) -> Served:
     """`voice2fa serve --workers 4` on Redis counters, in an empty working directory.
 
     TRUSTED_PROXIES is 127.0.0.1/32 unless a test passes another value
     (indirect parametrisation; "" trusts no proxy).
     """
     trusted = getattr(request, "param", TRUSTED)
-    port = free_port()
-    env = clean_env(
-        MESSAGEBIRD_API_KEY="test-key",
-        MESSAGEBIRD_BASE_URL=sandbox,
-        RATELIMIT_STORAGE_URL=REDIS_URL,
-        RATELIMIT_KEY_PREFIX=key_prefix,
-        COOKIE_SECURE="false",
-    )
+    settings = {
+        "MESSAGEBIRD_API_KEY": "test-key",
+        "MESSAGEBIRD_BASE_URL": sandbox,
+        "RATELIMIT_STORAGE_URL": REDIS_URL,
+        "RATELIMIT_KEY_PREFIX": key_prefix,
+        "COOKIE_SECURE": "false",
+    }
     if trusted:
-        env["TRUSTED_PROXIES"] = trusted
-    info = Served(url=f"http://127.0.0.1:{port}", database=tmp_path / "voice2fa.db", log=tmp_path / "serve.log")
-    # --log-level info: uvicorn says "Application startup complete." once per worker.
-    process = start(
-        [str(VOICE2FA), "serve", "--port", str(port), "--workers", str(WORKERS), "--log-level", "info"],
-        cwd=tmp_path,
-        env=env,
-        log=info.log,
-    )
-    try:
-        wait_for_workers(info, process)
-        wait_until_up(info.url + "/healthz", process)
-        yield info
-    finally:
-        stop_group(process)
+        settings["TRUSTED_PROXIES"] = trusted
+    log = tmp_path / "serve.log"
+    # --log-level info: uvicorn says "Application startup complete." once per worker;
+    # the first of them answers /healthz, within the time all four are given.
+    server = serve("--workers", str(WORKERS), log=log, log_level="info", seconds=30.0, **settings)
+    info = Served(url=server.url, database=tmp_path / "voice2fa.db", log=log)
+    wait_for_workers(info, server.process)
+    return info
 
 
 async def post_verify_all(base_url: str, requests: list[tuple[str, str]]) -> list[httpx.Response]:

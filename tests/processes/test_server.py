@@ -9,28 +9,24 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import VOICE2FA, clean_env, free_port, stop, wait_until_up
-
-pytestmark = pytest.mark.slow
+from tests.processes.support import Running
 
 #: Long enough that a cut-off connection is told apart from one left open.
 PATIENCE = 30.0
 
 
-@dataclass
 class Served:
-    base: str
-    port: int
-    process: subprocess.Popen[bytes]
+    """A running `voice2fa serve`, seen over raw sockets."""
+
+    def __init__(self, running: Running) -> None:
+        self.base, self.port, self.process = running.url, running.port, running.process
 
     def connect(self) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", self.port))
@@ -49,33 +45,9 @@ class Served:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
-    """Start `voice2fa serve` with settings from `**env`; stopped afterwards."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(**env: str) -> Served:
-        port = free_port()
-        process = subprocess.Popen(
-            [str(VOICE2FA), "serve", "--port", str(port), "--log-level", "warning"],
-            cwd=tmp_path,
-            env=clean_env(**env),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        started.append(process)
-        base = f"http://127.0.0.1:{port}"
-        wait_until_up(base + "/healthz", process)
-        return Served(base, port, process)
-
-    yield start
-    for process in started:
-        stop(process)
-
-
-@pytest.fixture
-def served(serve: Callable[..., Served]) -> Served:
+def served(serve: Callable[..., Running]) -> Served:
     """The server with deadlines of 2 s for the headers and 4 s for a whole request."""
-    return serve(HEADERS_TIMEOUT="2", REQUEST_TIMEOUT="4")
+    return Served(serve(HEADERS_TIMEOUT="2", REQUEST_TIMEOUT="4"))
 
 
 def head(*headers: bytes, path: bytes = b"/healthz") -> bytes:
@@ -218,10 +190,10 @@ def test_a_body_that_does_not_end_is_cut_off_and_others_are_served(served: Serve
 
 
 def test_sigterm_ends_the_server_within_its_shutdown_timeout_while_a_body_is_held_open(
-    serve: Callable[..., Served],
+    serve: Callable[..., Running],
 ) -> None:
     # The request deadline is far away: only the shutdown timeout can end this.
-    served = serve(REQUEST_TIMEOUT="3600", HEADERS_TIMEOUT="3600", SHUTDOWN_TIMEOUT="2")
+    served = Served(serve(REQUEST_TIMEOUT="3600", HEADERS_TIMEOUT="3600", SHUTDOWN_TIMEOUT="2"))
     with served.connect() as sock:
         sock.sendall(
             b"POST /verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"

@@ -12,14 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import SHOTS, WAIT_MS, Watched, watch
-
-pytestmark = pytest.mark.browser
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the browser fixture says so, through require()
-    expect = None  # type: ignore[assignment]
+from tests.browser.support import WAIT_MS, Watched, expect, shot, watch
 
 NUMBER = "06 12345678"
 RECIPIENT = "31612345678"
@@ -32,11 +25,6 @@ def web(browser: object, live_server: str) -> Iterator[Watched]:
     context.set_default_timeout(WAIT_MS)
     yield watch(context.new_page(), live_server)
     context.close()
-
-
-def shot(page: object, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def call_me(page: object) -> None:

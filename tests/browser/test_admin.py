@@ -4,16 +4,14 @@ The attempts table is seeded straight into the test's database: 130 rows over
 the last hours, two numbers, a mix of outcomes, and groups of ten rows sharing
 one `created_at`, so that page boundaries fall inside ties. Each row has its
 own `provider_latency_ms`, which is how a row is recognised on screen. The real
-app is served by uvicorn (the `live_server` fixture of tests/test_browser.py)
+app is served by uvicorn (the `live_server` fixture of tests/browser/conftest.py)
 and Chromium signs in with HTTP Basic. Screenshots go to /tmp/shots/admin-*.png.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -21,19 +19,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from sqlalchemy import select
 
-from tests.support import OPERATOR, SHOTS, WAIT_MS, watch
+from tests.browser.support import WAIT_MS, expect, shot, watch
+from tests.support import OPERATOR, on_own_loop
 from webapp.db import create_engine, create_sessionmaker
 from webapp.models import Attempt, DenyEntry
 from webapp.pages import htmx_file
 from webapp.reports import PAGE_SIZE
 from webapp.settings import Settings
-
-pytestmark = pytest.mark.browser
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the browser fixture skips, through require()
-    expect = None  # type: ignore[assignment]
 
 SEEDED = 130
 TIE = 10  # consecutive seeded rows share one created_at
@@ -95,12 +87,6 @@ async def _insert(database_url: str) -> list[Seeded]:
         await engine.dispose()
 
 
-def on_own_loop(coroutine: object) -> object:
-    """Run a coroutine to the end on a loop of its own (these tests are sync; pytest-asyncio has its own loop)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
 async def _deny_entries(database_url: str) -> list[tuple[str, str, str | None]]:
     engine = create_engine(database_url)
     try:
@@ -112,13 +98,13 @@ async def _deny_entries(database_url: str) -> list[tuple[str, str, str | None]]:
 
 def deny_entries(settings: Settings) -> list[tuple[str, str, str | None]]:
     """The deny list in the test's database: (kind, value, reason)."""
-    return on_own_loop(_deny_entries(settings.database_url))  # type: ignore[return-value]
+    return on_own_loop(_deny_entries(settings.database_url))
 
 
 @pytest.fixture
 def seeded(settings: Settings) -> list[Seeded]:
     """The attempts table of this test's database, seeded; the rows as inserted."""
-    return on_own_loop(_insert(settings.database_url))  # type: ignore[return-value]
+    return on_own_loop(_insert(settings.database_url))
 
 
 def newest_first(rows: list[Seeded]) -> list[int]:
@@ -165,10 +151,9 @@ class AdminPage:
         return parse_qs(urlsplit(self.page.url).query)
 
     def shot(self, name: str) -> None:
-        SHOTS.mkdir(parents=True, exist_ok=True)
         # caret="initial": hiding the caret leaves style="" on every input, which htmx's
         # history snapshot then carries back in, and the CSP rightly refuses.
-        self.page.screenshot(path=str(SHOTS / f"admin-{name}.png"), full_page=True, caret="initial")
+        shot(self.page, f"admin-{name}", caret="initial")
 
     def assert_not_reloaded(self) -> None:
         assert self.page.evaluate("window.__marker") == 1, "the page reloaded"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,47 +14,22 @@ from messagebird.http_client import HttpClient
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client as TwilioClient
 
+from tests.processes.support import Running, running
 from tests.support import VOICE2FA, clean_env, free_port, stop, wait_until_up
 from webapp.server import is_loopback
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
+def served(serve: Callable[..., Running]) -> str:
     """`voice2fa serve` started in an empty working directory; its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [str(VOICE2FA), "serve", "--port", str(port), "--log-level", "warning"],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base + "/healthz", process)
-        yield base
-    finally:
-        stop(process)
+    return serve().url
 
 
 @pytest.fixture
 def sandbox_url() -> Iterator[str]:
     """`voice2fa sandbox` on its own port; its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [str(VOICE2FA), "sandbox", "--port", str(port), "--log-level", "warning"],
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base + "/_sandbox/calls", process)
-        yield base
-    finally:
-        stop(process)
+    with running("sandbox", ready="/_sandbox/calls") as sandbox:
+        yield sandbox.url
 
 
 def test_serve_makes_its_database_in_the_working_directory_and_works(served: str, tmp_path: Path) -> None:
@@ -153,7 +128,7 @@ def test_twilios_own_sdk_works_against_the_sandbox(sandbox_url: str) -> None:
 
 def test_the_wheel_carries_templates_and_migrations(tmp_path: Path) -> None:
     """A plain `pip install .` must serve from anywhere: templates/ and migrations/ ship inside."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     subprocess.run(
         [
             sys.executable,

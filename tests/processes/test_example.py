@@ -12,9 +12,7 @@ import pytest
 
 from tests.support import clean_env, free_port, wait_until_up
 
-pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_example_serves_voice2fa_and_the_shop_registered_as_its_client() -> None:

@@ -1,7 +1,7 @@
 """The hand-off in real headless Chromium, across two origins: the shop, voice2fa's page, and back.
 
 voice2fa (sandbox mode, the test's database) is served by uvicorn at
-http://127.0.0.1:<port> (the `live_server` fixture of tests/test_browser.py);
+http://127.0.0.1:<port> (the `live_server` fixture of tests/browser/conftest.py);
 the example shop (examples/shop, Authlib's Starlette client configured from
 the discovery URL) at http://localhost:<port>, another host, so the browser
 treats them as two sites. The code is read from this browser's own
@@ -10,29 +10,18 @@ treats them as two sites. The code is read from this browser's own
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-import uvicorn
 
 from examples.shop.app import create_shop
-from tests.support import SHOTS, WAIT_MS, Watched, free_port, watch
+from tests.browser.support import WAIT_MS, Watched, expect, shot, watch
+from tests.support import free_port, on_own_loop, served_in_thread
 from webapp.db import create_engine, create_sessionmaker
 from webapp.oidc import clients
 from webapp.settings import Settings
-
-pytestmark = pytest.mark.browser
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the browser fixture skips, through require()
-    expect = None  # type: ignore[assignment]
 
 TYPED = "06 12345678"
 SHOWN = "+31 6 12345678"
@@ -55,8 +44,7 @@ async def _register(database_url: str, redirect_uri: str) -> clients.Credentials
 
 def register(settings: Settings, redirect_uri: str) -> clients.Credentials:
     """`voice2fa client add` on the test's database, from this sync test (pytest-asyncio has the thread's loop)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _register(settings.database_url, redirect_uri)).result()
+    return on_own_loop(_register(settings.database_url, redirect_uri))
 
 
 @pytest.fixture
@@ -66,34 +54,20 @@ def shop(settings: Settings, live_server: str) -> Iterator[Shop]:
     url = f"http://localhost:{port}"
     credentials = register(settings, url + "/callback")
     app = create_shop(live_server, credentials.client_id, credentials.client_secret, url)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, name="uvicorn-shop", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the shop did not start"
-        time.sleep(0.02)
-    yield Shop(url, live_server)
-    server.should_exit = True
-    thread.join(10)
-    assert not thread.is_alive(), "the shop did not stop within 10 s"
-
-
-def shot(page: object, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"handoff-{name}.png"), full_page=True)
+    with served_in_thread(app, port=port):
+        yield Shop(url, live_server)
 
 
 def sign_up(page: object, shop: Shop, name: str) -> None:
     """At the shop: give the number and sign up; voice2fa's page says for whom, with the number filled in."""
     page.goto(shop.url + "/")
     page.get_by_label("Phone number (optional)").fill(TYPED)
-    shot(page, f"{name}-1-shop")
+    shot(page, f"handoff-{name}-1-shop")
     page.get_by_role("button", name="Sign up with your phone").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Verify your phone number for Example shop")
     assert page.url == shop.voice2fa + "/"
     expect(page.get_by_role("textbox", name="Phone number", exact=True)).to_have_value(TYPED)
-    shot(page, f"{name}-2-voice2fa")
+    shot(page, f"handoff-{name}-2-voice2fa")
 
 
 def answer_the_call(page: object, shop: Shop, name: str) -> None:
@@ -103,7 +77,7 @@ def answer_the_call(page: object, shop: Shop, name: str) -> None:
     calls = page.request.get(shop.voice2fa + "/_sandbox/calls").json()
     assert [call["recipient"] for call in calls] == ["31612345678"]
     expect(page.locator("#calls .spoken").first).to_contain_text(calls[0]["token"])
-    shot(page, f"{name}-3-code")
+    shot(page, f"handoff-{name}-3-code")
     page.get_by_role("textbox", name="Code", exact=True).fill(calls[0]["token"])
     page.get_by_role("button", name="Check").click()
 
@@ -118,7 +92,7 @@ def test_with_javascript_the_shop_gets_the_verified_number(browser: object, shop
         answer_the_call(page, shop, "js")
         expect(page.locator(".welcome")).to_have_text(f"Welcome, your verified number is {SHOWN}.")
         assert page.url == shop.url + "/"
-        shot(page, "js-4-welcome")
+        shot(page, "handoff-js-4-welcome")
         assert watched.errors == []  # no CSP violation, no failed request on either side
     finally:
         context.close()
@@ -134,7 +108,7 @@ def test_without_javascript_the_shop_gets_the_verified_number(browser: object, s
         answer_the_call(page, shop, "nojs")
         expect(page.locator(".welcome")).to_have_text(f"Welcome, your verified number is {SHOWN}.")
         assert page.url == shop.url + "/"
-        shot(page, "nojs-4-welcome")
+        shot(page, "handoff-nojs-4-welcome")
     finally:
         context.close()
 
@@ -149,6 +123,6 @@ def test_cancel_and_go_back_tells_the_shop(browser: object, shop: Shop, javascri
         page.get_by_role("button", name="Cancel and go back").click()
         expect(page.locator(".error")).to_have_text("You cancelled verifying your number, so no account was made.")
         assert page.url.startswith(shop.url + "/callback?")
-        shot(page, f"cancel-{'js' if javascript else 'nojs'}")
+        shot(page, f"handoff-cancel-{'js' if javascript else 'nojs'}")
     finally:
         context.close()
