@@ -26,7 +26,7 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 class Ticking:
-    """A monotonic clock moved by hand."""
+    """Seconds on a clock moved by hand (the guard's cache runs on the app's clock)."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -52,7 +52,7 @@ def ticking() -> Ticking:
 
 @pytest.fixture
 def cache(db: Sessions, ticking: Ticking) -> DenyListCache:
-    return DenyListCache(db, monotonic=ticking)
+    return DenyListCache(db, now=ticking)
 
 
 async def test_a_deny_made_elsewhere_counts_within_a_second(
@@ -74,6 +74,15 @@ async def test_a_flood_asks_the_database_once_a_second(db: Sessions, cache: Deny
     ticking.now += 1
     assert await cache.ip_denied("203.0.113.9")
     assert (cache.checks, cache.loads) == (2, 1), "an unchanged list is not loaded again"
+
+
+async def test_a_clock_set_back_makes_the_copy_stale_not_trusted_longer(
+    db: Sessions, cache: DenyListCache, ticking: Ticking
+) -> None:
+    assert not await cache.number_denied("+31612345678")
+    await deny(db, "+31612345678")
+    ticking.now -= 3600  # the wall clock was set back an hour
+    assert await cache.number_denied("+31612345678"), "looked again at once, not an hour later"
 
 
 async def test_changed_makes_this_process_look_at_once(db: Sessions, cache: DenyListCache) -> None:

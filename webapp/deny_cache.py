@@ -80,11 +80,12 @@ class DenyListCache:
         sessions: async_sessionmaker[AsyncSession],
         *,
         refresh: float = REFRESH,
-        monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
         self._refresh = refresh
-        self._monotonic = monotonic
+        #: seconds; the guard passes the app's clock (as the counters use), so tests move it by hand
+        self._now = now
         self._list = DenyList()
         self._signature: tuple[object, ...] | None = None
         self._checked = -float("inf")
@@ -110,15 +111,19 @@ class DenyListCache:
 
     async def current(self) -> DenyList:
         """The list, refreshed first if it is older than `refresh` seconds."""
-        if self._monotonic() - self._checked < self._refresh:
+        if self._fresh(self._now()):
             return self._list
         async with self._lock:
-            started, generation = self._monotonic(), self._generation
-            if started - self._checked >= self._refresh:  # not refreshed while this request waited
+            started, generation = self._now(), self._generation
+            if not self._fresh(started):  # not refreshed while this request waited
                 await self._reload()
                 if generation == self._generation:
                     self._checked = started
         return self._list
+
+    def _fresh(self, now: float) -> bool:
+        """Checked under `refresh` seconds ago; a clock set back since counts as stale, not as fresh for longer."""
+        return 0 <= now - self._checked < self._refresh
 
     async def _reload(self) -> None:
         async with self._sessions() as session:

@@ -48,7 +48,7 @@ class Guard:
         self._sessions = sessionmaker
         self._clock = clock
         #: the operators' deny list, read from memory (refreshed at most once a second)
-        self.deny_list = DenyListCache(sessionmaker)
+        self.deny_list = DenyListCache(sessionmaker, now=lambda: clock().timestamp())
         self._judging = circuit.Judging()
         #: the counters' limits, public for the operators' pages
         self.start_ip_limits = parse(settings.limit_start_per_ip)

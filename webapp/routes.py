@@ -25,7 +25,7 @@ from webapp.oidc.handoff import Handoff
 from webapp.outcomes import STORAGE_DOWN
 from webapp.page_replies import done, flash, refused, unrecorded
 from webapp.pages import Pages, is_htmx
-from webapp.state import app_state
+from webapp.state import app_state, ip_of
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,6 @@ SANDBOX_KEY = page_session.SANDBOX
 
 def _pages(request: Request) -> Pages:
     return app_state(request)["pages"]
-
-
-def _ip(request: Request) -> str:
-    return app_state(request)["client_ip"](request.scope)
 
 
 def _session_id(request: Request) -> str | None:
@@ -111,12 +107,12 @@ async def _submit(
     """
     flow, handoff = await handoff_page.begin(request)
     try:
-        await flow.admit(kind, _ip(request), None if kind == "start" else _session_id(request))
+        await flow.admit(kind, ip_of(request), None if kind == "start" else _session_id(request))
     except Refusal as refusal:
         return refused(request, refusal, keep_form=True)
     form: dict[str, str] = {}
     try:
-        form = await read_logged(request, flow.attempts, kind, _ip(request))
+        form = await read_logged(request, flow.attempts, kind, ip_of(request))
         result = await act(flow, form)
     except Refusal as refusal:
         return refused(request, refusal, **(echo(form) if echo else {}))
@@ -129,7 +125,7 @@ async def verify_start(request: Request) -> Response:
         request,
         "start",
         lambda flow, form: flow.start(
-            form.get("phone", ""), form.get("country", ""), _ip(request), current_id=_session_id(request)
+            form.get("phone", ""), form.get("country", ""), ip_of(request), current_id=_session_id(request)
         ),
         echo=lambda form: {"phone_value": form.get("phone", "")[:64], "region": form.get("country", "")},
     )
@@ -150,7 +146,7 @@ async def verify_confirm(request: Request) -> Response:
         request,
         "check",
         lambda flow, form: flow.confirm(
-            _session_id(request), form.get("code", ""), _ip(request), for_call=form.get("call")
+            _session_id(request), form.get("code", ""), ip_of(request), for_call=form.get("call")
         ),
     )
     if isinstance(submitted, Response):
@@ -168,7 +164,7 @@ async def verify_confirm(request: Request) -> Response:
 
 async def verify_resend(request: Request) -> Response:
     """POST /resend: "Call me again" for the verification in progress."""
-    submitted = await _submit(request, "resend", lambda flow, _: flow.resend(_session_id(request), _ip(request)))
+    submitted = await _submit(request, "resend", lambda flow, _: flow.resend(_session_id(request), ip_of(request)))
     if isinstance(submitted, Response):
         return submitted
     pending = submitted.result
@@ -181,7 +177,7 @@ async def verify_restart(request: Request) -> Response:
     """POST /restart: forget the verification in progress, back to the phone form."""
     flow, _ = await handoff_page.begin(request)  # the phone form still says for whom
     try:
-        await flow.cancel(_session_id(request), _ip(request))
+        await flow.cancel(_session_id(request), ip_of(request))
     except Refusal as refusal:
         return refused(request, refusal)
     request.session.pop(SESSION_KEY, None)

@@ -33,7 +33,7 @@ from webapp.errors import Refusal
 from webapp.flow import Flow
 from webapp.outcomes import Outcome
 from webapp.progress import Pending
-from webapp.state import app_state
+from webapp.state import app_state, ip_of
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def _api(request: Request) -> Api:
     return app_state(request)["api"]
-
-
-def _peer(request: Request) -> str:
-    return app_state(request)["client_ip"](request.scope)
 
 
 #: The flow's statuses as the API names them: "unplaced" (the provider placed no call) is failed.
@@ -118,14 +114,14 @@ def endpoint(kind: str) -> Callable[[Handler], Handler]:
 
 async def _log_quietly(request: Request, client_id: str, kind: str, outcome: Outcome) -> None:
     try:
-        await _api(request).log_for(client_id).write(kind, outcome, _peer(request))
+        await _api(request).log_for(client_id).write(kind, outcome, ip_of(request))
     except STORAGE_ERRORS as exc:  # the refusal is answered all the same
         log.error("the attempts row of a refused API request was not written: %s", type(exc).__name__)
 
 
 async def client_flow(request: Request) -> Flow:
     """Authenticate the caller; the flow bound to it."""
-    client = await _api(request).auth.client(request.headers.get("authorization", ""), _peer(request))
+    client = await _api(request).auth.client(request.headers.get("authorization", ""), ip_of(request))
     request.state.api_client = client.id
     return _bound(request)
 
@@ -153,7 +149,7 @@ async def create_verification(request: Request) -> Response:
     key = read_key(request.headers.get(HEADER))
     body, raw = await read_model(request, CreateVerification)
     flow = _bound(request, body.locale)
-    ip = body.client_ip or _peer(request)
+    ip = body.client_ip or ip_of(request)
     if key is not None:
         replay = await api.keys.claim(client_id, key, fingerprint(raw))
         if replay is not None:
